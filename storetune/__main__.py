@@ -1,0 +1,3 @@
+from storetune.cli import run
+
+run()

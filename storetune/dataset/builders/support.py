@@ -1,0 +1,97 @@
+"""Support replies from resolved helpdesk tickets (multi-turn kept)."""
+
+from __future__ import annotations
+
+import re
+
+from storetune.dataset.example import Example
+from storetune.store.records import Ticket
+from storetune.workspace import StoreConfig
+
+_GREETING_NAME = re.compile(r"^(hi|hello|hey|dear)\s+<NAME>", re.IGNORECASE)
+
+
+def intent_of(ticket: Ticket, known: set[str]) -> str:
+    for tag in ticket.tags:
+        if tag in known:
+            return tag
+    return next((t for t in ticket.tags if t != "escalated"), "general")
+
+
+def _turns(ticket: Ticket) -> list[dict]:
+    """Public messages as alternating user/assistant turns (same-role runs merged)."""
+    turns: list[dict] = []
+    for m in ticket.public_messages():
+        role = "user" if m.role == "customer" else "assistant"
+        text = m.text.strip()
+        if not text:
+            continue
+        if turns and turns[-1]["role"] == role:
+            turns[-1]["content"] += "\n\n" + text
+        else:
+            turns.append({"role": role, "content": text})
+    while turns and turns[0]["role"] != "user":
+        turns.pop(0)
+    while turns and turns[-1]["role"] != "assistant":
+        turns.pop()
+    return turns
+
+
+def _polish_reply(text: str) -> str:
+    # A greeting to a scrubbed name would teach the model to write "<NAME>".
+    return _GREETING_NAME.sub(lambda m: f"{m.group(1)} there", text)
+
+
+class PolicyCorrector:
+    """Rewrites resolutions that quote a policy value since changed (counted)."""
+
+    def __init__(self, cfg: StoreConfig) -> None:
+        self.rules: list[tuple[re.Pattern, str]] = []
+        for ch in cfg.policies.changes:
+            old, new = ch.old, ch.new
+            if ch.field.endswith("_days"):
+                self.rules.append((re.compile(rf"\b{old}(?=[- ]day)"), str(new)))
+            elif isinstance(old, int | float):
+                self.rules.append((re.compile(rf"\${old:g}(?:\.00)?(?!\d)"), f"${new:g}"))
+        self.corrected = 0
+
+    def __call__(self, text: str) -> str:
+        fixed = text
+        for pattern, new in self.rules:
+            fixed = pattern.sub(new, fixed)
+        if fixed != text:
+            self.corrected += 1
+        return fixed
+
+
+def build_support(
+    tickets: list[Ticket], cfg: StoreConfig, intents: set[str], system_for, corrector: PolicyCorrector
+) -> tuple[list[Example], dict]:
+    marker = cfg.escalation.marker
+    out: list[Example] = []
+    skipped = {"human_only": 0, "no_reply": 0}
+    for t in tickets:
+        if t.human_only:
+            skipped["human_only"] += 1
+            continue
+        turns = _turns(t)
+        if not turns:
+            skipped["no_reply"] += 1
+            continue
+        for m in turns:
+            if m["role"] == "assistant":
+                m["content"] = corrector(_polish_reply(m["content"]))
+        if "escalated" in t.tags and not turns[-1]["content"].startswith(marker):
+            turns[-1]["content"] = f"{marker} {turns[-1]['content']}"
+        first_user = turns[0]["content"]
+        out.append(
+            Example(
+                messages=[{"role": "system", "content": system_for(first_user)}, *turns],
+                task="support",
+                category=intent_of(t, intents),
+                builder="support",
+                source_ids=[f"{t.source}:{t.source_id}"],
+                group=f"{t.source}:{t.source_id}",
+            )
+        )
+    return out, skipped

@@ -1,0 +1,100 @@
+"""The system prompt, rendered from store.yaml.
+
+Policies live here rather than in the weights, so a policy change needs no
+retraining; training teaches the model to read and follow this block. It is kept
+compact because every training and serving token of it costs compute.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from storetune.workspace import Policies, StoreConfig
+
+
+def _money(value: float, currency: str) -> str:
+    symbol = {"USD": "$", "CAD": "C$", "EUR": "€", "GBP": "£"}.get(currency, "")
+    return f"{symbol}{value:,.2f}" if symbol else f"{value:,.2f} {currency}"
+
+
+def _shipping_lines(p: Policies) -> list[str]:
+    s = p.shipping
+    lines = []
+    if s.free_threshold is not None:
+        lines.append(
+            f"Free standard shipping on orders over {_money(s.free_threshold, s.currency)}."
+        )
+    for z in s.zones:
+        lines.append(
+            f"Shipping to {z.name}: {_money(z.cost, s.currency)}, "
+            f"{z.days_min}-{z.days_max} business days."
+        )
+    if s.processing_days:
+        lines.append(f"Orders ship within {s.processing_days} business day(s).")
+    return lines
+
+
+def _policy_lines(p: Policies) -> list[str]:
+    r, x, d = p.returns, p.exchanges, p.damaged_items
+    lines = [
+        f"Returns: within {r.window_days} days of delivery, {r.condition}; {r.return_shipping}; "
+        f"refunds to the original payment method within {r.refund_days} business days.",
+    ]
+    if r.sale_items_final:
+        lines.append("Sale items are final sale: no returns or exchanges.")
+    if x.allowed:
+        lines.append(f"Exchanges: free within {x.window_days} days. {x.notes}".strip())
+    lines.append(
+        f"Damaged or missing items: report within {d.report_within_days} days; {d.remedy}."
+    )
+    lines += _shipping_lines(p)
+    if p.loyalty:
+        lines.append(f"Loyalty ({p.loyalty.name}): {p.loyalty.earn}; {p.loyalty.redeem}.")
+    for label, text in [
+        ("Price match", p.price_match),
+        ("Cancellations", p.cancellations),
+        ("Address changes", p.address_changes),
+        ("Order status", p.order_status),
+        ("Sizing", p.size_guide),
+        ("Care", p.care),
+    ]:
+        if text:
+            lines.append(f"{label}: {text.strip()}")
+    lines += [
+        f"{k.replace('_', ' ').capitalize()}: {_free_text(v)}" for k, v in p.extra_rules().items()
+    ]
+    return lines
+
+
+def _free_text(value: Any) -> str:
+    if isinstance(value, dict):
+        return "; ".join(f"{k}: {_free_text(v)}" for k, v in value.items())
+    if isinstance(value, list):
+        return "; ".join(_free_text(v) for v in value)
+    return str(value)
+
+
+def render_system_prompt(cfg: StoreConfig, context: str | None = None) -> str:
+    """System prompt for training and serving; `context` is retrieved catalog text."""
+    b, p = cfg.brand, cfg.policies
+    contact = ""
+    if p.contact:
+        contact = f"Contact: {p.contact.email}" + (
+            f", {p.contact.phone}" if p.contact.phone else ""
+        )
+        contact += f" ({p.contact.hours})." if p.contact.hours else "."
+    topics = ", ".join(t.name for t in cfg.escalation.always) or "fraud, legal threats, safety"
+    parts = [
+        f"You are the customer support assistant of {b.name}. Voice: {b.voice}",
+        "Only state facts found in the policies or product information below. Never invent "
+        "products, prices, stock, order details or promises. You cannot see orders.",
+        f"If a person must handle it ({topics}, or anything you cannot resolve), start your "
+        f"reply with {cfg.escalation.marker} and say a teammate will follow up.",
+        "Policies:",
+        *(f"- {line}" for line in _policy_lines(p)),
+    ]
+    if contact:
+        parts.append(contact)
+    if context:
+        parts += ["Product information:", context.strip()]
+    return "\n".join(parts)

@@ -1,0 +1,12 @@
+"""`python -m storetune.models.prepare`: convert the bundled default model once.
+
+Run by `make` after installing, so the first `storetune` command does not pause
+for the GGUF conversion.
+"""
+
+from storetune.models.base import embedding_model_dir, resolve_base_model
+
+if __name__ == "__main__":
+    resolved = resolve_base_model()
+    print(f"base model ready: {resolved.path}")
+    print(f"embedding model: {embedding_model_dir()}")
