@@ -11,24 +11,37 @@ from __future__ import annotations
 
 import time
 
-SYSTEM = "You are the support assistant of a store. " * 30  # ~300 tokens, like a policy prompt
+SYSTEM = (
+    "You are the support assistant of a store. Returns within 30 days. " * 60
+)  # ~900 tokens, like a policy prompt
 STEPS, WARMUP = 4, 1
 
 
 def _rows(n: int = 8) -> list[dict]:
-    return [{"messages": [
-        {"role": "system", "content": SYSTEM},
-        {"role": "user", "content": f"Can I return the jacket I bought {i} days ago? It was on sale."},
-        {"role": "assistant", "content": "Sale items are final sale, so I can't accept a return, "
-         "but I'm happy to help with sizing or care questions. " * 2},
-    ]} for i in range(n)]
+    return [
+        {
+            "messages": [
+                {"role": "system", "content": SYSTEM},
+                {
+                    "role": "user",
+                    "content": f"Can I return the jacket I bought {i} days ago? It was on sale.",
+                },
+                {
+                    "role": "assistant",
+                    "content": "Sale items are final sale, so I can't accept a return, "
+                    "but I'm happy to help with sizing or care questions. " * 2,
+                },
+            ]
+        }
+        for i in range(n)
+    ]
 
 
 def _measure(step, batches) -> float:
     for b in batches[:WARMUP]:
         step(b)
     tokens, start = 0, time.perf_counter()
-    for b in batches[WARMUP:WARMUP + STEPS]:
+    for b in batches[WARMUP : WARMUP + STEPS]:
         tokens += step(b)
     return tokens / (time.perf_counter() - start)
 
@@ -39,7 +52,12 @@ def run() -> dict:
     from storetune.models.base import resolve_base_model
     from storetune.train.config import TrainConfig
     from storetune.train.data import collate, tokenize_chat
-    from storetune.train.loop import assistant_loss, bf16_supported, load_model_for_training
+    from storetune.train.loop import (
+        assistant_loss,
+        bf16_supported,
+        load_model_for_training,
+        shared_prefix_len,
+    )
 
     base = resolve_base_model()
     cfg = TrainConfig()
@@ -48,7 +66,7 @@ def run() -> dict:
     for peer in ("hf_fp32", "hf_bf16", "storetune"):
         model, tok = load_model_for_training(base, cfg, use_bf16=(peer == "storetune" and bf16))
         items = [tokenize_chat(tok, r["messages"], 1024) for r in _rows()]
-        batches = [collate(items[i:i + 4], tok.pad_token_id) for i in range(0, 8, 4)] * 3
+        batches = [collate(items[i : i + 4], tok.pad_token_id) for i in range(0, 8, 4)] * 3
         opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-4)
         use_autocast = peer != "hf_fp32" and bf16
 
@@ -56,7 +74,7 @@ def run() -> dict:
             ids, mask, labels = batch
             with torch.autocast("cpu", dtype=torch.bfloat16, enabled=use_autocast):
                 if peer == "storetune":
-                    loss, n = assistant_loss(model, ids, mask, labels)
+                    loss, n = assistant_loss(model, ids, mask, labels, shared_prefix_len(items))
                     loss = loss / n
                 else:
                     loss = model(input_ids=ids, attention_mask=mask, labels=labels).loss

@@ -36,8 +36,12 @@ def ws() -> Workspace:
 def main(
     workspace: Annotated[
         Path | None,
-        typer.Option("-w", "--workspace", envvar="STORETUNE_WORKSPACE",
-                     help="Store workspace directory (default: current directory)."),
+        typer.Option(
+            "-w",
+            "--workspace",
+            envvar="STORETUNE_WORKSPACE",
+            help="Store workspace directory (default: current directory).",
+        ),
     ] = None,
 ) -> None:
     _state["ws"] = Workspace.resolve(workspace)
@@ -73,8 +77,12 @@ def demo_store(
 
 @app.command()
 def ingest(
-    products: Annotated[Path | None, typer.Option(help="Product export (default: store.yaml sources).")] = None,
-    tickets: Annotated[Path | None, typer.Option(help="Ticket export (default: store.yaml sources).")] = None,
+    products: Annotated[
+        Path | None, typer.Option(help="Product export (default: store.yaml sources).")
+    ] = None,
+    tickets: Annotated[
+        Path | None, typer.Option(help="Ticket export (default: store.yaml sources).")
+    ] = None,
     fmt: Annotated[str, typer.Option("--format", help="Ticket format, or auto.")] = "auto",
 ) -> None:
     """Read the store's exports into store.db: cleaned, PII scrubbed, bad rows quarantined."""
@@ -111,8 +119,11 @@ def train(
     """LoRA-fine-tune the base model on the dataset; writes models/<name>/v<N>."""
     from storetune.train import train_model
 
-    overrides = {k: v for k, v in {"epochs": epochs, "max_steps": max_steps, "lr": lr}.items()
-                 if v is not None}
+    overrides = {
+        k: v
+        for k, v in {"epochs": epochs, "max_steps": max_steps, "lr": lr}.items()
+        if v is not None
+    }
     path, result = train_model(ws(), name, dataset, overrides, resume=resume, log=console.print)
     console.print(
         f"trained {result.steps} steps in {result.seconds:.0f}s "
@@ -138,8 +149,12 @@ def eval_cmd(
 
 @app.command()
 def demo(
-    directory: Annotated[Path, typer.Option(help="Workspace to (re)create.")] = Path("demo-workspace"),
-    quick: Annotated[bool, typer.Option(help="Tiny budget for a smoke test (seconds, not minutes).")] = False,
+    directory: Annotated[Path, typer.Option(help="Workspace to (re)create.")] = Path(
+        "demo-workspace"
+    ),
+    quick: Annotated[
+        bool, typer.Option(help="Tiny budget for a smoke test (seconds, not minutes).")
+    ] = False,
     base_model: Annotated[str | None, typer.Option(help="Base model (default: bundled).")] = None,
 ) -> None:
     """Run the whole pipeline on the sample store and compare base vs fine-tuned."""
@@ -161,8 +176,14 @@ def models_list() -> None:
         for v in reg.versions(name):
             info = reg.info(reg.resolve(f"{name}@v{v}"))
             loss = info["train"].get("best_val_loss")
-            table.add_row(name, f"v{v}", "*" if reg.current(name) == v else "", info["dataset_id"],
-                          f"{loss:.4f}" if loss is not None else "-", info["created"])
+            table.add_row(
+                name,
+                f"v{v}",
+                "*" if reg.current(name) == v else "",
+                info["dataset_id"],
+                f"{loss:.4f}" if loss is not None else "-",
+                info["created"],
+            )
     console.print(table)
 
 
@@ -176,8 +197,15 @@ def headline_table(report: dict, train_seconds: float | None = None) -> Table:
         table.add_column(col, justify="left" if col == "model" else "right")
     for name, r in report["results"].items():
         s = r["summary"]
-        table.add_row(name, str(s["n"]), _pct(s["correct"]), _pct(s["partial"]), _pct(s["wrong"]),
-                      _pct(s["escalation_accuracy"]), _pct(s["hallucination"]))
+        table.add_row(
+            name,
+            str(s["n"]),
+            _pct(s["correct"]),
+            _pct(s["partial"]),
+            _pct(s["wrong"]),
+            _pct(s["escalation_accuracy"]),
+            _pct(s["hallucination"]),
+        )
     seconds = train_seconds if train_seconds is not None else report.get("train_seconds")
     if seconds is not None:
         table.caption = f"training time: {seconds / 60:.1f} min"

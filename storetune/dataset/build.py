@@ -24,9 +24,21 @@ from storetune.store import db
 from storetune.workspace import Workspace
 
 INTENTS = {
-    "returns", "sale_return", "exchange", "damaged_missing", "shipping", "order_status",
-    "product_question", "recommendation", "discount_price_match", "cancellation",
-    "address_change", "complaint_escalate", "fraud_chargeback", "loyalty", "size_guide",
+    "returns",
+    "sale_return",
+    "exchange",
+    "damaged_missing",
+    "shipping",
+    "order_status",
+    "product_question",
+    "recommendation",
+    "discount_price_match",
+    "cancellation",
+    "address_change",
+    "complaint_escalate",
+    "fraud_chargeback",
+    "loyalty",
+    "size_guide",
 }
 
 
@@ -60,7 +72,9 @@ def build_config(ws: Workspace) -> BuildConfig:
 def collect_examples(ws: Workspace, bcfg: BuildConfig) -> tuple[list[Example], dict]:
     cfg = ws.config()
     if not ws.db_path.exists():
-        raise StoretuneError(f"{ws.db_path}: no store database", hint="run 'storetune ingest' first")
+        raise StoretuneError(
+            f"{ws.db_path}: no store database", hint="run 'storetune ingest' first"
+        )
     conn = db.connect(ws.db_path)
     products = db.load_products(conn)
     tickets = db.load_tickets(conn, resolved_only=True)
@@ -114,8 +128,14 @@ def _lines(examples: list[Example], splits: list[str]) -> dict[str, list[str]]:
     out: dict[str, list[str]] = {s: [] for s in (*SPLITS, "meta")}
     for ex, split in zip(examples, splits, strict=True):
         out[split].append(json.dumps({"messages": ex.messages}, ensure_ascii=False))
-        meta = {"split": split, "index": len(out[split]) - 1, "task": ex.task,
-                "category": ex.category, "builder": ex.builder, "source_ids": ex.source_ids}
+        meta = {
+            "split": split,
+            "index": len(out[split]) - 1,
+            "task": ex.task,
+            "category": ex.category,
+            "builder": ex.builder,
+            "source_ids": ex.source_ids,
+        }
         out["meta"].append(json.dumps(meta, ensure_ascii=False))
     return out
 
@@ -153,18 +173,26 @@ def _write(ws: Workspace, examples: list[Example], splits: list[str], notes: dic
 
 def report_markdown(r: BuildReport) -> str:
     rows = ["| task | train | val | test |", "|---|---:|---:|---:|"]
-    rows += [f"| {t} | {c.get('train', 0)} | {c.get('val', 0)} | {c.get('test', 0)} |"
-             for t, c in r.by_task.items()]
+    rows += [
+        f"| {t} | {c.get('train', 0)} | {c.get('val', 0)} | {c.get('test', 0)} |"
+        for t, c in r.by_task.items()
+    ]
     cats = "\n".join(f"- {k}: {v}" for k, v in r.by_category.items())
     notes = "\n".join(f"- {k}: {v}" for k, v in r.notes.items())
-    return f"# Dataset {r.dataset_id}\n\n" + "\n".join(rows) + f"\n\n## Categories\n{cats}\n\n## Notes\n{notes}\n"
+    return (
+        f"# Dataset {r.dataset_id}\n\n"
+        + "\n".join(rows)
+        + f"\n\n## Categories\n{cats}\n\n## Notes\n{notes}\n"
+    )
 
 
 def resolve_dataset(ws: Workspace, dataset_id: str | None = None) -> Path:
     if dataset_id is None:
         latest = ws.datasets_dir / "LATEST"
         if not latest.exists():
-            raise StoretuneError(f"{ws.datasets_dir}: no dataset built yet", hint="run 'storetune build'")
+            raise StoretuneError(
+                f"{ws.datasets_dir}: no dataset built yet", hint="run 'storetune build'"
+            )
         dataset_id = latest.read_text().strip()
     path = ws.datasets_dir / dataset_id
     if not (path / "train.jsonl").exists():

@@ -29,8 +29,15 @@ class DemoBudget:
     max_new_tokens: int = 96
 
 
-QUICK = DemoBudget(products=40, tickets=160, build_max_tickets=120, product_qa=40,
-                   epochs=1.0, eval_limit=12, max_new_tokens=32)
+QUICK = DemoBudget(
+    products=40,
+    tickets=160,
+    build_max_tickets=120,
+    product_qa=40,
+    epochs=1.0,
+    eval_limit=12,
+    max_new_tokens=32,
+)
 
 
 def _apply_budget(ws: Workspace, budget: DemoBudget, base_model: str | None) -> None:
@@ -74,15 +81,34 @@ def run_demo(
         timings[name] = round(time.time() - t, 1)
         return result
 
-    stage("demo-store", lambda: generate_demo_store(root, seed=seed, n_products=budget.products,
-                                                    n_tickets=budget.tickets))
+    stage(
+        "demo-store",
+        lambda: generate_demo_store(
+            root, seed=seed, n_products=budget.products, n_tickets=budget.tickets
+        ),
+    )
     _apply_budget(ws, budget, base_model)
     ingest = stage("ingest", lambda: ingest_workspace(ws, progress=progress))
     built = stage("build", lambda: build_dataset(ws))
     log(f"dataset {built.dataset_id}: {built.counts}")
     version_dir, trained = stage("train", lambda: train_model(ws, progress=progress, log=log))
-    report = stage("eval", lambda: evaluate(ws, "support", limit=budget.eval_limit,
-                                            max_new_tokens=budget.max_new_tokens,
-                                            progress=progress, log=log))
-    return {"workspace": str(ws.root), "ingest": ingest.to_dict(), "dataset": built.to_dict(),
-            "version": str(version_dir), "train": trained, "eval": report, "timings": timings}
+    report = stage(
+        "eval",
+        lambda: evaluate(
+            ws,
+            "support",
+            limit=budget.eval_limit,
+            max_new_tokens=budget.max_new_tokens,
+            progress=progress,
+            log=log,
+        ),
+    )
+    return {
+        "workspace": str(ws.root),
+        "ingest": ingest.to_dict(),
+        "dataset": built.to_dict(),
+        "version": str(version_dir),
+        "train": trained,
+        "eval": report,
+        "timings": timings,
+    }

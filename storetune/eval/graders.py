@@ -11,7 +11,9 @@ import re
 from dataclasses import dataclass, field
 
 _MONEY = re.compile(r"\$\s?(\d[\d,]*(?:\.\d{1,2})?)")
-_DAYS = re.compile(r"\b(\d{1,3})(?:\s*[-–]\s*\d{1,3})?[- ](?:business |calendar |working )?days?\b", re.I)
+_DAYS = re.compile(
+    r"\b(\d{1,3})(?:\s*[-–]\s*\d{1,3})?[- ](?:business |calendar |working )?days?\b", re.I
+)
 _STOCK_WORDS = ("out of stock", "in stock", "backorder", "final sale")
 _WORD = re.compile(r"[a-z0-9$.]+")
 
@@ -32,7 +34,9 @@ def facts(text: str, titles: list[str]) -> set[str]:
     low = text.lower()
     found = {f"${v}" for v in money_values(text)} | {f"{d} days" for d in day_values(text)}
     found |= {f"product:{t.lower()}" for t in titles if t.lower() in low}
-    found |= {w for w in _STOCK_WORDS if w in low and not (w == "in stock" and "out of stock" in low)}
+    found |= {
+        w for w in _STOCK_WORDS if w in low and not (w == "in stock" and "out of stock" in low)
+    }
     return found
 
 
@@ -82,7 +86,9 @@ def grade(response: str, gold: str, evidence: str, marker: str, titles: list[str
     if unsupported:
         verdict = "wrong"
     elif required:
-        verdict = "correct" if not missing else "partial" if len(missing) < len(required) else "wrong"
+        verdict = (
+            "correct" if not missing else "partial" if len(missing) < len(required) else "wrong"
+        )
     else:
         # No checkable fact in the gold (e.g. "please send your order number"):
         # fall back to word overlap with the gold reply.

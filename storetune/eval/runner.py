@@ -127,10 +127,18 @@ def evaluate(
             grade(r, c.gold, _evidence(c), cfg.escalation.marker, titles)
             for r, c in zip(replies, cases, strict=True)
         ]
-        results[name] = {"summary": summarize(grades, cases), "seconds": round(time.time() - start, 1),
-                         "examples": _examples(cases, replies, grades)}
-    report = {"model": label, "dataset_id": data_dir.name, "base_model": info["base_model"],
-              "train_seconds": info["train"]["seconds"], "results": results}
+        results[name] = {
+            "summary": summarize(grades, cases),
+            "seconds": round(time.time() - start, 1),
+            "examples": _examples(cases, replies, grades),
+        }
+    report = {
+        "model": label,
+        "dataset_id": data_dir.name,
+        "base_model": info["base_model"],
+        "train_seconds": info["train"]["seconds"],
+        "results": results,
+    }
     ws.reports_dir.mkdir(parents=True, exist_ok=True)
     out = ws.reports_dir / f"eval-{ref.name}-v{info['version']}.json"
     out.write_text(json.dumps(report, indent=2), encoding="utf-8")
@@ -159,17 +167,29 @@ def _replies(ws, lm, tokenizer, cases, cache_label, disable_adapter, max_new_tok
     if todo:
         ctx = lm.disable_adapter() if disable_adapter else contextlib.nullcontext()
         with ctx, _bar(progress, f"generate {cache_label}", len(todo)) as advance:
-            new = generate_replies(lm, tokenizer, [cases[i].conversation for i in todo],
-                                   max_new_tokens=max_new_tokens, on_batch=advance)
+            new = generate_replies(
+                lm,
+                tokenizer,
+                [cases[i].conversation for i in todo],
+                max_new_tokens=max_new_tokens,
+                on_batch=advance,
+            )
         cache.save({keyed[i]: r for i, r in zip(todo, new, strict=True)})
     return [cache.data[k] for k in keyed]
 
 
 def _examples(cases, replies, grades) -> list[dict]:
     return [
-        {"task": c.task, "category": c.category, "prompt": c.conversation[-1]["content"],
-         "gold": c.gold, "reply": r, "verdict": g.verdict, "missing": g.missing,
-         "unsupported": g.unsupported}
+        {
+            "task": c.task,
+            "category": c.category,
+            "prompt": c.conversation[-1]["content"],
+            "gold": c.gold,
+            "reply": r,
+            "verdict": g.verdict,
+            "missing": g.missing,
+            "unsupported": g.unsupported,
+        }
         for c, r, g in zip(cases, replies, grades, strict=True)
     ]
 
@@ -181,10 +201,21 @@ class _bar:
     def __enter__(self):
         if not self.enabled:
             return lambda n: None
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            TextColumn,
+            TimeRemainingColumn,
+        )
 
-        self.p = Progress(TextColumn(f"[bold]{self.label}"), BarColumn(), MofNCompleteColumn(),
-                          TextColumn("eta"), TimeRemainingColumn())
+        self.p = Progress(
+            TextColumn(f"[bold]{self.label}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("eta"),
+            TimeRemainingColumn(),
+        )
         self.p.start()
         task = self.p.add_task(self.label, total=self.total)
         return lambda n: self.p.update(task, advance=n)

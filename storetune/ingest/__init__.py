@@ -1,0 +1,329 @@
+"""Ingest: read a store's exports, clean them and write store.db in one transaction.
+
+Readers (one module per source) return records plus quarantined items and counts;
+nothing touches the database until every file has been read, so a bad file
+leaves store.db as it was.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import sqlite3
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from rich.table import Table
+
+from storetune.errors import StoretuneError
+from storetune.ingest import shopify_csv, shopify_json, zendesk
+from storetune.ingest.detect import FORMATS, PRODUCT_FORMATS, TICKET_FORMATS, detect_format
+from storetune.ingest.shopify_csv import Catalog
+from storetune.store import db
+from storetune.store.records import Product, Ticket
+from storetune.workspace import StoreConfig, Workspace
+
+__all__ = [
+    "IngestReport",
+    "SourceReport",
+    "detect_format",
+    "format_report",
+    "ingest_workspace",
+    "read_catalog",
+]
+
+
+@dataclass
+class SourceReport:
+    """What happened to one input: counts per kind reconcile (read = accepted + quarantined)."""
+
+    name: str  # products | tickets
+    path: str
+    format: str
+    dialect: str = ""
+    counts: dict[str, dict[str, int]] = field(default_factory=dict)
+    quarantine_records: int = 0
+    flags: dict[str, int] = field(default_factory=dict)  # product description flags
+    dropped: dict[str, int] = field(default_factory=dict)  # system events, duplicates
+    notes: int = 0  # internal notes kept (never training text)
+    pii: dict[str, int] = field(default_factory=dict)  # replacements per type
+    human_only: dict[str, int] = field(default_factory=dict)  # tickets per topic
+
+    @property
+    def reconciles(self) -> bool:
+        return all(c["read"] == c["accepted"] + c["quarantined"] for c in self.counts.values())
+
+
+@dataclass
+class IngestReport:
+    started: str
+    finished: str
+    db_path: str
+    sources: list[SourceReport]
+    db_counts: dict[str, int]
+
+    @property
+    def reconciles(self) -> bool:
+        return all(s.reconciles for s in self.sources)
+
+    def source(self, name: str) -> SourceReport | None:
+        return next((s for s in self.sources if s.name == name), None)
+
+    def to_dict(self) -> dict[str, Any]:
+        out = asdict(self)
+        for src, d in zip(self.sources, out["sources"], strict=True):
+            d["reconciles"] = src.reconciles
+        out["reconciles"] = self.reconciles
+        return out
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+# --- reading ------------------------------------------------------------------------
+
+
+def read_catalog(path: Path, fmt: str = "auto") -> Catalog:
+    """Products from a Shopify CSV or Admin JSON export."""
+    fmt = detect_format(path) if fmt == "auto" else fmt
+    if fmt == "shopify_csv":
+        return shopify_csv.read_catalog(path)
+    if fmt == "shopify_json":
+        return shopify_json.read_catalog(path)
+    raise StoretuneError(
+        f"{path}: this is a {fmt} export, not a product export",
+        hint="pass it as the tickets source (--tickets / sources.tickets)",
+    )
+
+
+def _check_ticket_format(path: Path, fmt: str) -> None:
+    fmt = detect_format(path) if fmt == "auto" else fmt
+    if fmt not in TICKET_FORMATS:
+        raise StoretuneError(
+            f"{path}: this is a {fmt} export, not a helpdesk ticket export",
+            hint=f"ticket formats supported: {', '.join(TICKET_FORMATS)}",
+        )
+
+
+def _split_format(fmt: str, tickets_format: str) -> tuple[str, str]:
+    if fmt == "auto":
+        return "auto", tickets_format or "auto"
+    if fmt in PRODUCT_FORMATS:
+        return fmt, tickets_format or "auto"
+    if fmt in TICKET_FORMATS:
+        return "auto", fmt
+    raise StoretuneError(
+        f"unknown format {fmt!r}", hint=f"use auto or one of: {', '.join(FORMATS)}"
+    )
+
+
+def _vocabulary(products: list[Product], cfg: StoreConfig) -> set[str]:
+    """Catalog and brand words: single-word names equal to these are replaced only in
+    a name context, so 'Olive Green Jacket' survives a customer called Olive."""
+    words: set[str] = set()
+    texts = [cfg.brand.name]
+    for p in products:
+        texts += [p.title, p.vendor, p.product_type, *p.options, *p.tags]
+        texts += [value for v in p.variants for value in v.options.values()]
+    for text in texts:
+        words.update(w.lower() for w in re.findall(r"[A-Za-z][A-Za-z'’-]+", text or ""))
+    return words
+
+
+def _stored_products(ws: Workspace) -> list[Product]:
+    """The catalog from an earlier ingest, when this one reads only tickets."""
+    if not ws.db_path.exists():
+        return []
+    conn = db.connect(ws.db_path)
+    try:
+        return db.load_products(conn)
+    finally:
+        conn.close()
+
+
+def _allowed(cfg: StoreConfig) -> list[str]:
+    """The store's own contact details are not personal data."""
+    contact = cfg.policies.contact
+    return [x for x in (contact.email, contact.phone) if x] if contact else []
+
+
+def _product_report(cat: Catalog) -> SourceReport:
+    return SourceReport(
+        name="products",
+        path=str(cat.path),
+        format=cat.format,
+        dialect=cat.dialect,
+        counts={k: dict(v) for k, v in cat.counts.items()},
+        quarantine_records=len(cat.quarantine),
+        flags=dict(cat.flags),
+    )
+
+
+def _ticket_report(path: Path, stats: dict[str, Any], n_quarantine: int) -> SourceReport:
+    return SourceReport(
+        name="tickets",
+        path=str(path),
+        format="zendesk",
+        counts=stats["counts"],
+        quarantine_records=n_quarantine,
+        dropped=stats["dropped"],
+        notes=stats["notes"],
+        pii=stats["pii"],
+        human_only=stats["human_only"],
+    )
+
+
+def _resolve(ws: Workspace, given: Path | str | None, rel: str | None, what: str) -> Path | None:
+    if given is not None:
+        return Path(given).expanduser().resolve()
+    if rel:
+        return ws.source_path(rel, what).resolve()
+    return None
+
+
+# --- the one entry point ------------------------------------------------------------
+
+
+def ingest_workspace(
+    ws: Workspace,
+    products: Path | str | None = None,
+    tickets: Path | str | None = None,
+    fmt: str = "auto",
+    progress: bool = True,
+) -> IngestReport:
+    """Read the store's exports into ws.db_path and write reports/ingest.json.
+
+    Paths default to store.yaml's sources (relative to the workspace root). fmt
+    forces the reader for whichever source it names (a product or ticket format).
+    """
+    cfg = ws.config()
+    started = _now()
+    product_path = _resolve(ws, products, cfg.sources.products, "products")
+    ticket_path = _resolve(ws, tickets, cfg.sources.tickets, "tickets")
+    if product_path is None and ticket_path is None:
+        raise StoretuneError(
+            f"{ws.config_path}: no sources to ingest",
+            hint="set sources.products / sources.tickets in store.yaml, or pass the paths",
+        )
+    product_fmt, ticket_fmt = _split_format(fmt, cfg.sources.tickets_format)
+    catalog = read_catalog(product_path, product_fmt) if product_path else None
+    ticket_read = None
+    if ticket_path is not None:
+        _check_ticket_format(ticket_path, ticket_fmt)
+        known = catalog.products if catalog else _stored_products(ws)
+        ticket_read = zendesk.read_tickets(
+            ticket_path,
+            topics=cfg.escalation.always or None,
+            protected=_vocabulary(known, cfg),
+            allow=_allowed(cfg),
+            progress=progress,
+        )
+    # Only now, with every file read, is store.db opened for writing.
+    conn = db.connect(ws.db_path)
+    try:
+        report = _write(conn, ws, started, catalog, ticket_path, ticket_read)
+    finally:
+        conn.close()
+    _write_json(ws.reports_dir / "ingest.json", report.to_dict())
+    return report
+
+
+TicketRead = tuple[list[Ticket], list[db.QuarantineItem], dict[str, Any]]
+
+
+def _write(
+    conn: sqlite3.Connection,
+    ws: Workspace,
+    started: str,
+    catalog: Catalog | None,
+    ticket_path: Path | None,
+    ticket_read: TicketRead | None,
+) -> IngestReport:
+    sources: list[SourceReport] = []
+    with db.transaction(conn):
+        if catalog is not None:
+            db.upsert_products(conn, catalog.products, catalog.costs, replace=True)
+            db.quarantine_items(conn, catalog.quarantine, replace_sources=[str(catalog.path)])
+            sources.append(_product_report(catalog))
+        if ticket_read is not None and ticket_path is not None:
+            tickets, quarantined, stats = ticket_read
+            for t in tickets:
+                db.upsert_ticket(conn, t)
+            files = [str(f) for f in zendesk.export_files(ticket_path)]
+            db.quarantine_items(conn, quarantined, replace_sources=files)
+            sources.append(_ticket_report(ticket_path, stats, len(quarantined)))
+        report = IngestReport(
+            started=started,
+            finished=_now(),
+            db_path=str(ws.db_path),
+            sources=sources,
+            db_counts=db.counts(conn),
+        )
+        db.record_ingest_run(conn, started, report.to_dict())
+    return report
+
+
+def _write_json(path: Path, data: dict[str, Any]) -> None:
+    # temp file + rename: a killed run never leaves half a report
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(json.dumps(data, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    os.replace(tmp, path)
+
+
+# --- presentation -------------------------------------------------------------------
+
+
+def _summary(items: dict[str, int]) -> str:
+    return ", ".join(f"{k} {v}" for k, v in sorted(items.items(), key=lambda kv: -kv[1]))
+
+
+def format_report(report: IngestReport) -> Table:
+    """A table of read / accepted / quarantined per source and kind, for the CLI."""
+    table = Table(title="Ingest", caption_justify="left")
+    for col, justify in (
+        ("source", "left"),
+        ("kind", "left"),
+        ("read", "right"),
+        ("accepted", "right"),
+        ("quarantined", "right"),
+    ):
+        table.add_column(col, justify=justify)
+    for src in report.sources:
+        label = f"{src.name} ({src.format}{' ' + src.dialect if src.dialect else ''})"
+        for kind, c in src.counts.items():
+            style = "red" if c["quarantined"] else None
+            table.add_row(
+                label, kind, str(c["read"]), str(c["accepted"]), str(c["quarantined"]), style=style
+            )
+            label = ""
+    table.caption = _caption(report)
+    return table
+
+
+def _caption(report: IngestReport) -> str:
+    lines = []
+    for src in report.sources:
+        if src.flags:
+            lines.append(f"description flags: {_summary(src.flags)}")
+        if src.pii:
+            lines.append(f"PII replaced: {_summary(src.pii)}")
+        if src.dropped:
+            lines.append(f"dropped: {_summary(src.dropped)}")
+        if src.notes:
+            lines.append(f"internal notes kept (never training text): {src.notes}")
+        if src.human_only:
+            lines.append(f"human-only tickets: {_summary(src.human_only)}")
+    c = report.db_counts
+    lines.append(
+        f"store.db: {c['products']} products ({c['active_products']} active), "
+        f"{c['variants']} variants, {c['tickets']} tickets ({c['resolved_tickets']} resolved), "
+        f"{c['quarantine']} quarantined records"
+    )
+    if not report.reconciles:
+        lines.append("[red]counts do not reconcile: please report this[/red]")
+    return "\n".join(lines)

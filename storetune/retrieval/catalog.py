@@ -25,7 +25,9 @@ def money(value: Decimal | float) -> str:
 def _stock(v: Variant) -> str:
     if v.in_stock:
         return "in stock"
-    return "out of stock, backorder available" if v.inventory_policy == "continue" else "out of stock"
+    return (
+        "out of stock, backorder available" if v.inventory_policy == "continue" else "out of stock"
+    )
 
 
 def price_line(p: Product) -> str:

@@ -40,7 +40,11 @@ def train_model(
     store_cfg = ws.config()
     run_dir = ws.models_dir / name / ".run"
     if resume:
-        saved = json.loads((run_dir / "run.json").read_text()) if (run_dir / "run.json").exists() else None
+        saved = (
+            json.loads((run_dir / "run.json").read_text())
+            if (run_dir / "run.json").exists()
+            else None
+        )
         if saved is None:
             raise StoretuneError(f"{run_dir}: no interrupted run to resume")
         dataset_id, cfg = saved["dataset_id"], TrainConfig.model_validate(saved["config"])

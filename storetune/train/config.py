@@ -39,7 +39,11 @@ class TrainConfig(BaseModel):
         description="Token budget per micro-batch (padded), examples grouped by length.",
     )
     grad_accum: int = Field(1, ge=1, description="Micro-batches per optimizer step.")
-    max_length: int = Field(1024, ge=32, description="Longer examples are truncated from the left.")
+    max_length: int = Field(
+        2048,
+        ge=32,
+        description="Longer examples are truncated from the left (policy prompts are long).",
+    )
     eval_every: int | None = Field(
         None, ge=1, description="Validation every N steps; default once per epoch."
     )

@@ -76,17 +76,22 @@ def _append(tokenizer, ids: list[int], labels: list[int], text: str, train: bool
     labels.extend(new if train else [IGNORE] * len(new))
 
 
-def length_batches(items: list[Tokenized], batch_tokens: int, seed: int | None) -> list[list[int]]:
+def length_batches(
+    items: list[Tokenized], batch_tokens: int, seed: int | None, shared: int = 0
+) -> list[list[int]]:
     """Group example indices into micro-batches of similar length.
 
     Sorting by length keeps padding small without packing; batches are then shuffled
-    (seeded) so training does not see lengths in order.
+    (seeded) so training does not see lengths in order. `shared` tokens at the start
+    of every item (the common system prompt) are computed once per batch, so only
+    the rest counts against the budget.
     """
     order = sorted(range(len(items)), key=lambda i: len(items[i].input_ids))
     batches: list[list[int]] = []
     current: list[int] = []
     for i in order:
         longest = max([len(items[j].input_ids) for j in current] + [len(items[i].input_ids)])
+        longest -= shared
         if current and longest * (len(current) + 1) > batch_tokens:
             batches.append(current)
             current = []

@@ -84,14 +84,57 @@ def load_model_for_training(base: ResolvedModel, cfg: TrainConfig, use_bf16: boo
     return model, tokenizer
 
 
-def assistant_loss(model, ids, mask, labels):
-    """Summed cross-entropy over assistant tokens, and how many there were."""
+def shared_prefix_len(items: list[Tokenized]) -> int:
+    """Tokens every item starts with, stopping before the first position that needs loss.
+
+    In a store dataset this is the policy part of the system prompt, identical in
+    every example and usually ~80% of its tokens.
+    """
+    if len(items) < 2:
+        return 0
+    first = items[0].input_ids
+    n = min(len(t.input_ids) for t in items)
+    for t in items[1:]:
+        ids = t.input_ids
+        n = next((i for i in range(n) if ids[i] != first[i]), n)
+    first_trained = min(next(i for i, lab in enumerate(t.labels) if lab != IGNORE) for t in items)
+    # The hidden state at first_trained - 1 predicts the first trained token, so it
+    # must be computed with the batch (in the suffix), not in the shared prefix.
+    return max(0, min(n, first_trained - 1))
+
+
+def assistant_loss(model, ids, mask, labels, prefix_len: int = 0):
+    """Summed cross-entropy over assistant tokens, and how many there were.
+
+    With prefix_len > 0 the first prefix_len tokens (identical across the batch) run
+    once with batch size 1 and their key/value cache is repeated for every row;
+    gradients flow back through the repeat, so the result equals the plain forward.
+    Logits are computed only where there is loss: most of a 49k-wide lm_head skipped.
+    """
+    import torch
     import torch.nn.functional as F
 
     inner = model.get_base_model()
-    hidden = inner.get_decoder()(input_ids=ids, attention_mask=mask, use_cache=False)
+    decoder = inner.get_decoder()
+    if prefix_len > 0:
+        from transformers import DynamicCache
+
+        cache = DynamicCache()
+        decoder(input_ids=ids[:1, :prefix_len], use_cache=True, past_key_values=cache)
+        cache.batch_repeat_interleave(ids.shape[0])
+        positions = torch.arange(prefix_len, ids.shape[1]).unsqueeze(0).expand(ids.shape[0], -1)
+        hidden = decoder(
+            input_ids=ids[:, prefix_len:],
+            attention_mask=mask,
+            past_key_values=cache,
+            position_ids=positions,
+            cache_position=positions[0],
+            use_cache=True,
+        )
+    else:
+        hidden = decoder(input_ids=ids, attention_mask=mask, use_cache=False)
     h = hidden.last_hidden_state[:, :-1]
-    target = labels[:, 1:]
+    target = labels[:, prefix_len + 1 :]
     keep = target != IGNORE
     logits = inner.get_output_embeddings()(h[keep])
     loss = F.cross_entropy(logits.float(), target[keep], reduction="sum")
@@ -140,10 +183,12 @@ def _evaluate(model, items: list[Tokenized], batch_tokens: int, pad_id: int, aut
 
     model.eval()
     total, count = 0.0, 0
+    shared = shared_prefix_len(items)
     with torch.no_grad(), autocast():
-        for batch in length_batches(items, batch_tokens, seed=None):
-            ids, mask, labels = collate([items[i] for i in batch], pad_id)
-            loss, n = assistant_loss(model, ids, mask, labels)
+        for batch in length_batches(items, batch_tokens, seed=None, shared=shared):
+            chosen = [items[i] for i in batch]
+            ids, mask, labels = collate(chosen, pad_id)
+            loss, n = assistant_loss(model, ids, mask, labels, shared_prefix_len(chosen))
             total += float(loss)
             count += n
     model.train()
@@ -192,7 +237,8 @@ def train_lora(
     if not train_items:
         raise StoretuneError("the training split has no example with an assistant reply to learn")
 
-    batches_per_epoch = len(length_batches(train_items, cfg.batch_tokens, seed=0))
+    shared = shared_prefix_len(train_items)
+    batches_per_epoch = len(length_batches(train_items, cfg.batch_tokens, seed=0, shared=shared))
     steps_per_epoch = max(1, batches_per_epoch // cfg.grad_accum)
     total_steps = cfg.max_steps or max(1, math.ceil(steps_per_epoch * cfg.epochs))
     eval_every = cfg.eval_every or steps_per_epoch
@@ -224,7 +270,7 @@ def train_lora(
     with _progress(progress, total_steps, state["step"]) as bar:
         while state["step"] < total_steps and not stopped_early:
             epoch = state["step"] // steps_per_epoch
-            batches = length_batches(train_items, cfg.batch_tokens, seed=cfg.seed + epoch)
+            batches = length_batches(train_items, cfg.batch_tokens, cfg.seed + epoch, shared)
             first = (state["step"] % steps_per_epoch) * cfg.grad_accum
             for b0 in range(first, steps_per_epoch * cfg.grad_accum, cfg.grad_accum):
                 group = batches[b0 : b0 + cfg.grad_accum]
@@ -291,9 +337,10 @@ def _step(model, group, items, pad_id, autocast, accum) -> tuple[float, int]:
     total_tokens = sum(items[i].trainable for b in group for i in b)
     loss_sum, ntok_all = 0.0, 0
     for batch in group:
-        ids, mask, labels = collate([items[i] for i in batch], pad_id)
+        chosen = [items[i] for i in batch]
+        ids, mask, labels = collate(chosen, pad_id)
         with autocast():
-            loss, ntok = assistant_loss(model, ids, mask, labels)
+            loss, ntok = assistant_loss(model, ids, mask, labels, shared_prefix_len(chosen))
         (loss / max(total_tokens, 1)).backward()
         loss_sum += float(loss.detach())
         ntok_all += int(mask.sum())

@@ -13,17 +13,41 @@ from storetune.retrieval.catalog import _stock, money, product_card
 from storetune.store.records import Product
 
 _PRICE_Q = [
-    "How much is the {t}?", "price of {t}?", "what does the {t} cost", "Hi, how much for the {t}? thanks",
-    "is the {t} on sale right now? how much is it", "hw much is {t}", "I'm looking at the {t} - what's the price?",
+    "How much is the {t}?",
+    "price of {t}?",
+    "what does the {t} cost",
+    "Hi, how much for the {t}? thanks",
+    "is the {t} on sale right now? how much is it",
+    "hw much is {t}",
+    "I'm looking at the {t} - what's the price?",
 ]
 _STOCK_Q = [
-    "Is the {t} in {v} in stock?", "do you have {t} {v}?", "{t} in {v} available?",
-    "Any {v} left of the {t}?", "I need the {t} in {v}, can I order it now?", "{t} {v} - in stock??",
+    "Is the {t} in {v} in stock?",
+    "do you have {t} {v}?",
+    "{t} in {v} available?",
+    "Any {v} left of the {t}?",
+    "I need the {t} in {v}, can I order it now?",
+    "{t} {v} - in stock??",
 ]
 _FACT_Q = {
-    "material": ["What is the {t} made of?", "{t} material?", "what fabric is the {t}", "Tell me about the materials in the {t}."],
-    "care": ["How do I wash the {t}?", "care instructions for {t}?", "can the {t} go in the washing machine", "how to clean {t}"],
-    "fit": ["How does the {t} fit?", "does the {t} run small?", "{t} sizing - true to size?", "Should I size up in the {t}?"],
+    "material": [
+        "What is the {t} made of?",
+        "{t} material?",
+        "what fabric is the {t}",
+        "Tell me about the materials in the {t}.",
+    ],
+    "care": [
+        "How do I wash the {t}?",
+        "care instructions for {t}?",
+        "can the {t} go in the washing machine",
+        "how to clean {t}",
+    ],
+    "fit": [
+        "How does the {t} fit?",
+        "does the {t} run small?",
+        "{t} sizing - true to size?",
+        "Should I size up in the {t}?",
+    ],
     "weight": ["How much does the {t} weigh?", "{t} weight?", "is the {t} heavy?"],
 }
 
@@ -38,8 +62,10 @@ def _fact(p: Product, key: str) -> str | None:
 
 def _price_answer(p: Product) -> str:
     prices = sorted({v.price for v in p.variants})
-    text = f"The {p.title} is {money(prices[0])}" if len(prices) == 1 else (
-        f"The {p.title} is {money(prices[0])} to {money(prices[-1])} depending on the option"
+    text = (
+        f"The {p.title} is {money(prices[0])}"
+        if len(prices) == 1
+        else (f"The {p.title} is {money(prices[0])} to {money(prices[-1])} depending on the option")
     )
     sale = [v for v in p.variants if v.on_sale]
     if sale:
@@ -65,11 +91,19 @@ def _one(p: Product, rng: random.Random) -> tuple[str, str, str] | None:
         if not options:
             return None
         v = rng.choice(options)
-        return kind, rng.choice(_STOCK_Q).format(t=p.title, v=v.label), _stock_answer(p, v.label, _stock(v))
+        return (
+            kind,
+            rng.choice(_STOCK_Q).format(t=p.title, v=v.label),
+            _stock_answer(p, v.label, _stock(v)),
+        )
     fact = _fact(p, kind) if kind in _FACT_Q else None
     if not fact:
         return None
-    return kind, rng.choice(_FACT_Q[kind]).format(t=p.title), f"{kind.capitalize()} of the {p.title}: {fact}"
+    return (
+        kind,
+        rng.choice(_FACT_Q[kind]).format(t=p.title),
+        f"{kind.capitalize()} of the {p.title}: {fact}",
+    )
 
 
 def build_product_qa(products: list[Product], n: int, system_for_card, seed: int) -> list[Example]:

@@ -65,7 +65,11 @@ class PolicyCorrector:
 
 
 def build_support(
-    tickets: list[Ticket], cfg: StoreConfig, intents: set[str], system_for, corrector: PolicyCorrector
+    tickets: list[Ticket],
+    cfg: StoreConfig,
+    intents: set[str],
+    system_for,
+    corrector: PolicyCorrector,
 ) -> tuple[list[Example], dict]:
     marker = cfg.escalation.marker
     out: list[Example] = []

@@ -1,0 +1,191 @@
+"""Shopify Admin REST product JSON (reference/export-formats.md §1.2).
+
+Accepts {"products": [...]}, {"product": {...}}, a bare list of products, a list
+of such pages, or JSON Lines of any of these.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+from storetune.clean import clean_description
+from storetune.errors import StoretuneError
+from storetune.ingest.shopify_csv import (
+    Catalog,
+    RowError,
+    clean_id,
+    parse_money,
+    parse_status,
+    read_text,
+    split_tags,
+)
+from storetune.store.db import QuarantineItem
+from storetune.store.records import Product, Variant
+
+
+def load_json_records(path: Path) -> list[Any]:
+    """Top-level JSON value(s) of a .json or JSON Lines file; errors name file and line."""
+    text = read_text(path, what="JSON")
+    try:
+        return [json.loads(text)]
+    except json.JSONDecodeError as e:
+        first_error = e
+    if first_error.msg != "Extra data":
+        raise _json_error(path, first_error)
+    records = []
+    for n, line in enumerate(text.splitlines(), 1):
+        if line.strip():
+            try:
+                records.append(json.loads(line))
+            except json.JSONDecodeError as e:
+                raise _json_error(path, e, line=n) from None
+    return records
+
+
+def _json_error(path: Path, e: json.JSONDecodeError, line: int | None = None) -> StoretuneError:
+    where = line if line is not None else e.lineno
+    return StoretuneError(
+        f"{path} line {where}: not valid JSON ({e.msg}, column {e.colno})",
+        hint="the file may be truncated; export it again",
+    )
+
+
+def _product_dicts(value: Any) -> list[Any]:
+    if isinstance(value, list):
+        return [p for item in value for p in _product_dicts(item)]
+    if isinstance(value, dict):
+        if isinstance(value.get("products"), list):
+            return list(value["products"])
+        if isinstance(value.get("product"), dict):
+            return [value["product"]]
+        return [value]
+    return [value]
+
+
+def _raw(obj: Any) -> str:
+    return json.dumps(obj, ensure_ascii=False)[:4096]
+
+
+def _variant(v: dict[str, Any], names: list[str]) -> Variant:
+    options = {}
+    for i in (1, 2, 3):
+        value = v.get(f"option{i}")
+        if value not in (None, ""):
+            name = names[i - 1] if i - 1 < len(names) else f"Option{i}"
+            options[name] = str(value)
+    if options == {"Title": "Default Title"}:
+        options = {}
+    price = parse_money(str(v.get("price") or ""), "price")
+    if price is None:
+        raise RowError("variant has no price")
+    tracked = v.get("inventory_management") not in (None, "")
+    qty = v.get("inventory_quantity")
+    grams = v.get("grams")
+    return Variant(
+        sku=clean_id(str(v.get("sku") or "")),
+        options=options,
+        price=price,
+        compare_at_price=parse_money(str(v.get("compare_at_price") or ""), "compare_at_price"),
+        inventory_qty=int(qty) if tracked and isinstance(qty, int | float) else None,
+        inventory_policy="continue" if v.get("inventory_policy") == "continue" else "deny",
+        grams=int(grams) if isinstance(grams, int | float) else None,
+        barcode=clean_id(str(v.get("barcode") or "")) or None,
+    )
+
+
+def _product(
+    p: dict[str, Any], n: int, cat: Catalog
+) -> tuple[Product, list[Decimal | None]] | None:
+    handle = str(p.get("handle") or "").strip()
+    where = f"product {p.get('id', n)}"
+    if not handle or not str(p.get("title") or "").strip():
+        cat.reject("product", where, "product has no handle or title", _raw(p))
+        return None
+    names = [str(o.get("name") or "") for o in p.get("options") or [] if isinstance(o, dict)]
+    variants, costs = [], []
+    for i, v in enumerate(p.get("variants") or []):
+        cat.count("variant", "read")
+        try:
+            variants.append(_variant(v if isinstance(v, dict) else {}, names))
+        except RowError as e:
+            cat.reject("variant", f"{where} variant {i + 1}", f"handle '{handle}': {e}", _raw(v))
+            continue
+        costs.append(_cost(v))
+        cat.count("variant", "accepted")
+    if not variants:
+        cat.reject("product", where, f"product '{handle}' has no usable variant", _raw(p))
+        return None
+    description, flags = clean_description(p.get("body_html") or "")
+    status = parse_status(str(p.get("status") or ""), flags)
+    images = sorted(
+        (img for img in p.get("images") or [] if isinstance(img, dict) and img.get("src")),
+        key=lambda img: img.get("position") or 0,
+    )
+    product = Product(
+        handle=handle,
+        title=str(p["title"]).strip(),
+        description=description,
+        vendor=str(p.get("vendor") or ""),
+        product_type=str(p.get("product_type") or ""),
+        category=_category(p),
+        tags=split_tags(p.get("tags")),
+        status=status,
+        # REST: published_at null = not on the online store; absent key = no information.
+        published=("published_at" not in p) or p.get("published_at") is not None,
+        options=[] if names == ["Title"] and not any(v.options for v in variants) else names,
+        variants=variants,
+        images=[str(img["src"]) for img in images],
+        flags=flags,
+        source=str(cat.path),
+    )
+    return product, costs
+
+
+def _cost(v: dict[str, Any]) -> Decimal | None:
+    try:
+        return parse_money(str(v.get("cost") or ""), "cost")
+    except RowError:
+        return None
+
+
+def _category(p: dict[str, Any]) -> str:
+    cat = p.get("category") or p.get("product_category")
+    if isinstance(cat, dict):
+        return str(cat.get("full_name") or cat.get("name") or "")
+    return str(cat or "")
+
+
+def read_catalog(path: Path | str) -> Catalog:
+    path = Path(path)
+    cat = Catalog(path=path, format="shopify_json", dialect="admin_rest")
+    for kind in ("product", "variant"):
+        cat.counts[kind] = Counter(read=0, accepted=0, quarantined=0)
+    seen: set[str] = set()
+    for n, p in enumerate(_product_dicts(load_json_records(path)), 1):
+        cat.count("product", "read")
+        if not isinstance(p, dict):
+            cat.reject("product", f"record {n}", "not a product object", _raw(p))
+            continue
+        read = _product(p, n, cat)
+        product = read[0] if read else None
+        if product is not None and product.handle in seen:
+            # Two records, one handle: store.db keys products by handle, so keep the first.
+            reason = f"duplicate handle '{product.handle}' (the first product with it is kept)"
+            cat.reject("product", f"product {p.get('id', n)}", reason, _raw(p))
+        elif product is not None:
+            seen.add(product.handle)
+            cat.costs[product.handle] = read[1]
+            cat.flags.update(product.flags)
+            cat.products.append(product)
+            cat.count("product", "accepted")
+    return cat
+
+
+def read_products(path: Path | str) -> tuple[list[Product], list[QuarantineItem]]:
+    """Products and quarantined records from Admin REST product JSON."""
+    cat = read_catalog(path)
+    return cat.products, cat.quarantine

@@ -1,0 +1,435 @@
+"""store.db: the one SQLite database of a workspace.
+
+Schema changes are ordered, named migration functions recorded in `_migrations`
+(the design of simonw/llm's migrations.py): each runs once, in list order, inside
+its own transaction. To change the schema, append a new function to MIGRATIONS;
+never edit one that has shipped, because existing databases already ran it.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+from storetune.errors import StoretuneError
+from storetune.store.records import Message, Product, Ticket, Variant
+
+RAW_EXCERPT_LIMIT = 2048  # bytes of the offending input kept in the quarantine
+
+Migration = Callable[[sqlite3.Connection], None]
+MIGRATIONS: list[Migration] = []
+
+
+def migration(fn: Migration) -> Migration:
+    MIGRATIONS.append(fn)
+    return fn
+
+
+@migration
+def m001_initial(conn: sqlite3.Connection) -> None:
+    # Statement by statement, not executescript(): that would COMMIT mid-migration.
+    for stmt in _INITIAL_SCHEMA:
+        conn.execute(stmt)
+
+
+_INITIAL_SCHEMA = [
+    """CREATE TABLE products (
+        handle TEXT PRIMARY KEY,
+        title TEXT NOT NULL,
+        description TEXT NOT NULL DEFAULT '',
+        vendor TEXT NOT NULL DEFAULT '',
+        product_type TEXT NOT NULL DEFAULT '',
+        category TEXT NOT NULL DEFAULT '',
+        tags TEXT NOT NULL DEFAULT '[]',
+        status TEXT NOT NULL DEFAULT 'active',
+        published INTEGER NOT NULL DEFAULT 1,
+        options TEXT NOT NULL DEFAULT '[]',
+        images TEXT NOT NULL DEFAULT '[]',
+        flags TEXT NOT NULL DEFAULT '[]',
+        source TEXT NOT NULL DEFAULT ''
+    )""",
+    # cost is the merchant's internal cost: stored for completeness, never loaded.
+    """CREATE TABLE variants (
+        id INTEGER PRIMARY KEY,
+        product_handle TEXT NOT NULL REFERENCES products(handle) ON DELETE CASCADE,
+        position INTEGER NOT NULL,
+        sku TEXT NOT NULL DEFAULT '',
+        options TEXT NOT NULL DEFAULT '{}',
+        price TEXT NOT NULL,
+        compare_at_price TEXT,
+        inventory_qty INTEGER,
+        inventory_policy TEXT NOT NULL DEFAULT 'deny',
+        grams INTEGER,
+        barcode TEXT,
+        cost TEXT,
+        UNIQUE (product_handle, position)
+    )""",
+    "CREATE INDEX variants_sku ON variants(sku)",
+    """CREATE TABLE tickets (
+        id INTEGER PRIMARY KEY,
+        source TEXT NOT NULL,
+        source_id TEXT NOT NULL,
+        subject TEXT NOT NULL DEFAULT '',
+        status TEXT NOT NULL,
+        tags TEXT NOT NULL DEFAULT '[]',
+        channel TEXT NOT NULL DEFAULT '',
+        satisfaction TEXT,
+        created_at TEXT NOT NULL DEFAULT '',
+        human_only INTEGER NOT NULL DEFAULT 0,
+        human_only_reason TEXT,
+        UNIQUE (source, source_id)
+    )""",
+    """CREATE TABLE messages (
+        id INTEGER PRIMARY KEY,
+        ticket_id INTEGER NOT NULL REFERENCES tickets(id) ON DELETE CASCADE,
+        position INTEGER NOT NULL,
+        role TEXT NOT NULL CHECK (role IN ('customer', 'agent', 'note')),
+        text TEXT NOT NULL,
+        created_at TEXT NOT NULL DEFAULT '',
+        author TEXT NOT NULL DEFAULT '',
+        UNIQUE (ticket_id, position)
+    )""",
+    """CREATE TABLE quarantine (
+        id INTEGER PRIMARY KEY,
+        source_file TEXT NOT NULL,
+        location TEXT NOT NULL,
+        kind TEXT NOT NULL,
+        reason TEXT NOT NULL,
+        raw TEXT NOT NULL DEFAULT '',
+        created TEXT NOT NULL
+    )""",
+    "CREATE INDEX quarantine_source ON quarantine(source_file)",
+    """CREATE TABLE ingest_runs (
+        id INTEGER PRIMARY KEY,
+        started TEXT NOT NULL,
+        report TEXT NOT NULL
+    )""",
+]
+
+
+@dataclass
+class QuarantineItem:
+    """One rejected input record, with where it was and why."""
+
+    source_file: str
+    location: str  # "line 12", "ticket 35436", "record 3"
+    kind: str  # row, product, variant, ticket, message
+    reason: str
+    raw: str = ""
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+def connect(path: Path | str, *, check_same_thread: bool = True) -> sqlite3.Connection:
+    """Open (creating if needed) a store.db and bring its schema up to date.
+
+    check_same_thread=False lets a server share the connection across threads
+    (it must then serialise writes itself)."""
+    try:
+        conn = sqlite3.connect(str(path), check_same_thread=check_same_thread)
+        conn.row_factory = sqlite3.Row
+        conn.execute("PRAGMA foreign_keys = ON")
+        conn.execute("PRAGMA journal_mode = WAL")  # readers (serve) never block the writer
+        conn.execute("PRAGMA busy_timeout = 5000")
+        migrate(conn)
+    except sqlite3.DatabaseError as e:  # includes "file is not a database"
+        raise StoretuneError(
+            f"{path}: can't open the store database ({e})",
+            hint="check the path; a damaged store.db can be rebuilt with 'storetune ingest'",
+        ) from None
+    return conn
+
+
+def migrate(conn: sqlite3.Connection) -> list[str]:
+    """Apply pending migrations in order; return the names applied now."""
+    conn.execute("CREATE TABLE IF NOT EXISTS _migrations (name TEXT PRIMARY KEY, applied TEXT)")
+    conn.commit()
+    done = {row[0] for row in conn.execute("SELECT name FROM _migrations")}
+    applied = []
+    for fn in MIGRATIONS:
+        if fn.__name__ in done:
+            continue
+        with transaction(conn):
+            fn(conn)
+            conn.execute("INSERT INTO _migrations VALUES (?, ?)", (fn.__name__, _now()))
+        applied.append(fn.__name__)
+    return applied
+
+
+@contextmanager
+def transaction(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
+    """All-or-nothing block; joins an already open transaction instead of nesting."""
+    if conn.in_transaction:
+        yield conn
+        return
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        yield conn
+    except BaseException:
+        conn.rollback()
+        raise
+    conn.commit()
+
+
+# --- writes -------------------------------------------------------------------------
+
+
+def _dec(value: Decimal | None) -> str | None:
+    return None if value is None else str(value)
+
+
+def upsert_products(
+    conn: sqlite3.Connection,
+    products: list[Product],
+    costs: dict[str, list[Decimal | None]] | None = None,
+    replace: bool = False,
+) -> None:
+    """Insert or update products with their variants.
+
+    costs maps handle -> per-variant cost (same order as product.variants); it is
+    kept apart from Product so cost can never leak into anything built from records.
+    replace=True removes products not in the list (a product export is the whole catalog).
+    """
+    costs = costs or {}
+    with transaction(conn):
+        if replace:
+            keep = {p.handle for p in products}
+            gone = [(h,) for (h,) in conn.execute("SELECT handle FROM products") if h not in keep]
+            conn.executemany("DELETE FROM products WHERE handle = ?", gone)
+        for p in products:
+            _upsert_product(conn, p, costs.get(p.handle, []))
+
+
+def _upsert_product(conn: sqlite3.Connection, p: Product, costs: list[Decimal | None]) -> None:
+    conn.execute(
+        """INSERT INTO products (handle, title, description, vendor, product_type, category,
+               tags, status, published, options, images, flags, source)
+           VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+           ON CONFLICT(handle) DO UPDATE SET title=excluded.title,
+               description=excluded.description, vendor=excluded.vendor,
+               product_type=excluded.product_type, category=excluded.category,
+               tags=excluded.tags, status=excluded.status, published=excluded.published,
+               options=excluded.options, images=excluded.images, flags=excluded.flags,
+               source=excluded.source""",
+        (
+            p.handle,
+            p.title,
+            p.description,
+            p.vendor,
+            p.product_type,
+            p.category,
+            json.dumps(p.tags),
+            p.status,
+            int(p.published),
+            json.dumps(p.options),
+            json.dumps(p.images),
+            json.dumps(p.flags),
+            p.source,
+        ),
+    )
+    conn.execute("DELETE FROM variants WHERE product_handle = ?", (p.handle,))
+    conn.executemany(
+        """INSERT INTO variants (product_handle, position, sku, options, price,
+               compare_at_price, inventory_qty, inventory_policy, grams, barcode, cost)
+           VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
+        [
+            (
+                p.handle,
+                i,
+                v.sku,
+                json.dumps(v.options),
+                str(v.price),
+                _dec(v.compare_at_price),
+                v.inventory_qty,
+                v.inventory_policy,
+                v.grams,
+                v.barcode,
+                _dec(costs[i]) if i < len(costs) else None,
+            )
+            for i, v in enumerate(p.variants)
+        ],
+    )
+
+
+def upsert_ticket(conn: sqlite3.Connection, t: Ticket) -> int:
+    """Insert or update a ticket by (source, source_id); its messages are replaced,
+    so re-ingesting the same export changes nothing. Returns the ticket row id."""
+    with transaction(conn):
+        row = conn.execute(
+            """INSERT INTO tickets (source, source_id, subject, status, tags, channel,
+                   satisfaction, created_at, human_only, human_only_reason)
+               VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+               ON CONFLICT(source, source_id) DO UPDATE SET subject=excluded.subject,
+                   status=excluded.status, tags=excluded.tags, channel=excluded.channel,
+                   satisfaction=excluded.satisfaction, created_at=excluded.created_at,
+                   human_only=excluded.human_only, human_only_reason=excluded.human_only_reason
+               RETURNING id""",
+            (
+                t.source,
+                t.source_id,
+                t.subject,
+                t.status,
+                json.dumps(t.tags),
+                t.channel,
+                t.satisfaction,
+                t.created_at,
+                int(t.human_only),
+                t.human_only_reason,
+            ),
+        ).fetchone()
+        ticket_id = int(row[0])
+        conn.execute("DELETE FROM messages WHERE ticket_id = ?", (ticket_id,))
+        conn.executemany(
+            """INSERT INTO messages (ticket_id, position, role, text, created_at, author)
+               VALUES (?, ?, ?, ?, ?, ?)""",
+            [
+                (ticket_id, i, m.role, m.text, m.created_at, m.author)
+                for i, m in enumerate(t.messages)
+            ],
+        )
+    return ticket_id
+
+
+def _excerpt(raw: str) -> str:
+    data = raw.encode("utf-8", "replace")
+    if len(data) <= RAW_EXCERPT_LIMIT:
+        return raw
+    return data[:RAW_EXCERPT_LIMIT].decode("utf-8", "ignore")
+
+
+def quarantine(
+    conn: sqlite3.Connection, source_file: str, location: str, kind: str, reason: str, raw: str
+) -> None:
+    """Record one rejected input record (raw is cut to 2 KB)."""
+    conn.execute(
+        """INSERT INTO quarantine (source_file, location, kind, reason, raw, created)
+           VALUES (?, ?, ?, ?, ?, ?)""",
+        (str(source_file), location, kind, reason, _excerpt(raw or ""), _now()),
+    )
+
+
+def quarantine_items(
+    conn: sqlite3.Connection, items: list[QuarantineItem], replace_sources: Sequence[str] = ()
+) -> None:
+    """Store items; earlier entries for replace_sources are dropped first so a
+    re-ingest of the same file does not count its rejects twice."""
+    with transaction(conn):
+        for src in replace_sources:
+            conn.execute("DELETE FROM quarantine WHERE source_file = ?", (str(src),))
+        for q in items:
+            quarantine(conn, q.source_file, q.location, q.kind, q.reason, q.raw)
+
+
+def record_ingest_run(conn: sqlite3.Connection, started: str, report: dict[str, Any]) -> None:
+    conn.execute(
+        "INSERT INTO ingest_runs (started, report) VALUES (?, ?)", (started, json.dumps(report))
+    )
+
+
+# --- reads --------------------------------------------------------------------------
+
+
+def _opt_dec(value: str | None) -> Decimal | None:
+    return None if value is None else Decimal(value)
+
+
+def _variant(row: sqlite3.Row) -> Variant:
+    return Variant(
+        sku=row["sku"],
+        options=json.loads(row["options"]),
+        price=Decimal(row["price"]),
+        compare_at_price=_opt_dec(row["compare_at_price"]),
+        inventory_qty=row["inventory_qty"],
+        inventory_policy=row["inventory_policy"],
+        grams=row["grams"],
+        barcode=row["barcode"],
+    )
+
+
+def load_products(conn: sqlite3.Connection, active_only: bool = False) -> list[Product]:
+    """Products in ingest order with their variants (never the cost column)."""
+    where = "WHERE status = 'active' AND published = 1" if active_only else ""
+    rows = conn.execute(f"SELECT * FROM products {where} ORDER BY rowid").fetchall()
+    variants: dict[str, list[Variant]] = {}
+    for v in conn.execute(
+        """SELECT product_handle, sku, options, price, compare_at_price, inventory_qty,
+                  inventory_policy, grams, barcode
+           FROM variants ORDER BY product_handle, position"""
+    ):
+        variants.setdefault(v["product_handle"], []).append(_variant(v))
+    return [
+        Product(
+            handle=r["handle"],
+            title=r["title"],
+            description=r["description"],
+            vendor=r["vendor"],
+            product_type=r["product_type"],
+            category=r["category"],
+            tags=json.loads(r["tags"]),
+            status=r["status"],
+            published=bool(r["published"]),
+            options=json.loads(r["options"]),
+            variants=variants.get(r["handle"], []),
+            images=json.loads(r["images"]),
+            flags=json.loads(r["flags"]),
+            source=r["source"],
+        )
+        for r in rows
+    ]
+
+
+def load_tickets(conn: sqlite3.Connection, resolved_only: bool = True) -> list[Ticket]:
+    """Tickets with their messages in conversation order (notes included, role 'note')."""
+    where = "WHERE status IN ('solved', 'closed')" if resolved_only else ""
+    rows = conn.execute(f"SELECT * FROM tickets {where} ORDER BY id").fetchall()
+    messages: dict[int, list[Message]] = {}
+    for m in conn.execute(
+        "SELECT ticket_id, role, text, created_at, author FROM messages "
+        "ORDER BY ticket_id, position"
+    ):
+        messages.setdefault(m["ticket_id"], []).append(
+            Message(role=m["role"], text=m["text"], created_at=m["created_at"], author=m["author"])
+        )
+    return [
+        Ticket(
+            source_id=r["source_id"],
+            source=r["source"],
+            subject=r["subject"],
+            status=r["status"],
+            messages=messages.get(r["id"], []),
+            tags=json.loads(r["tags"]),
+            channel=r["channel"],
+            satisfaction=r["satisfaction"],
+            created_at=r["created_at"],
+            human_only=bool(r["human_only"]),
+            human_only_reason=r["human_only_reason"],
+        )
+        for r in rows
+    ]
+
+
+_COUNT_QUERIES = {
+    "products": "SELECT COUNT(*) FROM products",
+    "active_products": "SELECT COUNT(*) FROM products WHERE status = 'active' AND published = 1",
+    "variants": "SELECT COUNT(*) FROM variants",
+    "tickets": "SELECT COUNT(*) FROM tickets",
+    "resolved_tickets": "SELECT COUNT(*) FROM tickets WHERE status IN ('solved', 'closed')",
+    "human_only_tickets": "SELECT COUNT(*) FROM tickets WHERE human_only = 1",
+    "messages": "SELECT COUNT(*) FROM messages",
+    "notes": "SELECT COUNT(*) FROM messages WHERE role = 'note'",
+    "quarantine": "SELECT COUNT(*) FROM quarantine",
+}
+
+
+def counts(conn: sqlite3.Connection) -> dict[str, int]:
+    """Row counts a person checks after an ingest."""
+    return {name: int(conn.execute(q).fetchone()[0]) for name, q in _COUNT_QUERIES.items()}
