@@ -70,7 +70,7 @@ def run() -> dict:
         opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-4)
         use_autocast = peer != "hf_fp32" and bf16
 
-        def step(batch, peer=peer, model=model, opt=opt, use_autocast=use_autocast):
+        def step(batch, peer=peer, model=model, opt=opt, use_autocast=use_autocast, items=items):
             ids, mask, labels = batch
             with torch.autocast("cpu", dtype=torch.bfloat16, enabled=use_autocast):
                 if peer == "storetune":

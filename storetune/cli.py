@@ -44,7 +44,26 @@ def main(
         ),
     ] = None,
 ) -> None:
+    _quiet_libraries()
     _state["ws"] = Workspace.resolve(workspace)
+
+
+def _quiet_libraries() -> None:
+    # storetune draws its own progress bars; the libraries' bars and deprecation
+    # notices would interleave with them.
+    import os
+    import warnings
+
+    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    warnings.filterwarnings("ignore", category=FutureWarning)
+    warnings.filterwarnings("ignore", message=".*requires_grad=True to a scalar.*")
+    try:
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.disable_progress_bar()
+    except ImportError:
+        pass
 
 
 @app.command()

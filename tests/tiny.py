@@ -10,6 +10,19 @@ CHATML = (
     "{{ '<|im_start|>assistant\n' }}{% endif %}"
 )
 SPECIALS = ["<|endoftext|>", "<|im_start|>", "<|im_end|>"]
+# Enough store-like text that policy prompts tokenize to a sensible length.
+_CORPUS = [
+    "You are the customer support assistant. Only state facts found in the policies or product "
+    "information below. Never invent products, prices, stock, order details or promises.",
+    "Returns: within 30 days of delivery, unused and unwashed, with the original tags attached; "
+    "free prepaid return label; refunds to the original payment method within 5 business days.",
+    "Sale items are final sale: no returns or exchanges. Free standard shipping on orders over $75.",
+    "Shipping to Contiguous US: $6.95, 3-5 business days. Damaged or missing items: report within 7 days.",
+    "Hi there! Thanks for reaching out. The jacket is in stock. Material: recycled nylon. Care: wash cold.",
+    "Hello, I want to return my order. Where is my package? Can I exchange the boots for a bigger size?",
+    "[ESCALATE] I've passed this to our team, who will reply within one business day.",
+    "system user assistant Product information: price variants Fleece Pack Tent Boots Jacket",
+]
 
 
 def build_tiny_model(out: Path, seed: int = 0) -> Path:
@@ -43,7 +56,7 @@ def build_tiny_model(out: Path, seed: int = 0) -> Path:
         num_hidden_layers=2,
         num_attention_heads=4,
         num_key_value_heads=2,
-        max_position_embeddings=2048,
+        max_position_embeddings=4096,
         eos_token_id=fast.eos_token_id,
         pad_token_id=fast.pad_token_id,
         tie_word_embeddings=True,

@@ -21,11 +21,15 @@ from storetune.workspace import Workspace
 class DemoBudget:
     products: int = 160
     tickets: int = 2400
-    build_max_tickets: int = 900
-    product_qa: int = 250
+    # ~480 examples: one epoch takes ~7 minutes on 2 cores (~1 s per example, the
+    # shared policy prompt computed once per batch).
+    build_max_tickets: int = 400
+    product_qa: int = 120
     train_steps: int | None = None
     epochs: float = 1.0
-    eval_limit: int = 96
+    lr: float = 5e-4  # few steps in a demo-sized run; 2e-4 is the default for real runs
+    batch_tokens: int = 2048
+    eval_limit: int = 48
     max_new_tokens: int = 96
 
 
@@ -46,7 +50,7 @@ def _apply_budget(ws: Workspace, budget: DemoBudget, base_model: str | None) -> 
         {"max_tickets": budget.build_max_tickets, "product_qa": budget.product_qa}
     )
     train = raw.setdefault("train", {})
-    train["epochs"] = budget.epochs
+    train.update({"epochs": budget.epochs, "lr": budget.lr, "batch_tokens": budget.batch_tokens})
     if budget.train_steps:
         train["max_steps"] = budget.train_steps
     if base_model:

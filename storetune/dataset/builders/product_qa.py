@@ -131,7 +131,7 @@ def build_product_qa(products: list[Product], n: int, system_for_card, seed: int
                 category=kind,
                 builder="product_qa",
                 source_ids=[f"product:{p.handle}"],
-                group=f"product:{p.handle}:{kind}",
+                group=f"product:{p.handle}",  # all questions on a product share a split
             )
         )
     return out

@@ -1,0 +1,107 @@
+"""Dataset build: split hygiene, determinism, prompts, corrections."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from storetune.dataset.build import build_dataset
+from storetune.dataset.example import Example
+from storetune.dataset.prompt import render_system_prompt
+from storetune.dataset.split import assign_splits, merge_duplicate_groups
+from storetune.demo.store_gen import generate_demo_store
+from storetune.ingest import ingest_workspace
+from storetune.workspace import Workspace
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory):
+    root = tmp_path_factory.mktemp("ds")
+    generate_demo_store(root, seed=1, n_products=40, n_tickets=400)
+    ws = Workspace(root)
+    ingest_workspace(ws, progress=False)
+    report = build_dataset(ws)
+    return ws, report
+
+
+def _read(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+def test_same_seed_same_bytes(built):
+    ws, report = built
+    first = {p.name: p.read_bytes() for p in report.path.glob("*.jsonl")}
+    again = build_dataset(ws)
+    assert again.dataset_id == report.dataset_id
+    assert {p.name: p.read_bytes() for p in again.path.glob("*.jsonl")} == first
+
+
+def test_no_source_ticket_straddles_splits(built):
+    _, report = built
+    meta = _read(report.path / "meta.jsonl")
+    split_of: dict[str, str] = {}
+    for m in meta:
+        for sid in m["source_ids"]:
+            assert split_of.setdefault(sid, m["split"]) == m["split"], sid
+    counts = {s: sum(m["split"] == s for m in meta) for s in ("train", "val", "test")}
+    assert counts == report.counts and min(counts.values()) > 0
+
+
+def test_exact_user_duplicates_share_a_split(built):
+    _, report = built
+    meta = _read(report.path / "meta.jsonl")
+    rows = {s: _read(report.path / f"{s}.jsonl") for s in ("train", "val", "test")}
+    seen: dict[str, str] = {}
+    for m in meta:
+        row = rows[m["split"]][m["index"]]
+        first_user = next(x["content"] for x in row["messages"] if x["role"] == "user")
+        key = m["task"] + " ".join(first_user.lower().split())
+        assert seen.setdefault(key, m["split"]) == m["split"]
+
+
+def test_escalations_carry_the_marker_and_policies_are_in_the_prompt(built):
+    ws, report = built
+    cfg = ws.config()
+    meta = _read(report.path / "meta.jsonl")
+    rows = {s: _read(report.path / f"{s}.jsonl") for s in ("train", "val", "test")}
+    escalations = [rows[m["split"]][m["index"]] for m in meta if m["task"] == "escalation"]
+    assert escalations
+    assert all(r["messages"][-1]["content"].startswith(cfg.escalation.marker) for r in escalations)
+    system = rows["train"][0]["messages"][0]["content"]
+    assert f"within {cfg.policies.returns.window_days} days" in system
+    assert "$75.00" in system
+
+
+def test_outdated_policy_answers_are_corrected(built):
+    ws, report = built
+    assert report.notes["outdated_policy_corrected"] > 0
+    for split in ("train", "val", "test"):
+        for row in _read(report.path / f"{split}.jsonl"):
+            reply = " ".join(m["content"] for m in row["messages"] if m["role"] == "assistant")
+            assert "60 days" not in reply and "60-day" not in reply
+
+
+def test_split_is_stratified_and_grouped():
+    examples = [
+        Example(
+            [{"role": "user", "content": f"q{i % 7}"}], "support", f"c{i % 3}", "b", group=f"g{i}"
+        )
+        for i in range(90)
+    ]
+    merge_duplicate_groups(examples)
+    splits = assign_splits(examples, (0.8, 0.1, 0.1), seed=0)
+    by_group: dict[str, set] = {}
+    for ex, s in zip(examples, splits, strict=True):
+        by_group.setdefault(ex.group, set()).add(s)
+    assert all(len(v) == 1 for v in by_group.values())
+
+
+def test_policy_change_needs_no_retraining_only_a_new_prompt(built):
+    ws, _ = built
+    cfg = ws.config()
+    changed = cfg.model_copy(deep=True)
+    changed.policies.returns.window_days = 45
+    assert "within 45 days" in render_system_prompt(changed)
+    assert "within 45 days" not in render_system_prompt(cfg)
