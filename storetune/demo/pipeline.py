@@ -21,10 +21,10 @@ from storetune.workspace import Workspace
 class DemoBudget:
     products: int = 160
     tickets: int = 2400
-    # ~480 examples: one epoch takes ~7 minutes on 2 cores (~1 s per example, the
-    # shared policy prompt computed once per batch).
-    build_max_tickets: int = 400
-    product_qa: int = 120
+    # ~370 examples (~300 train): one epoch takes ~8 minutes on 2 cores, ~1.5 s per
+    # example with the shared policy prompt computed once per batch.
+    build_max_tickets: int = 300
+    product_qa: int = 90
     train_steps: int | None = None
     epochs: float = 1.0
     lr: float = 5e-4  # few steps in a demo-sized run; 2e-4 is the default for real runs

@@ -9,6 +9,7 @@ from storetune.store.records import Ticket
 from storetune.workspace import StoreConfig
 
 _GREETING_NAME = re.compile(r"^(hi|hello|hey|dear)\s+<NAME>", re.IGNORECASE)
+_INLINE_NAME = re.compile(r",\s*<NAME>(?=[,.!?])")
 
 
 def intent_of(ticket: Ticket, known: set[str]) -> str:
@@ -39,7 +40,8 @@ def _turns(ticket: Ticket) -> list[dict]:
 
 def _polish_reply(text: str) -> str:
     # A greeting to a scrubbed name would teach the model to write "<NAME>".
-    return _GREETING_NAME.sub(lambda m: f"{m.group(1)} there", text)
+    text = _GREETING_NAME.sub("Hi there", text)
+    return _INLINE_NAME.sub("", text)
 
 
 class PolicyCorrector:
