@@ -12,6 +12,7 @@ from rich.console import Console
 from rich.table import Table
 
 from storetune.errors import StoretuneError
+from storetune.quiet import quiet_libraries
 from storetune.workspace import Workspace
 
 app = typer.Typer(
@@ -44,26 +45,8 @@ def main(
         ),
     ] = None,
 ) -> None:
-    _quiet_libraries()
+    quiet_libraries()
     _state["ws"] = Workspace.resolve(workspace)
-
-
-def _quiet_libraries() -> None:
-    # storetune draws its own progress bars; the libraries' bars and deprecation
-    # notices would interleave with them.
-    import os
-    import warnings
-
-    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
-    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
-    warnings.filterwarnings("ignore", category=FutureWarning)
-    warnings.filterwarnings("ignore", message=".*requires_grad=True to a scalar.*")
-    try:
-        from transformers.utils import logging as hf_logging
-
-        hf_logging.disable_progress_bar()
-    except ImportError:
-        pass
 
 
 @app.command()

@@ -5,8 +5,10 @@ for the GGUF conversion.
 """
 
 from storetune.models.base import embedding_model_dir, resolve_base_model
+from storetune.quiet import quiet_libraries
 
 if __name__ == "__main__":
+    quiet_libraries()
     resolved = resolve_base_model()
     print(f"base model ready: {resolved.path}")
     print(f"embedding model: {embedding_model_dir()}")
