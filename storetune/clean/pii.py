@@ -15,6 +15,9 @@ from __future__ import annotations
 import re
 from collections import Counter
 from collections.abc import Callable, Iterable
+from functools import lru_cache
+
+_DIGIT = re.compile(r"\d")
 
 TYPES = ("EMAIL", "PHONE", "CARD", "IBAN", "ADDRESS", "NAME", "ORDER_ID", "TRACKING", "IP")
 
@@ -38,8 +41,15 @@ _TRACKING_AFTER_WORD = re.compile(
     r"(?P<v>[A-Z0-9]{10,30})\b",
     re.I,
 )
+# A bare number right after a carrier's name: "FedEx 771234567890", "DHL: 1234567890".
+_TRACKING_AFTER_CARRIER = re.compile(
+    r"\b(?:FedEx|DHL|UPS|USPS|Royal Mail|Canada Post|Australia Post|DPD|GLS|Hermes|Evri)"
+    r"[ \t]*(?:#|no\.?|number)?[ \t]*:?[ \t]*(?P<v>\d{10,22})\b"
+)
 
 _IBAN = re.compile(r"\b[A-Z]{2}\d{2}(?: ?[A-Z0-9]{4}){2,7}(?: ?[A-Z0-9]{1,3})?\b")
+# The same without the short last group, for "…3910 1924 I wear": the " I" is a word.
+_IBAN_WHOLE_GROUPS = re.compile(r"\b[A-Z]{2}\d{2}(?: ?[A-Z0-9]{4}){2,7}\b")
 _CARD = re.compile(r"(?<![\d-])(?:\d[ -]?){12,18}\d(?![\d-])")
 
 _ORDER_WORD = re.compile(
@@ -66,6 +76,8 @@ _PHONES = [
     ),
     # national with trunk 0: 020 7946 0958, 07700 900123, 01 23 45 67 89
     re.compile(_PHONE_EDGE_L + r"0\d{1,4}(?:[ .-]?\d{2,4}){2,4}" + _PHONE_EDGE_R),
+    # trunk 0 area code in brackets: (02) 9876 5432, (030) 1234 5678
+    re.compile(r"(?<![\w+/#.-])\(0\d{1,4}\)[ .-]?\d{2,4}(?:[ .-]?\d{2,4}){1,3}" + _PHONE_EDGE_R),
 ]
 # A local number without area code (555-0142) is only a phone after a phone word.
 _LOCAL_PHONE = re.compile(
@@ -109,7 +121,7 @@ _ADDRESSES = [
     # French/Spanish/Italian: 12 rue de la Paix, 75002 Paris / Calle Mayor 5, 28013 Madrid
     re.compile(
         r"\b\d{1,4}(?:[ \t]?(?:bis|ter))?,?[ \t]+(?:rue|avenue|boulevard|bd|place|chemin|allée"
-        r"|impasse|quai)[ \t]+(?:[\wÀ-ÿ'’-]+[ \t]+){0,4}?[A-ZÀ-Ý][\wÀ-ÿ'’-]+"
+        r"|impasse|quai)[ \t]+(?:[\wÀ-ÿ'’-]+[ \t]+){0,4}?[A-ZÀ-Ý][\wÀ-ÿ'’-]+(?:[ \t]+[A-ZÀ-Ý][\wÀ-ÿ'’-]+)*"
         r"(?:,[ \t]*\d{5}[ \t]+[A-ZÀ-Ý][\wÀ-ÿ-]+)?"
     ),
     re.compile(
@@ -138,7 +150,7 @@ _INTRO = re.compile(rf"(?i:\bmy name is|\bmy name's|\bname:)[ \t]+(?P<v>{_NAME2}
 _THIS_IS = re.compile(rf"(?i:\bthis is)[ \t]+(?P<v>{_NAME_WORD})(?=[ \t]+(?i:from|here)\b)")
 # "Thanks, Maya!" inline; "Best,\nJordan P." with the name alone on the next line.
 _THANKS_NAME = re.compile(
-    rf"(?i:\b(?:thanks|thank you|thx|cheers))[ \t]*,?[ \t]*(?P<v>{_NAME2})[ \t]*(?=[!.,]|$)",
+    rf"(?i:\b(?:thanks|thank you|thx|cheers)(?:[ \t]+(?:so much|a lot|again))?)[ \t]*,?[ \t]*(?P<v>{_NAME2})[ \t]*(?=[!.,]|$)",
     re.M,
 )
 _SIGNOFF_NAME = re.compile(
@@ -222,11 +234,16 @@ class Scrubber:
         allow: Iterable[str] = (),
     ) -> None:
         # protected: lower-case catalog/brand words that are only names in context.
-        self.protected = {w.lower() for w in protected}
+        self.protected = (
+            _lowered(protected)
+            if isinstance(protected, frozenset)
+            else {w.lower() for w in protected}
+        )
         self.allow = sorted({a for a in allow if a}, key=len, reverse=True)
         self.counts: Counter[str] = Counter()
         self._full: set[str] = set()
         self._tokens: set[str] = set()
+        self._learned: set[str] = set()
         for name in names:
             self.add_name(name)
 
@@ -240,23 +257,22 @@ class Scrubber:
         """Remember a person's name for this conversation: the full name, and the first
         name alone. A surname alone is left to context ("Mr. Price"): many are also
         words ("Price", "Brown") that a reply needs."""
-        name = re.sub(r"\s+", " ", name or "").strip()
-        if "@" in name or not re.search(r"[A-Za-z]", name):
-            return
-        parts = name.split(" ")
-        if len(parts) > 1:
-            self._full.add(name)
-        first = parts[0]
-        if len(first.strip(".")) >= 2 and self._is_name_token(first):
+        full, first = _name_parts(name or "")
+        if full:
+            self._full.add(full)
+        if first:
             self._tokens.add(first)
 
     def learn(self, text: str) -> None:
         """Pick up names from context (greetings, sign-offs) without replacing anything,
         so a name seen in a later message is also replaced in earlier ones."""
+        if not text or text in self._learned:
+            return  # ingest learns every message first, then scrub() would learn it again
+        self._learned.add(text)
         for rule in _CONTEXT_NAME_RULES:
             if rule is _TITLED:
                 continue  # "Mr. Price" gives a surname, which may also be a word
-            for m in rule.finditer(text or ""):
+            for m in rule.finditer(text):
                 self._learn_match(m.group("v"))
 
     def _learn_match(self, value: str) -> None:
@@ -283,17 +299,29 @@ class Scrubber:
         if not text:
             return text or ""
         self.learn(text)
+        # Every pattern but names and emails needs a digit: most chat lines have none.
+        digits = _DIGIT.search(text) is not None
         vault: list[str] = []
         text = self._stash(text, self.allow, vault)
-        text = self._sub(_EMAIL, "EMAIL", text)
-        text = self._sub(_UPS, "TRACKING", text)
-        text = self._sub(_USPS, "TRACKING", text)
+        if "@" in text:
+            text = self._sub(_EMAIL, "EMAIL", text)
+        if digits:
+            text = self._sub(_UPS, "TRACKING", text)
+            text = self._sub(_USPS, "TRACKING", text)
         text = _URL.sub(lambda m: self._hide(m.group(0), vault), text)  # store links stay
+        if digits:
+            text = self._scrub_numbers(text)
+        text = self._scrub_names(text)
+        return self._unstash(text, vault)
+
+    def _scrub_numbers(self, text: str) -> str:
         text = self._sub(
             _TRACKING_AFTER_WORD, "TRACKING", text, check=lambda v: sum(c.isdigit() for c in v) >= 6
         )
+        text = self._sub(_TRACKING_AFTER_CARRIER, "TRACKING", text)
         text = self._sub(_UPU, "TRACKING", text)
         text = self._sub(_IBAN, "IBAN", text, check=_iban_ok)
+        text = self._sub(_IBAN_WHOLE_GROUPS, "IBAN", text, check=_iban_ok)
         text = self._sub(_CARD, "CARD", text, check=lambda v: _luhn_ok(re.sub(r"\D", "", v)))
         text = self._sub(_ORDER_WORD, "ORDER_ID", text)
         text = self._sub(_ORDER_HASH, "ORDER_ID", text)
@@ -301,10 +329,9 @@ class Scrubber:
         for rule in _PHONES:
             text = self._sub(rule, "PHONE", text, check=_phone_ok)
         text = self._sub(_LOCAL_PHONE, "PHONE", text)
-        for rule in _ADDRESSES:
+        for rule in _ADDRESSES:  # every address pattern holds a house number or postcode
             text = self._sub(rule, "ADDRESS", text, check=self._not_catalog)
-        text = self._scrub_names(text)
-        return self._unstash(text, vault)
+        return text
 
     def scrub_all(self, texts: list[str]) -> list[str]:
         for t in texts:
@@ -336,22 +363,21 @@ class Scrubber:
         return not words or not all(w.lower() in self.protected for w in words)
 
     def _scrub_names(self, text: str) -> str:
+        lowered = text.lower()
         for full in sorted(self._full, key=len, reverse=True):
+            if full.isascii() and full.lower() not in lowered:
+                continue  # cheap test first: most names are absent from most messages
             if all(p.strip(".").lower() in self.protected for p in full.split()):
                 continue  # "Olive Green" the person vs the Olive Green Jacket: context only
-            rx = re.compile(r"(?<![\w<])" + re.escape(full) + r"(?![\w>])", re.I)
-            text = self._sub(rx, "NAME", text)
+            text = self._sub(_full_name_rx(full), "NAME", text)
         for token in sorted(self._tokens, key=len, reverse=True):
+            if token not in text:
+                continue  # the token regexes are case-sensitive
             low = token.strip(".").lower()
             if low in self.protected:
                 continue
             # "Will it ship?" keeps its Will; "Sorry, Will, the…" loses it.
-            name = re.escape(token)
-            if low in _WORD_NAMES:  # mid-sentence after a word, or alone on its line
-                rx = re.compile(rf"(?<=[\w,;:] ){name}(?![\w>])|^[ \t]*{name}(?=[ \t.!]*$)", re.M)
-            else:
-                rx = re.compile(rf"(?<![\w<]){name}(?![\w>])")
-            text = self._sub(rx, "NAME", text)
+            text = self._sub(_token_rx(token, low in _WORD_NAMES), "NAME", text)
         # Catalog words used as names are only replaced where context says "name".
         for rule in _CONTEXT_NAME_RULES:
             text = self._sub(rule, "NAME", text, check=self._plausible_name)
@@ -370,3 +396,36 @@ class Scrubber:
     @staticmethod
     def _unstash(text: str, vault: list[str]) -> str:
         return re.sub("\ue000(\\d+)\ue001", lambda m: vault[int(m.group(1))], text)
+
+
+# Compiled once per name, not once per message: agents' names recur on every ticket.
+@lru_cache(maxsize=8192)
+def _full_name_rx(full: str) -> re.Pattern[str]:
+    return re.compile(r"(?<![\w<])" + re.escape(full) + r"(?![\w>])", re.I)
+
+
+@lru_cache(maxsize=8192)
+def _token_rx(token: str, word_name: bool) -> re.Pattern[str]:
+    name = re.escape(token)
+    if word_name:  # mid-sentence after a word, or alone on its line
+        return re.compile(rf"(?<=[\w,;:] ){name}(?![\w>])|^[ \t]*{name}(?=[ \t.!]*$)", re.M)
+    return re.compile(rf"(?<![\w<]){name}(?![\w>])")
+
+
+@lru_cache(maxsize=65536)
+def _name_parts(name: str) -> tuple[str | None, str | None]:
+    """(full name when it has several words, first name when it can stand alone)."""
+    name = re.sub(r"\s+", " ", name).strip()
+    if "@" in name or not re.search(r"[A-Za-z]", name):
+        return None, None
+    parts = name.split(" ")
+    first = parts[0]
+    t = first.strip(".,").lower()
+    token_ok = len(first.strip(".")) >= 2 and len(t) >= 2 and t not in _NOT_NAMES
+    return (name if len(parts) > 1 else None), (first if token_ok else None)
+
+
+@lru_cache(maxsize=16)
+def _lowered(words: frozenset[str]) -> frozenset[str]:
+    # ingest passes the same catalog vocabulary to every ticket's Scrubber
+    return frozenset(w.lower() for w in words)

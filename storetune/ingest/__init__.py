@@ -19,7 +19,16 @@ from typing import Any
 from rich.table import Table
 
 from storetune.errors import StoretuneError
-from storetune.ingest import shopify_csv, shopify_json, zendesk
+from storetune.ingest import (
+    freshdesk,
+    generic,
+    gorgias,
+    helpscout,
+    intercom,
+    shopify_csv,
+    shopify_json,
+    zendesk,
+)
 from storetune.ingest.detect import FORMATS, PRODUCT_FORMATS, TICKET_FORMATS, detect_format
 from storetune.ingest.shopify_csv import Catalog
 from storetune.store import db
@@ -100,13 +109,26 @@ def read_catalog(path: Path, fmt: str = "auto") -> Catalog:
     )
 
 
-def _check_ticket_format(path: Path, fmt: str) -> None:
+TICKET_READERS = {
+    "zendesk": zendesk.read_tickets,
+    "gorgias": gorgias.read_tickets,
+    "freshdesk": freshdesk.read_tickets,
+    "helpscout": helpscout.read_tickets,
+    "intercom": intercom.read_tickets,
+    "generic_csv": generic.read_csv_tickets,
+    "generic_jsonl": generic.read_jsonl_tickets,
+    "chat_jsonl": generic.read_chat_jsonl,
+}
+
+
+def _check_ticket_format(path: Path, fmt: str) -> str:
     fmt = detect_format(path) if fmt == "auto" else fmt
     if fmt not in TICKET_FORMATS:
         raise StoretuneError(
             f"{path}: this is a {fmt} export, not a helpdesk ticket export",
             hint=f"ticket formats supported: {', '.join(TICKET_FORMATS)}",
         )
+    return fmt
 
 
 def _split_format(fmt: str, tickets_format: str) -> tuple[str, str]:
@@ -167,7 +189,7 @@ def _ticket_report(path: Path, stats: dict[str, Any], n_quarantine: int) -> Sour
     return SourceReport(
         name="tickets",
         path=str(path),
-        format="zendesk",
+        format=stats.get("format", "zendesk"),
         counts=stats["counts"],
         quarantine_records=n_quarantine,
         dropped=stats["dropped"],
@@ -213,15 +235,16 @@ def ingest_workspace(
     catalog = read_catalog(product_path, product_fmt) if product_path else None
     ticket_read = None
     if ticket_path is not None:
-        _check_ticket_format(ticket_path, ticket_fmt)
+        ticket_fmt = _check_ticket_format(ticket_path, ticket_fmt)
         known = catalog.products if catalog else _stored_products(ws)
-        ticket_read = zendesk.read_tickets(
+        ticket_read = TICKET_READERS[ticket_fmt](
             ticket_path,
             topics=cfg.escalation.always or None,
             protected=_vocabulary(known, cfg),
             allow=_allowed(cfg),
             progress=progress,
         )
+        ticket_read[2]["format"] = ticket_fmt
     # Only now, with every file read, is store.db opened for writing.
     conn = db.connect(ws.db_path)
     try:
@@ -253,7 +276,7 @@ def _write(
             tickets, quarantined, stats = ticket_read
             for t in tickets:
                 db.upsert_ticket(conn, t)
-            files = [str(f) for f in zendesk.export_files(ticket_path)]
+            files = stats.get("files") or [str(f) for f in zendesk.export_files(ticket_path)]
             db.quarantine_items(conn, quarantined, replace_sources=files)
             sources.append(_ticket_report(ticket_path, stats, len(quarantined)))
         report = IngestReport(

@@ -2,15 +2,37 @@
 
 from __future__ import annotations
 
+import csv
+import io
+import json
 import re
 from pathlib import Path
 
 from storetune.errors import StoretuneError
 
-FORMATS = ("shopify_csv", "shopify_json", "zendesk")
+TICKET_FORMATS = (
+    "zendesk", "gorgias", "freshdesk", "helpscout", "intercom",
+    "generic_csv", "generic_jsonl", "chat_jsonl",
+)  # fmt: skip
 PRODUCT_FORMATS = ("shopify_csv", "shopify_json")
-TICKET_FORMATS = ("zendesk",)
+FORMATS = PRODUCT_FORMATS + TICKET_FORMATS
 _SNIFF_BYTES = 64 * 1024
+_SUFFIXES = {".json", ".jsonl", ".csv"}
+
+# Keys only one helpdesk writes, tried in this order before Zendesk and Shopify
+# (Gorgias messages have body_html, Freshdesk tickets requester_id).
+_HELPDESK_KEYS = (
+    ("intercom", re.compile(r'"(?:conversation_parts|part_type|conversation_rating)"\s*:')),
+    ("helpscout", re.compile(r'"(?:primaryCustomer|mailboxId|createdBy|closedBy)"\s*:')),
+    (
+        "gorgias",
+        re.compile(r'"(?:from_agent|created_datetime|stripped_text|next_cursor)"\s*:'),
+    ),
+    (
+        "freshdesk",
+        re.compile(r'"(?:description_text|responder_id|fr_due_by|fr_escalated|incoming)"\s*:'),
+    ),
+)
 
 _ZENDESK_KEYS = re.compile(
     r'"(?:tickets|ticket_events|child_events|requester_id|audits|comments|users)"\s*:'
@@ -34,21 +56,66 @@ def _head(path: Path) -> str:
 
 
 def _sniff_csv(path: Path, head: str) -> str:
-    header = head.splitlines()[0] if head else ""
-    names = {c.strip().strip('"').lower() for c in header.split(",")}
+    header = next(csv.reader(io.StringIO(head)), []) if head else []
+    names = {c.strip().lower() for c in header}
     if names & {"handle", "url handle"}:
         return "shopify_csv"
-    raise _unknown(path, "CSV without a 'Handle' or 'URL handle' column")
+    if _generic_columns(path, header):
+        return "generic_csv"
+    raise _unknown(
+        path, "CSV with neither a 'Handle' column nor customer message / agent response columns"
+    )
+
+
+def _generic_columns(path: Path, headers: list[str]) -> bool:
+    from storetune.ingest.generic import guess_columns  # generic imports this module's peers
+
+    try:
+        guess_columns([h.strip() for h in headers], None, path)
+    except StoretuneError:
+        return False
+    return True
+
+
+def _first_object(head: str) -> dict | None:
+    line = next((x for x in head.splitlines() if x.strip()), "")
+    try:
+        value = json.loads(line)
+    except json.JSONDecodeError:
+        return None
+    return value if isinstance(value, dict) else None
+
+
+def _sniff_lines(path: Path, head: str) -> str | None:
+    """chat_jsonl or generic_jsonl from the first line; None for helpdesk JSON."""
+    obj = _first_object(head)
+    if obj is None:
+        return None
+    messages = obj.get("messages")
+    if (
+        isinstance(messages, list)
+        and messages
+        and all(isinstance(m, dict) and "role" in m and "content" in m for m in messages)
+    ):
+        return "chat_jsonl"
+    # Helpdesk records have no answer/response key, so this cannot take one of theirs.
+    return "generic_jsonl" if _generic_columns(path, list(obj)) else None
 
 
 def _sniff_json(path: Path, head: str) -> str:
+    lines = _sniff_lines(path, head)
+    if lines:
+        return lines
+    for fmt, keys in _HELPDESK_KEYS:
+        if keys.search(head):
+            return fmt
     zendesk = _ZENDESK_KEYS.search(head)
     shopify = _SHOPIFY_KEYS.search(head)
     if zendesk and (not shopify or zendesk.start() < shopify.start()):
         return "zendesk"
     if shopify:
         return "shopify_json"
-    raise _unknown(path, "no Shopify product or Zendesk ticket fields in the first 64 KB")
+    raise _unknown(path, "no known product or helpdesk fields in the first 64 KB")
 
 
 def detect_format(path: Path | str) -> str:
@@ -57,13 +124,17 @@ def detect_format(path: Path | str) -> str:
     if not path.exists():
         raise StoretuneError(f"{path}: not found")
     if path.is_dir():
-        files = sorted(p for p in path.rglob("*") if p.suffix.lower() in {".json", ".jsonl"})
+        files = sorted(p for p in path.rglob("*") if p.suffix.lower() in _SUFFIXES)
         for f in files:
             try:
-                return _sniff_json(f, _head(f))
+                return _sniff_file(f)
             except StoretuneError:
                 continue  # e.g. a users page comes first: look at the next file
-        raise _unknown(path, "no .json or .jsonl file in it looks like a known export")
+        raise _unknown(path, "no .json, .jsonl or .csv file in it looks like a known export")
+    return _sniff_file(path)
+
+
+def _sniff_file(path: Path) -> str:
     head = _head(path)
     stripped = head.lstrip()
     if path.suffix.lower() in {".json", ".jsonl"} or stripped[:1] in {"{", "["}:

@@ -119,9 +119,14 @@ def parse_int(value: str, column: str) -> int | None:
     if not s:
         return None
     try:
-        return int(Decimal(s).to_integral_value())
+        number = Decimal(s)
     except InvalidOperation:
         raise RowError(f"unparsable number {value.strip()!r} in column '{column}'") from None
+    # "inf", "NaN" and 1e400 parse as Decimals but are no count of anything (and would
+    # not fit store.db's 64-bit integers).
+    if not number.is_finite() or abs(number) >= 2**63:
+        raise RowError(f"invalid number {value.strip()!r} in column '{column}'")
+    return int(number.to_integral_value())
 
 
 def parse_policy(value: str) -> str:

@@ -31,7 +31,7 @@ def load_json_records(path: Path) -> list[Any]:
     """Top-level JSON value(s) of a .json or JSON Lines file; errors name file and line."""
     text = read_text(path, what="JSON")
     try:
-        return [json.loads(text)]
+        return [_loads(path, text)]
     except json.JSONDecodeError as e:
         first_error = e
     if first_error.msg != "Extra data":
@@ -40,10 +40,25 @@ def load_json_records(path: Path) -> list[Any]:
     for n, line in enumerate(text.splitlines(), 1):
         if line.strip():
             try:
-                records.append(json.loads(line))
+                records.append(_loads(path, line, n))
             except json.JSONDecodeError as e:
                 raise _json_error(path, e, line=n) from None
     return records
+
+
+def _loads(path: Path, text: str, line: int | None = None) -> Any:
+    """json.loads; valid JSON that Python can't hold (nesting too deep, an integer of
+    thousands of digits) is a StoretuneError, not a crash."""
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        raise
+    except (ValueError, RecursionError) as e:
+        where = f" line {line}" if line is not None else ""
+        raise StoretuneError(
+            f"{path}{where}: JSON that can't be read ({type(e).__name__}: {str(e)[:120]})",
+            hint="the file may be corrupted; export it again",
+        ) from None
 
 
 def _json_error(path: Path, e: json.JSONDecodeError, line: int | None = None) -> StoretuneError:

@@ -106,9 +106,19 @@ def _raw(obj: Any) -> str:
     return json.dumps(obj, ensure_ascii=False, default=str)[:4096]
 
 
+def _list(value: Any) -> list[Any]:
+    """A JSON field that should hold a list: a lone value is a list of one, null none."""
+    if value is None or value == "":
+        return []
+    return value if isinstance(value, list) else [value]
+
+
 def _iso(value: Any) -> str:
-    if isinstance(value, int | float):
-        return datetime.fromtimestamp(value, UTC).isoformat().replace("+00:00", "Z")
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        try:
+            return datetime.fromtimestamp(value, UTC).isoformat().replace("+00:00", "Z")
+        except (OverflowError, OSError, ValueError):
+            return _id(value)  # not a plausible epoch time: keep it as text
     return _id(value)
 
 
@@ -172,26 +182,31 @@ def _absorb(value: Any, src: Path, ex: _Export, hint: str) -> None:
 
 
 def _absorb_page(page: dict[str, Any], src: Path, ex: _Export, hint: str) -> None:
-    for u in page.get("users") or []:
+    for u in _list(page.get("users")):
         if isinstance(u, dict):
             ex.users[_id(u.get("id"))] = u
-    tickets = page.get("tickets") or (
+    tickets = _list(page.get("tickets")) or (
         [page["ticket"]] if isinstance(page.get("ticket"), dict) else []
     )
     for t in tickets:
         _add_ticket(t, src, ex)
-    for e in page.get("ticket_events") or []:
-        _add_event(e, src, ex)
-    for a in page.get("audits") or []:
-        _add_audit(a, src, ex)
+    for e in _list(page.get("ticket_events")):
+        _add_event(e, src, ex) if isinstance(e, dict) else _not_object(e, "ticket event", src, ex)
+    for a in _list(page.get("audits")):
+        _add_audit(a, src, ex) if isinstance(a, dict) else _not_object(a, "audit", src, ex)
     page_ticket = _id(page.get("ticket_id")) or hint
-    for c in page.get("comments") or []:
+    for c in _list(page.get("comments")):
         _add_comment(
             c,
             _id(c.get("ticket_id")) if isinstance(c, dict) and c.get("ticket_id") else page_ticket,
             src,
             ex,
         )
+
+
+def _not_object(value: Any, what: str, src: Path, ex: _Export) -> None:
+    ex.count("record", "read")
+    ex.reject(str(src), f"record {ex.seen}", "record", f"{what} is not a JSON object", _raw(value))
 
 
 def _add_ticket(t: Any, src: Path, ex: _Export) -> None:
@@ -215,7 +230,7 @@ def _add_ticket(t: Any, src: Path, ex: _Export) -> None:
 def _add_event(e: dict[str, Any], src: Path, ex: _Export) -> None:
     tid = _id(e.get("ticket_id"))
     when = e.get("created_at") or e.get("timestamp")
-    for child in e.get("child_events") or []:
+    for child in _list(e.get("child_events")):
         if not isinstance(child, dict) or child.get("event_type") != "Comment":
             ex.dropped["system_events"] += 1  # status changes, tags, assignments…
             continue
@@ -225,7 +240,7 @@ def _add_event(e: dict[str, Any], src: Path, ex: _Export) -> None:
 
 def _add_audit(a: dict[str, Any], src: Path, ex: _Export) -> None:
     tid = _id(a.get("ticket_id"))
-    for ev in a.get("events") or []:
+    for ev in _list(a.get("events")):
         if not isinstance(ev, dict) or ev.get("type") != "Comment":
             ex.dropped["system_events"] += 1
             continue
@@ -281,8 +296,9 @@ def gather(paths: Iterable[Path]) -> _Export:
 @dataclass
 class _Options:
     topics: Sequence[EscalationTopic] | None
-    protected: set[str]
+    protected: frozenset[str]
     allow: list[str]
+    agents: list[str] = field(default_factory=list)  # user ids of staff, found once
 
 
 def _role(
@@ -301,12 +317,14 @@ def _role(
     return ("note" if not c.public else role), role
 
 
-def _people(t: dict[str, Any], comments: list[_Comment], users: dict[str, dict[str, Any]]):
+def _people(
+    t: dict[str, Any], comments: list[_Comment], users: dict[str, dict[str, Any]], agents: list[str]
+):
     """Names of everyone on the ticket, and of every staff member: notes and replies
     mention colleagues ("@Jordan can you check…") who never wrote on the ticket."""
     ids = {_id(t.get(k)) for k in ("requester_id", "submitter_id", "assignee_id")}
-    ids.update(uid for uid, u in users.items() if ROLE.get(str(u.get("role"))) == "agent")
-    ids.update(_id(i) for i in (t.get("collaborator_ids") or []) + (t.get("follower_ids") or []))
+    ids.update(agents)
+    ids.update(_id(i) for i in _list(t.get("collaborator_ids")) + _list(t.get("follower_ids")))
     ids.update(c.author_id for c in comments)
     for uid in ids:
         user = users.get(uid) or {}
@@ -352,7 +370,7 @@ def _rebuild(t: dict[str, Any], comments: list[_Comment], ex: _Export, opt: _Opt
             else (f"unknown status {t.get('status')!r}")
         )
         return _reject_ticket(ex, src, tid, reason, t, len(convo))
-    scrubber = Scrubber(_people(t, comments, ex.users), opt.protected, opt.allow)
+    scrubber = Scrubber(_people(t, comments, ex.users, opt.agents), opt.protected, opt.allow)
     texts = [strip_signature(html_to_text(c.body) if c.is_html else c.body) for c in convo]
     for text in texts:
         scrubber.learn(text)
@@ -388,7 +406,9 @@ def _ticket(
     subject = scrubber.scrub(str(t.get("subject") or t.get("raw_subject") or "")).strip()
     reason = human_only_reason([m.text for m in messages if m.role == "customer"], opt.topics)
     ex.pii.update(scrubber.counts)
-    score = (t.get("satisfaction_rating") or {}).get("score")
+    rating = t.get("satisfaction_rating")
+    score = rating.get("score") if isinstance(rating, dict) else None
+    via = t.get("via")
     ex.count("ticket", "accepted")
     return Ticket(
         source_id=_id(t["id"]),
@@ -396,9 +416,9 @@ def _ticket(
         subject=subject,
         status=STATUS[str(t.get("status")).lower()],
         messages=messages,
-        tags=[str(x) for x in t.get("tags") or []],
-        channel=str((t.get("via") or {}).get("channel") or ""),
-        satisfaction=score if score in {"good", "bad"} else None,
+        tags=[str(x) for x in _list(t.get("tags"))],
+        channel=str(via.get("channel") or "") if isinstance(via, dict) else "",
+        satisfaction=score if score in ("good", "bad") else None,
         created_at=_iso(t.get("created_at")),
         human_only=reason is not None,
         human_only_reason=reason,
@@ -451,7 +471,13 @@ def read_tickets(
     """
     paths = [Path(p) for p in path] if isinstance(path, list | tuple) else [Path(path)]
     ex = gather(paths)
-    opt = _Options(topics=topics, protected={w.lower() for w in protected}, allow=list(allow))
+    agents = [uid for uid, u in ex.users.items() if ROLE.get(str(u.get("role"))) == "agent"]
+    opt = _Options(
+        topics=topics,
+        protected=frozenset(w.lower() for w in protected),
+        allow=list(allow),
+        agents=agents,
+    )
     human: Counter[str] = Counter()
     tickets: list[Ticket] = []
     for tid in _progress_iter(list(ex.tickets), "Cleaning tickets", progress):

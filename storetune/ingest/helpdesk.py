@@ -1,0 +1,308 @@
+"""What every non-Zendesk ticket reader shares: gathering pages, dedupe, rebuilding
+conversations, cleaning and counting (reference/export-formats.md §0, §3–§8).
+
+A reader turns its source's records into Conversations (raw parts with a role and
+a time); everything after that is here, so the counts every reader reports mean
+the same as Zendesk's: per kind read == accepted + quarantined, system events and
+duplicate records under "dropped", internal notes kept with role "note".
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections import Counter
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from storetune.clean import (
+    Scrubber,
+    drop_placeholder_tail,
+    html_to_text,
+    human_only_reason,
+    strip_signature,
+)
+from storetune.errors import StoretuneError
+from storetune.ingest.shopify_json import load_json_records
+from storetune.ingest.zendesk import _progress_iter
+from storetune.store.db import QuarantineItem
+from storetune.store.records import Message, Ticket
+from storetune.workspace import EscalationTopic
+
+PathArg = Path | str | Sequence[Path | str]
+Result = tuple[list[Ticket], list[QuarantineItem], dict[str, Any]]
+
+
+@dataclass
+class Part:
+    """One message as the source wrote it, before cleaning."""
+
+    role: str  # customer | agent: who wrote it
+    body: str
+    created_at: str = ""  # ISO 8601
+    is_html: bool = False
+    public: bool = True  # False: internal note
+    key: str = ""  # dedupe key within the ticket (the source's message id)
+    location: str = ""
+    raw: str = ""
+
+
+@dataclass
+class Conversation:
+    id: str
+    subject: str
+    status: str | None  # normalised; None: unknown, the ticket is quarantined
+    parts: list[Part]
+    status_reason: str = ""  # why status is None
+    names: list[str] = field(default_factory=list)  # people on the ticket, for the scrubber
+    tags: list[str] = field(default_factory=list)
+    channel: str = ""
+    satisfaction: str | None = None  # good | bad
+    created_at: str = ""
+
+
+# --- small helpers ------------------------------------------------------------------
+
+
+def sid(value: Any) -> str:
+    return "" if value is None else str(value)
+
+
+def raw(obj: Any) -> str:
+    return json.dumps(obj, ensure_ascii=False, default=str)[:4096]
+
+
+def iso(value: Any) -> str:
+    """ISO 8601 from ISO text or Unix seconds (Intercom)."""
+    if isinstance(value, bool):
+        return ""
+    if isinstance(value, int | float):
+        return datetime.fromtimestamp(value, UTC).isoformat().replace("+00:00", "Z")
+    return sid(value)
+
+
+def time_key(value: str) -> float:
+    try:
+        return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
+    except ValueError:
+        return float("inf")  # undated messages go last, in file order
+
+
+def full_name(*parts: Any) -> str:
+    return " ".join(str(p) for p in parts if p).strip()
+
+
+def rating_1_to_5(value: Any) -> str | None:
+    """1–5 scores (Gorgias, Intercom, spreadsheets): 4–5 good, 1–2 bad, 3 neither."""
+    try:
+        score = float(value)
+    except (TypeError, ValueError):
+        return None
+    return "good" if score >= 4 else "bad" if score <= 2 else None
+
+
+# --- gathering ----------------------------------------------------------------------
+
+
+class Collector:
+    """Everything gathered from all files before tickets are rebuilt."""
+
+    def __init__(self) -> None:
+        self.records: dict[str, tuple[dict[str, Any], str]] = {}  # ticket id -> (record, file)
+        self.updated: dict[str, Any] = {}
+        self.extra: dict[str, list[tuple[Any, str]]] = {}  # messages shipped apart from tickets
+        self.ratings: dict[str, Any] = {}
+        self.quarantine: list[QuarantineItem] = []
+        self.counts: dict[str, Counter[str]] = {}
+        self.dropped: Counter[str] = Counter()
+        self.pii: Counter[str] = Counter()
+        self.files: list[str] = []
+        self.seen = 0
+        for kind in ("ticket", "message"):
+            self.count(kind, "read", 0)
+
+    def count(self, kind: str, outcome: str, n: int = 1) -> None:
+        self.counts.setdefault(kind, Counter(read=0, accepted=0, quarantined=0))[outcome] += n
+
+    def reject(self, src: str, where: str, kind: str, reason: str, obj: str) -> None:
+        self.quarantine.append(QuarantineItem(src, where, kind, reason, obj))
+        self.count(kind, "quarantined")
+
+    def not_ours(self, value: Any, src: Path, what: str) -> None:
+        self.count("record", "read")
+        self.reject(str(src), f"record {self.seen}", "record", f"not a {what} record", raw(value))
+
+    def add_ticket(self, tid: str, record: Any, src: Path, updated: Any = "") -> None:
+        if not tid or not isinstance(record, dict):
+            self.count("ticket", "read")
+            self.reject(str(src), f"record {self.seen}", "ticket", "ticket has no id", raw(record))
+            return
+        if tid in self.records:
+            # Paged and incremental exports repeat a ticket each time it changed.
+            self.dropped["duplicate_ticket_records"] += 1
+            if _older(updated, self.updated.get(tid)):
+                return
+        else:
+            self.count("ticket", "read")
+        self.records[tid] = (record, str(src))
+        self.updated[tid] = updated
+
+    def add_extra(self, tid: str, message: Any, src: Path) -> None:
+        self.extra.setdefault(tid, []).append((message, str(src)))
+
+
+def _older(new: Any, old: Any) -> bool:
+    """True when new predates old; ties keep the later record (numbers: Unix seconds)."""
+    if isinstance(new, int | float) and isinstance(old, int | float):
+        return new < old
+    return sid(new) < sid(old)
+
+
+def list_files(path: Path, suffixes: Iterable[str] = (".json", ".jsonl")) -> list[Path]:
+    if not path.exists():
+        raise StoretuneError(f"{path}: not found", hint="check sources.tickets in store.yaml")
+    if path.is_file():
+        return [path]
+    wanted = set(suffixes)
+    files = sorted(p for p in path.rglob("*") if p.suffix.lower() in wanted)
+    if not files:
+        raise StoretuneError(f"{path}: directory has no {' or '.join(sorted(wanted))} files")
+    return files
+
+
+def as_paths(path: PathArg) -> list[Path]:
+    return [Path(p) for p in path] if isinstance(path, list | tuple) else [Path(path)]
+
+
+def gather_json(paths: list[Path], absorb: Callable[[Any, Path, Collector], None]) -> Collector:
+    """Feed every top-level JSON value of every file (or JSON Lines line) to absorb."""
+    col = Collector()
+    for path in paths:
+        for f in list_files(path):
+            col.files.append(str(f))
+            for record in load_json_records(f):
+                absorb(record, f, col)
+    return col
+
+
+# --- rebuilding ---------------------------------------------------------------------
+
+
+@dataclass
+class Options:
+    topics: Sequence[EscalationTopic] | None
+    protected: set[str]
+    allow: list[str]
+
+
+def _unique(conv: Conversation, col: Collector) -> list[Part]:
+    seen: set[str] = set()
+    parts = []
+    for p in conv.parts:
+        if p.key and p.key in seen:
+            col.dropped["duplicate_comments"] += 1  # the same message from two pages
+            continue
+        seen.add(p.key)
+        parts.append(p)
+    return parts
+
+
+def _reject_ticket(col: Collector, src: str, conv: Conversation, reason: str, n: int) -> None:
+    col.reject(src, f"ticket {conv.id}", "ticket", reason, raw(conv.subject))
+    col.count("message", "quarantined", n)  # covered by the ticket's record
+
+
+def rebuild(conv: Conversation, src: str, col: Collector, opt: Options) -> Ticket | None:
+    parts = _unique(conv, col)
+    col.count("message", "read", len(parts))
+    if conv.status is None:
+        return _reject_ticket(col, src, conv, conv.status_reason or "unknown status", len(parts))
+    order = sorted(range(len(parts)), key=lambda i: (time_key(parts[i].created_at), i))
+    parts = [parts[i] for i in order]
+    scrubber = Scrubber(conv.names, opt.protected, opt.allow)
+    texts = [strip_signature(html_to_text(p.body) if p.is_html else p.body) for p in parts]
+    for text in texts:
+        scrubber.learn(text)
+    messages: list[Message] = []
+    for p, text in zip(parts, texts, strict=True):
+        clean = drop_placeholder_tail(scrubber.scrub(text).strip())
+        if not clean:
+            reason = "no text left after removing signature, quoted reply and blank lines"
+            col.reject(src, p.location, "message", reason, p.raw)
+            continue
+        role = p.role if p.public else "note"
+        messages.append(Message(role=role, text=clean, created_at=p.created_at, author=p.role))
+        col.count("message", "accepted")
+    if not messages:
+        return _reject_ticket(col, src, conv, "ticket has no message text", 0)
+    return _ticket(conv, messages, scrubber, col, opt)
+
+
+def _ticket(
+    conv: Conversation, messages: list[Message], scrubber: Scrubber, col: Collector, opt: Options
+) -> Ticket:
+    reason = human_only_reason([m.text for m in messages if m.role == "customer"], opt.topics)
+    subject = scrubber.scrub(conv.subject).strip()
+    col.pii.update(scrubber.counts)
+    col.count("ticket", "accepted")
+    return Ticket(
+        source_id=conv.id,
+        source="",  # set by finish()
+        subject=subject,
+        status=conv.status or "open",
+        messages=messages,
+        tags=conv.tags,
+        channel=conv.channel,
+        satisfaction=conv.satisfaction,
+        created_at=conv.created_at,
+        human_only=reason is not None,
+        human_only_reason=reason,
+    )
+
+
+Convert = Callable[[dict[str, Any], list[tuple[Any, str]], Collector], Conversation]
+
+
+def finish(
+    col: Collector,
+    source: str,
+    convert: Convert,
+    *,
+    topics: Sequence[EscalationTopic] | None,
+    protected: Iterable[str],
+    allow: Iterable[str],
+    progress: bool,
+) -> Result:
+    """Rebuild every gathered ticket; messages whose ticket never came are quarantined."""
+    opt = Options(topics=topics, protected={w.lower() for w in protected}, allow=list(allow))
+    human: Counter[str] = Counter()
+    tickets: list[Ticket] = []
+    for tid in _progress_iter(list(col.records), "Cleaning tickets", progress):
+        record, src = col.records[tid]
+        ticket = rebuild(convert(record, col.extra.pop(tid, []), col), src, col, opt)
+        if ticket is not None:
+            ticket.source = source
+            tickets.append(ticket)
+            if ticket.human_only_reason:
+                human[ticket.human_only_reason] += 1
+    for tid, orphans in col.extra.items():
+        for message, src in orphans:
+            col.count("message", "read")
+            reason = f"message for ticket {tid or '?'}, which is not in the export"
+            col.reject(src, f"ticket {tid or '?'}", "message", reason, raw(message))
+    stats = {
+        "counts": {k: dict(v) for k, v in col.counts.items()},
+        "dropped": dict(col.dropped),
+        "notes": sum(1 for t in tickets for m in t.messages if m.role == "note"),
+        "pii": dict(col.pii),
+        "human_only": dict(human),
+        "files": list(dict.fromkeys(col.files)),
+    }
+    return tickets, col.quarantine, stats
+
+
+def norm_text(text: str) -> str:
+    return re.sub(r"\s+", " ", text or "").strip().lower()
