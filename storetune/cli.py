@@ -86,11 +86,14 @@ def ingest(
         Path | None, typer.Option(help="Ticket export (default: store.yaml sources).")
     ] = None,
     fmt: Annotated[str, typer.Option("--format", help="Ticket format, or auto.")] = "auto",
+    policies: Annotated[
+        Path | None, typer.Option(help="Policy rules file (JSON/YAML); recorded in store.yaml.")
+    ] = None,
 ) -> None:
     """Read the store's exports into store.db: cleaned, PII scrubbed, bad rows quarantined."""
     from storetune.ingest import format_report, ingest_workspace
 
-    report = ingest_workspace(ws(), products=products, tickets=tickets, fmt=fmt)
+    report = ingest_workspace(ws(), products, tickets, fmt, policies=policies)
     console.print(format_report(report))
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from itertools import takewhile
 from pathlib import Path
 from typing import Any
 
@@ -128,6 +129,9 @@ class Sources(_Strict):
     )
     tickets: str | None = Field(None, description="Helpdesk export file or directory.")
     tickets_format: str = Field("auto", description="auto, zendesk, …")
+    policies: str | None = Field(
+        None, description="Policy rules file (JSON or YAML); merged over `policies`, wins."
+    )
 
 
 class StoreConfig(_Strict):
@@ -154,8 +158,27 @@ def _format_validation_error(path: Path, err: ValidationError) -> str:
     return "\n".join(lines)
 
 
-def load_config(path: Path) -> StoreConfig:
-    """Read and validate a store.yaml; errors name the file and field."""
+def load_config(path: Path, policies: Path | None = None) -> StoreConfig:
+    """Read and validate a store.yaml; errors name the file and field.
+
+    A policy rules file (`policies`, else sources.policies) is merged over the
+    `policies` block; its errors name the rules file.
+    """
+    raw = _read_yaml(path)
+    try:
+        cfg = StoreConfig.model_validate(raw)
+    except ValidationError as e:
+        raise StoretuneError(_format_validation_error(path, e)) from None
+    rules = policies or (path.parent / cfg.sources.policies if cfg.sources.policies else None)
+    if rules is None:
+        return cfg
+    # Imported here: storetune.store.policies maps onto this module's schema.
+    from storetune.store.policies import apply_rules
+
+    return cfg.model_copy(update={"policies": apply_rules(cfg.policies, rules)})
+
+
+def _read_yaml(path: Path) -> dict[str, Any]:
     if not path.exists():
         raise StoretuneError(
             f"{path}: no store config found",
@@ -171,10 +194,22 @@ def load_config(path: Path) -> StoreConfig:
         ) from None
     if not isinstance(raw, dict):
         raise StoretuneError(f"{path}: expected a mapping at the top level")
-    try:
-        return StoreConfig.model_validate(raw)
-    except ValidationError as e:
-        raise StoretuneError(_format_validation_error(path, e)) from None
+    return raw
+
+
+def record_source(path: Path, what: str, value: str) -> None:
+    """Set sources.<what> in store.yaml, touching nothing else but the formatting."""
+    text = path.read_text(encoding="utf-8")
+    raw = _read_yaml(path)
+    raw["sources"] = {**(raw.get("sources") or {}), what: value}
+    # The leading comment block is kept; yaml.safe_dump would drop it.
+    lines = text.splitlines(keepends=True)
+    header = "".join(takewhile(lambda line: line.startswith("#"), lines))
+    body = yaml.safe_dump(raw, sort_keys=False, allow_unicode=True, width=88)
+    # temp file + rename: a killed run never leaves half a store.yaml
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(header + body, encoding="utf-8")
+    os.replace(tmp, path)
 
 
 def dump_config(cfg: StoreConfig) -> str:
@@ -212,8 +247,8 @@ class Workspace:
     def reports_dir(self) -> Path:
         return self.root / "reports"
 
-    def config(self) -> StoreConfig:
-        return load_config(self.config_path)
+    def config(self, policies: Path | None = None) -> StoreConfig:
+        return load_config(self.config_path, policies)
 
     def source_path(self, rel: str | None, what: str) -> Path:
         if not rel:

@@ -32,8 +32,9 @@ from storetune.ingest import (
 from storetune.ingest.detect import FORMATS, PRODUCT_FORMATS, TICKET_FORMATS, detect_format
 from storetune.ingest.shopify_csv import Catalog
 from storetune.store import db
+from storetune.store.policies import describe_rules
 from storetune.store.records import Product, Ticket
-from storetune.workspace import StoreConfig, Workspace
+from storetune.workspace import StoreConfig, Workspace, record_source
 
 __all__ = [
     "IngestReport",
@@ -73,6 +74,8 @@ class IngestReport:
     db_path: str
     sources: list[SourceReport]
     db_counts: dict[str, int]
+    # The policy rules file: its fields, free-text keys, whether this run recorded it.
+    policies: dict[str, Any] | None = None
 
     @property
     def reconciles(self) -> bool:
@@ -216,17 +219,21 @@ def ingest_workspace(
     tickets: Path | str | None = None,
     fmt: str = "auto",
     progress: bool = True,
+    policies: Path | str | None = None,
 ) -> IngestReport:
     """Read the store's exports into ws.db_path and write reports/ingest.json.
 
     Paths default to store.yaml's sources (relative to the workspace root). fmt
     forces the reader for whichever source it names (a product or ticket format).
+    A `policies` rules file is validated with store.yaml and, once ingest has
+    succeeded, recorded as sources.policies.
     """
-    cfg = ws.config()
+    rules = _resolve(ws, policies, None, "policies")
+    cfg = ws.config(rules)
     started = _now()
     product_path = _resolve(ws, products, cfg.sources.products, "products")
     ticket_path = _resolve(ws, tickets, cfg.sources.tickets, "tickets")
-    if product_path is None and ticket_path is None:
+    if product_path is None and ticket_path is None and rules is None:
         raise StoretuneError(
             f"{ws.config_path}: no sources to ingest",
             hint="set sources.products / sources.tickets in store.yaml, or pass the paths",
@@ -248,11 +255,27 @@ def ingest_workspace(
     # Only now, with every file read, is store.db opened for writing.
     conn = db.connect(ws.db_path)
     try:
-        report = _write(conn, ws, started, catalog, ticket_path, ticket_read)
+        report = _write(
+            conn, ws, started, catalog, ticket_path, ticket_read, _policy_report(ws, cfg, rules)
+        )
     finally:
         conn.close()
+    if rules is not None:
+        record_source(ws.config_path, "policies", _relative(ws, rules))
     _write_json(ws.reports_dir / "ingest.json", report.to_dict())
     return report
+
+
+def _policy_report(ws: Workspace, cfg: StoreConfig, given: Path | None) -> dict[str, Any] | None:
+    path = given or _resolve(ws, None, cfg.sources.policies, "policies")
+    if path is None:
+        return None
+    return {**describe_rules(path), "recorded": given is not None}
+
+
+def _relative(ws: Workspace, path: Path) -> str:
+    # Relative inside the workspace so the workspace can move; absolute otherwise.
+    return path.relative_to(ws.root).as_posix() if path.is_relative_to(ws.root) else str(path)
 
 
 TicketRead = tuple[list[Ticket], list[db.QuarantineItem], dict[str, Any]]
@@ -265,6 +288,7 @@ def _write(
     catalog: Catalog | None,
     ticket_path: Path | None,
     ticket_read: TicketRead | None,
+    policies: dict[str, Any] | None = None,
 ) -> IngestReport:
     sources: list[SourceReport] = []
     with db.transaction(conn):
@@ -285,6 +309,7 @@ def _write(
             db_path=str(ws.db_path),
             sources=sources,
             db_counts=db.counts(conn),
+            policies=policies,
         )
         db.record_ingest_run(conn, started, report.to_dict())
     return report
@@ -341,6 +366,8 @@ def _caption(report: IngestReport) -> str:
             lines.append(f"internal notes kept (never training text): {src.notes}")
         if src.human_only:
             lines.append(f"human-only tickets: {_summary(src.human_only)}")
+    if report.policies:
+        lines.append(_policy_line(report.policies))
     c = report.db_counts
     lines.append(
         f"store.db: {c['products']} products ({c['active_products']} active), "
@@ -350,3 +377,12 @@ def _caption(report: IngestReport) -> str:
     if not report.reconciles:
         lines.append("[red]counts do not reconcile: please report this[/red]")
     return "\n".join(lines)
+
+
+def _policy_line(info: dict[str, Any]) -> str:
+    line = f"policies from {Path(info['path']).name}: {len(info['fields'])} fields"
+    if info["free_text"]:
+        line += f"; kept as free text: {', '.join(info['free_text'])}"
+    if info["recorded"]:
+        line += "; recorded in store.yaml sources.policies"
+    return line
