@@ -60,7 +60,7 @@ def _status(value: Any) -> str | None:
         return STATUS_NAMES.get(value.strip().lower())
     try:
         code = int(value)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):  # OverflowError: Infinity
         return None
     # 6+ are the account's custom statuses ("Waiting on customer"…): never resolved.
     return STATUS.get(code) or ("pending" if code >= 6 else None)
@@ -78,7 +78,7 @@ def _satisfaction(ratings: Any) -> str | None:
     value = ratings.get("default_question", next(iter(ratings.values())))
     try:
         points = int(value)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         return None
     return "good" if points > 100 else "bad" if points < 0 else None
 
@@ -124,7 +124,7 @@ def _names(t: dict[str, Any], convs: list[Any]) -> list[str]:
 
 def _convert(t: dict[str, Any], extra: list[tuple[Any, str]], col: hd.Collector) -> hd.Conversation:
     tid = hd.sid(t["id"])
-    convs = list(t.get("conversations") or []) + [c for c, _ in extra]
+    convs = hd.as_list(t.get("conversations")) + [c for c, _ in extra]
     parts = [_part(c, tid, n) for n, c in enumerate(convs, 1)]
     first = min(parts, key=lambda p: hd.time_key(p.created_at)) if parts else None
     rating = col.ratings.get(tid)
@@ -135,7 +135,7 @@ def _convert(t: dict[str, Any], extra: list[tuple[Any, str]], col: hd.Collector)
         status_reason=f"unknown status {t.get('status')!r}",
         parts=_opener(t, tid, first) + parts,
         names=_names(t, convs),
-        tags=[str(x) for x in t.get("tags") or []],
+        tags=[str(x) for x in hd.as_list(t.get("tags"))],
         channel=_channel(t.get("source")),
         satisfaction=_satisfaction(rating if rating is not None else t.get("satisfaction_rating")),
         created_at=hd.iso(t.get("created_at")),

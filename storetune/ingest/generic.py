@@ -135,6 +135,8 @@ def _add_row(col: hd.Collector, conv: hd.Conversation, src: Path, line: int, seq
 
 
 def _csv_rows(path: Path) -> Iterator[tuple[int, list[str]]]:
+    # A pasted email thread can be megabytes; csv's default cap is 128 KiB a cell.
+    csv.field_size_limit(max(csv.field_size_limit(), 64 * 1024 * 1024))
     reader = csv.reader(io.StringIO(read_text(path), newline=""))
     start = 1
     try:
@@ -169,6 +171,8 @@ def _json_lines(path: Path, col: hd.Collector, kind: str) -> Iterator[tuple[int,
             value = json.loads(text)
         except json.JSONDecodeError as e:
             value, why = None, f"not valid JSON ({e.msg}, column {e.colno})"
+        except (ValueError, RecursionError) as e:  # a 5000-digit number, 1000 levels deep
+            value, why = None, f"JSON that can't be read ({type(e).__name__})"
         else:
             why = "" if isinstance(value, dict) else "not a JSON object"
         if why:
@@ -199,6 +203,7 @@ def _chat_parts(obj: dict[str, Any], line: int, col: hd.Collector) -> list[hd.Pa
     parts = []
     for n, m in enumerate(messages, 1):
         role = m.get("role") if isinstance(m, dict) else None
+        role = role if isinstance(role, str) else None  # a list or object is no role
         if role in CHAT_ROLES:
             part = hd.Part(CHAT_ROLES[role], _chat_text(m.get("content")), key=str(n))
             part.location, part.raw = f"line {line} message {n}", hd.raw(m)

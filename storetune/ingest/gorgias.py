@@ -81,7 +81,7 @@ def _names(t: dict[str, Any], messages: list[Any]) -> list[str]:
 
 def _convert(t: dict[str, Any], extra: list[tuple[Any, str]], col: hd.Collector) -> hd.Conversation:
     tid = hd.sid(t["id"])
-    messages = list(t.get("messages") or []) + [m for m, _ in extra]
+    messages = hd.as_list(t.get("messages")) + [m for m, _ in extra]
     raw_status = str(t.get("status") or "").lower()
     score = col.ratings.get(tid)
     if score is None and isinstance(t.get("satisfaction_survey"), dict):
@@ -93,7 +93,7 @@ def _convert(t: dict[str, Any], extra: list[tuple[Any, str]], col: hd.Collector)
         status_reason=f"unknown status {t.get('status')!r}",
         parts=[_part(m, tid, n) for n, m in enumerate(messages, 1)],
         names=_names(t, messages),
-        tags=[str(x.get("name") if isinstance(x, dict) else x) for x in t.get("tags") or []],
+        tags=[str(x.get("name") if isinstance(x, dict) else x) for x in hd.as_list(t.get("tags"))],
         channel=str(t.get("channel") or ""),
         satisfaction=hd.rating_1_to_5(score),
         created_at=hd.iso(t.get("created_datetime")),

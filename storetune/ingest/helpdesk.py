@@ -76,19 +76,29 @@ def raw(obj: Any) -> str:
 
 
 def iso(value: Any) -> str:
-    """ISO 8601 from ISO text or Unix seconds (Intercom)."""
+    """ISO 8601 from ISO text or Unix seconds (Intercom); "" for an impossible time."""
     if isinstance(value, bool):
         return ""
     if isinstance(value, int | float):
-        return datetime.fromtimestamp(value, UTC).isoformat().replace("+00:00", "Z")
+        try:
+            return datetime.fromtimestamp(value, UTC).isoformat().replace("+00:00", "Z")
+        except (OverflowError, OSError, ValueError):  # NaN, before year 1, after 9999
+            return ""
     return sid(value)
 
 
 def time_key(value: str) -> float:
     try:
         return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
-    except ValueError:
+    except (ValueError, OverflowError, OSError):
         return float("inf")  # undated messages go last, in file order
+
+
+def as_list(value: Any) -> list[Any]:
+    """A field that should be a list: a lone value is a list of one, null or "" none."""
+    if isinstance(value, list):
+        return value
+    return [] if value is None or value == "" else [value]
 
 
 def full_name(*parts: Any) -> str:
@@ -99,7 +109,7 @@ def rating_1_to_5(value: Any) -> str | None:
     """1–5 scores (Gorgias, Intercom, spreadsheets): 4–5 good, 1–2 bad, 3 neither."""
     try:
         score = float(value)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):  # OverflowError: a 400-digit integer
         return None
     return "good" if score >= 4 else "bad" if score <= 2 else None
 

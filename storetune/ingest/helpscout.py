@@ -46,7 +46,7 @@ def _absorb(value: Any, src: Path, col: hd.Collector) -> None:
 def _threads(c: dict[str, Any]) -> list[Any]:
     embedded = c.get("_embedded")
     threads = embedded.get("threads") if isinstance(embedded, dict) else None
-    return list(threads or (c.get("threads") if isinstance(c.get("threads"), list) else []))
+    return hd.as_list(threads or (c.get("threads") if isinstance(c.get("threads"), list) else []))
 
 
 def _role(th: dict[str, Any]) -> str:
@@ -76,7 +76,7 @@ def _parts(threads: list[Any], cid: str, col: hd.Collector) -> list[hd.Part]:
                 body=str(th.get("body") or th.get("text") or ""),
                 created_at=hd.iso(th.get("createdAt")),
                 is_html=True,  # thread bodies are HTML; plain text passes through unchanged
-                public=th.get("type") not in _NOTE_TYPES,
+                public=hd.sid(th.get("type")) not in _NOTE_TYPES,
                 key=tid or f"n{n}",
                 location=f"conversation {cid} thread {tid or n}",
                 raw=hd.raw(th),
@@ -106,7 +106,7 @@ def _convert(c: dict[str, Any], extra: list[tuple[Any, str]], col: hd.Collector)
         status_reason=reason,
         parts=_parts(threads, cid, col),
         names=_names(c, threads),
-        tags=[str(x.get("tag") if isinstance(x, dict) else x) for x in c.get("tags") or []],
+        tags=[str(x.get("tag") if isinstance(x, dict) else x) for x in hd.as_list(c.get("tags"))],
         channel=str(c.get("type") or ""),
         satisfaction=RATING.get(str(rating)) if rating else None,
         created_at=hd.iso(c.get("createdAt")),

@@ -42,7 +42,7 @@ def _absorb(value: Any, src: Path, col: hd.Collector) -> None:
 
 def _role(author: Any) -> str:
     kind = author.get("type") if isinstance(author, dict) else None
-    return "customer" if kind in CUSTOMER else "agent"  # admin, bot, team
+    return "customer" if hd.sid(kind) in CUSTOMER else "agent"  # admin, bot, team
 
 
 def _message(p: dict[str, Any], cid: str, key: str, when: Any, public: bool) -> hd.Part:
@@ -65,11 +65,11 @@ def _parts(c: dict[str, Any], cid: str, col: hd.Collector) -> list[hd.Part]:
         out.append(_message(source, cid, "source", c.get("created_at"), True))
     container = c.get("conversation_parts")
     parts = container.get("conversation_parts") if isinstance(container, dict) else container
-    for n, p in enumerate(parts or [], 1):
+    for n, p in enumerate(hd.as_list(parts), 1):
         if not isinstance(p, dict):
             out.append(hd.Part("customer", "", key=f"bad{n}", location=f"conversation {cid}"))
             continue
-        kind = p.get("part_type")
+        kind = hd.sid(p.get("part_type"))
         # assignment/close/open with a body is a reply sent with that action (verify):
         # only body-less events are system noise.
         if kind not in {"comment", "note"} and not p.get("body"):
@@ -84,7 +84,7 @@ def _names(c: dict[str, Any]) -> list[str]:
     authors = [(c.get("source") or {}).get("author")] if isinstance(c.get("source"), dict) else []
     container = c.get("conversation_parts")
     parts = container.get("conversation_parts") if isinstance(container, dict) else container
-    authors += [p.get("author") for p in parts or [] if isinstance(p, dict)]
+    authors += [p.get("author") for p in hd.as_list(parts) if isinstance(p, dict)]
     # Bots are named after the product ("Operator", "Fin"): not people to scrub.
     return [
         str(a.get("name") or "") for a in authors if isinstance(a, dict) and a.get("type") != "bot"
@@ -104,7 +104,7 @@ def _convert(c: dict[str, Any], extra: list[tuple[Any, str]], col: hd.Collector)
         status_reason=f"unknown state {c.get('state')!r}",
         parts=_parts(c, cid, col),
         names=_names(c),
-        tags=[str(t.get("name") if isinstance(t, dict) else t) for t in tags or []],
+        tags=[str(t.get("name") if isinstance(t, dict) else t) for t in hd.as_list(tags)],
         channel=str(source.get("delivered_as") or source.get("type") or ""),
         satisfaction=hd.rating_1_to_5(rating.get("rating")) if isinstance(rating, dict) else None,
         created_at=hd.iso(c.get("created_at")),

@@ -7,6 +7,7 @@ of such pages, or JSON Lines of any of these.
 from __future__ import annotations
 
 import json
+import math
 from collections import Counter
 from decimal import Decimal
 from pathlib import Path
@@ -49,16 +50,38 @@ def load_json_records(path: Path) -> list[Any]:
 def _loads(path: Path, text: str, line: int | None = None) -> Any:
     """json.loads; valid JSON that Python can't hold (nesting too deep, an integer of
     thousands of digits) is a StoretuneError, not a crash."""
+    where = f" line {line}" if line is not None else ""
     try:
-        return json.loads(text)
+        value = json.loads(text)
     except json.JSONDecodeError:
         raise
     except (ValueError, RecursionError) as e:
-        where = f" line {line}" if line is not None else ""
         raise StoretuneError(
             f"{path}{where}: JSON that can't be read ({type(e).__name__}: {str(e)[:120]})",
             hint="the file may be corrupted; export it again",
         ) from None
+    if too_deep(value):
+        # json.loads takes ~990 levels, the code walking the value far fewer.
+        raise StoretuneError(
+            f"{path}{where}: JSON nested more than {MAX_DEPTH} levels deep",
+            hint="the file may be corrupted; export it again",
+        )
+    return value
+
+
+MAX_DEPTH = 100  # real exports nest under 10 levels
+
+
+def too_deep(value: Any, limit: int = MAX_DEPTH) -> bool:
+    """True when lists/objects nest deeper than limit (checked without recursion)."""
+    stack = [(value, 1)]
+    while stack:
+        v, depth = stack.pop()
+        if isinstance(v, dict | list):
+            if depth > limit:
+                return True
+            stack.extend((x, depth + 1) for x in (v.values() if isinstance(v, dict) else v))
+    return False
 
 
 def _json_error(path: Path, e: json.JSONDecodeError, line: int | None = None) -> StoretuneError:
@@ -85,6 +108,21 @@ def _raw(obj: Any) -> str:
     return json.dumps(obj, ensure_ascii=False)[:4096]
 
 
+def _list(value: Any) -> list[Any]:
+    """A JSON field that should be a list: a lone value is a list of one, null none."""
+    return value if isinstance(value, list) else [] if value is None else [value]
+
+
+def _count(value: Any) -> int | None:
+    """A quantity or weight: a number store.db can hold, else unknown (NaN/Infinity parse
+    as floats; a 400-digit integer overflows both float and SQLite)."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return int(value) if -(2**63) <= value < 2**63 else None
+
+
 def _variant(v: dict[str, Any], names: list[str]) -> Variant:
     options = {}
     for i in (1, 2, 3):
@@ -98,16 +136,15 @@ def _variant(v: dict[str, Any], names: list[str]) -> Variant:
     if price is None:
         raise RowError("variant has no price")
     tracked = v.get("inventory_management") not in (None, "")
-    qty = v.get("inventory_quantity")
-    grams = v.get("grams")
+    qty = _count(v.get("inventory_quantity"))
     return Variant(
         sku=clean_id(str(v.get("sku") or "")),
         options=options,
         price=price,
         compare_at_price=parse_money(str(v.get("compare_at_price") or ""), "compare_at_price"),
-        inventory_qty=int(qty) if tracked and isinstance(qty, int | float) else None,
+        inventory_qty=qty if tracked else None,
         inventory_policy="continue" if v.get("inventory_policy") == "continue" else "deny",
-        grams=int(grams) if isinstance(grams, int | float) else None,
+        grams=_count(v.get("grams")),
         barcode=clean_id(str(v.get("barcode") or "")) or None,
     )
 
@@ -120,9 +157,9 @@ def _product(
     if not handle or not str(p.get("title") or "").strip():
         cat.reject("product", where, "product has no handle or title", _raw(p))
         return None
-    names = [str(o.get("name") or "") for o in p.get("options") or [] if isinstance(o, dict)]
+    names = [str(o.get("name") or "") for o in _list(p.get("options")) if isinstance(o, dict)]
     variants, costs = [], []
-    for i, v in enumerate(p.get("variants") or []):
+    for i, v in enumerate(_list(p.get("variants"))):
         cat.count("variant", "read")
         try:
             variants.append(_variant(v if isinstance(v, dict) else {}, names))
@@ -134,11 +171,12 @@ def _product(
     if not variants:
         cat.reject("product", where, f"product '{handle}' has no usable variant", _raw(p))
         return None
-    description, flags = clean_description(p.get("body_html") or "")
+    body, tags = p.get("body_html"), p.get("tags")
+    description, flags = clean_description(body if isinstance(body, str) else "")
     status = parse_status(str(p.get("status") or ""), flags)
     images = sorted(
-        (img for img in p.get("images") or [] if isinstance(img, dict) and img.get("src")),
-        key=lambda img: img.get("position") or 0,
+        (img for img in _list(p.get("images")) if isinstance(img, dict) and img.get("src")),
+        key=_image_position,
     )
     product = Product(
         handle=handle,
@@ -147,7 +185,7 @@ def _product(
         vendor=str(p.get("vendor") or ""),
         product_type=str(p.get("product_type") or ""),
         category=_category(p),
-        tags=split_tags(p.get("tags")),
+        tags=split_tags(tags if isinstance(tags, list | str) else None),
         status=status,
         # REST: published_at null = not on the online store; absent key = no information.
         published=("published_at" not in p) or p.get("published_at") is not None,
@@ -158,6 +196,11 @@ def _product(
         source=str(cat.path),
     )
     return product, costs
+
+
+def _image_position(img: dict[str, Any]) -> float:
+    pos = img.get("position")
+    return pos if isinstance(pos, int | float) and not isinstance(pos, bool) else 0
 
 
 def _cost(v: dict[str, Any]) -> Decimal | None:
