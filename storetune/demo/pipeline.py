@@ -27,7 +27,9 @@ class DemoBudget:
     product_qa: int = 90
     train_steps: int | None = None
     epochs: float = 1.0
-    lr: float = 5e-4  # few steps in a demo-sized run; 2e-4 is the default for real runs
+    # Few optimizer steps in a demo-sized run: 1e-3 reached val loss 1.17 vs 1.46 at 5e-4
+    # (34% vs 29% correct) on the same data; 2e-4 stays the default for real runs.
+    lr: float = 1e-3
     batch_tokens: int = 2048
     eval_limit: int = 48
     max_new_tokens: int = 96
