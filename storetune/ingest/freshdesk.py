@@ -8,12 +8,10 @@ each may embed `conversations`, or conversations come apart (objects or arrays w
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
 from storetune.ingest import helpdesk as hd
-from storetune.workspace import EscalationTopic
 
 SOURCE = "freshdesk"
 STATUS = {2: "open", 3: "pending", 4: "solved", 5: "closed"}
@@ -142,16 +140,5 @@ def _convert(t: dict[str, Any], extra: list[tuple[Any, str]], col: hd.Collector)
     )
 
 
-def read_tickets(
-    path: hd.PathArg,
-    *,
-    topics: Sequence[EscalationTopic] | None = None,
-    protected: Iterable[str] = (),
-    allow: Iterable[str] = (),
-    progress: bool = False,
-) -> hd.Result:
-    """Tickets, quarantined records and stats, as zendesk.read_tickets."""
-    col = hd.gather_json(hd.as_paths(path), _absorb)
-    return hd.finish(
-        col, SOURCE, _convert, topics=topics, protected=protected, allow=allow, progress=progress
-    )
+# Public entry point, same signature and semantics as zendesk.read_tickets.
+read_tickets = hd.json_reader(SOURCE, _absorb, _convert)

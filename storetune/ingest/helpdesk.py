@@ -316,3 +316,31 @@ def finish(
 
 def norm_text(text: str) -> str:
     return re.sub(r"\s+", " ", text or "").strip().lower()
+
+
+def json_reader(
+    source: str,
+    absorb: Callable[[Any, Path, Collector], None],
+    convert: Callable[..., Any],
+) -> Callable[..., Result]:
+    """The `read_tickets` of a JSON helpdesk export: gather its pages, then finish.
+
+    Gorgias, Freshdesk, Help Scout and Intercom differ only in `absorb` (how a page's
+    records are collected) and `convert` (how one conversation becomes a Ticket).
+    """
+
+    def read_tickets(
+        path: PathArg,
+        *,
+        topics: Sequence[EscalationTopic] | None = None,
+        protected: Iterable[str] = (),
+        allow: Iterable[str] = (),
+        progress: bool = False,
+    ) -> Result:
+        """Tickets, quarantined records and stats, as zendesk.read_tickets."""
+        col = gather_json(as_paths(path), absorb)
+        return finish(
+            col, source, convert, topics=topics, protected=protected, allow=allow, progress=progress
+        )
+
+    return read_tickets

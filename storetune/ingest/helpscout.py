@@ -7,12 +7,10 @@ HAL pages: `{"_embedded": {"conversations": [...]}, "page": {...}}` from
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
 from storetune.ingest import helpdesk as hd
-from storetune.workspace import EscalationTopic
 
 SOURCE = "helpscout"
 STATUS = {"active": "open", "open": "open", "pending": "pending", "closed": "closed"}
@@ -113,16 +111,5 @@ def _convert(c: dict[str, Any], extra: list[tuple[Any, str]], col: hd.Collector)
     )
 
 
-def read_tickets(
-    path: hd.PathArg,
-    *,
-    topics: Sequence[EscalationTopic] | None = None,
-    protected: Iterable[str] = (),
-    allow: Iterable[str] = (),
-    progress: bool = False,
-) -> hd.Result:
-    """Tickets (one per conversation), quarantined records and stats, as zendesk's."""
-    col = hd.gather_json(hd.as_paths(path), _absorb)
-    return hd.finish(
-        col, SOURCE, _convert, topics=topics, protected=protected, allow=allow, progress=progress
-    )
+# Public entry point, same signature and semantics as zendesk.read_tickets.
+read_tickets = hd.json_reader(SOURCE, _absorb, _convert)
