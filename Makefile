@@ -10,7 +10,7 @@ export STORETUNE_CACHE ?= $(CURDIR)/.cache/storetune
 # pip's config here lists extra local indexes that print one warning per package.
 QUIET := 2>&1 | { grep -v 'is ignored: it is neither' || true; }
 
-.PHONY: install demo test test-fast bench lint format clean
+.PHONY: install browser demo test test-fast bench lint format clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -28,12 +28,20 @@ $(STAMP): $(BIN)/python pyproject.toml
 
 install: $(STAMP)
 
+# Browser tests (eval report, review queue) drive Debian's Chromium through chromedriver.
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+browser:
+	@if ! command -v chromium >/dev/null || ! command -v chromedriver >/dev/null; then \
+	  echo "installing Debian chromium + chromium-driver for the browser tests"; \
+	  $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive \
+	    $(SUDO) apt-get install -y -qq chromium chromium-driver >/dev/null; fi
+
 demo: install
 	$(BIN)/storetune demo
 
 # pytest exits 5 when it collects nothing (e.g. a -k/-m selection matching no test):
 # say so plainly rather than fail as if a test had.
-test: install
+test: install browser
 	rc=0; $(BIN)/python -m pytest -q -p no:cacheprovider $(PYTEST_ARGS) || rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "pytest collected no tests"; rc=0; fi; exit $$rc
 

@@ -11,15 +11,19 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from storetune.dataset.builders.escalation import build_escalation
+from storetune.dataset.builders.escalation import build_escalation, build_lookalikes
+from storetune.dataset.builders.grounded import build_grounded
 from storetune.dataset.builders.product_qa import build_product_qa
+from storetune.dataset.builders.recommend import build_recommend
+from storetune.dataset.builders.safety import build_safety
 from storetune.dataset.builders.support import PolicyCorrector, build_support
+from storetune.dataset.builders.tasks import build_tasks
 from storetune.dataset.config import BuildConfig
+from storetune.dataset.context import BuildContext
 from storetune.dataset.example import Example
 from storetune.dataset.prompt import render_system_prompt
 from storetune.dataset.split import SPLITS, assign_splits, merge_duplicate_groups
 from storetune.errors import StoretuneError
-from storetune.retrieval.catalog import KeywordIndex
 from storetune.store import db
 from storetune.workspace import Workspace
 
@@ -81,25 +85,28 @@ def collect_examples(ws: Workspace, bcfg: BuildConfig) -> tuple[list[Example], d
     conn.close()
     if bcfg.max_tickets:
         tickets = tickets[: bcfg.max_tickets]
-    index = KeywordIndex(products)
-
-    def system_for(text: str) -> str:
-        return render_system_prompt(cfg, index.context(text, bcfg.context_products))
+    ctx = BuildContext(cfg, bcfg, products, tickets)
 
     def system_for_card(card: str) -> str:
         return render_system_prompt(cfg, card)
 
     corrector = PolicyCorrector(cfg)
-    support, skipped = build_support(tickets, cfg, INTENTS, system_for, corrector)
-    escalation = build_escalation(tickets, cfg, system_for, bcfg.escalation, bcfg.seed)
-    product_qa = build_product_qa(products, bcfg.product_qa, system_for_card, bcfg.seed)
+    support, skipped = build_support(tickets, cfg, INTENTS, ctx.system_for, corrector)
+    examples = support
+    examples += build_escalation(tickets, cfg, ctx.system_for, bcfg.escalation, bcfg.seed)
+    examples += build_lookalikes(ctx)
+    examples += build_product_qa(products, bcfg.product_qa, system_for_card, bcfg.seed)
+    examples += build_recommend(ctx)
+    examples += build_grounded(ctx)
+    examples += build_safety(ctx, base=len(examples))
+    examples += build_tasks(ctx)
     notes = {
         "tickets_read": len(tickets),
         "support_skipped_human_only": skipped["human_only"],
         "support_skipped_no_reply": skipped["no_reply"],
         "outdated_policy_corrected": corrector.corrected,
     }
-    return support + escalation + product_qa, notes
+    return examples, notes
 
 
 def dedupe(examples: list[Example]) -> tuple[list[Example], int]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import random
 
+from storetune.dataset.context import BuildContext
 from storetune.dataset.example import Example
 from storetune.store.records import Ticket
 from storetune.workspace import StoreConfig
@@ -47,3 +48,8 @@ def build_escalation(
             )
         )
     return out
+
+
+def build_lookalikes(ctx: BuildContext) -> list[Example]:
+    """Messages that sound like a hand-over topic but can be answered (no marker)."""
+    return []  # filled in by the look-alike builder work (issue 4)
