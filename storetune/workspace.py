@@ -16,6 +16,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from storetune.errors import StoretuneError
+from storetune.serve.config import ServeConfig
 
 CONFIG_NAME = "store.yaml"
 DEFAULT_BASE_MODEL = "smollm2-135m-instruct"
@@ -148,6 +149,9 @@ class StoreConfig(_Strict):
         default_factory=dict, description="Training options (TrainConfig)."
     )
     eval: dict[str, Any] = Field(default_factory=dict, description="Evaluation options.")
+    serve: ServeConfig = Field(
+        default_factory=ServeConfig, description="storetune serve options (serve/config.py)."
+    )
 
 
 def _format_validation_error(path: Path, err: ValidationError) -> str:
