@@ -114,6 +114,68 @@ _INITIAL_SCHEMA = [
 ]
 
 
+@migration
+def m002_retrieval_index(conn: sqlite3.Connection) -> None:
+    # Embeddings of active products (kind 'product', key = handle) and of historical
+    # tickets (kind 'ticket', label = escalate|answer) for the router's second opinion.
+    # content_hash lets a re-index embed only what changed.
+    conn.execute(
+        """CREATE TABLE index_vectors (
+            kind TEXT NOT NULL,
+            key TEXT NOT NULL,
+            content_hash TEXT NOT NULL,
+            label TEXT,
+            vector BLOB NOT NULL,
+            PRIMARY KEY (kind, key)
+        )"""
+    )
+    conn.execute("CREATE TABLE index_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
+
+
+@migration
+def m003_review_queue(conn: sqlite3.Connection) -> None:
+    # Every routed ticket with its draft, and an append-only audit of agent actions.
+    conn.execute(
+        """CREATE TABLE review_tickets (
+            id INTEGER PRIMARY KEY,
+            created TEXT NOT NULL,
+            model TEXT NOT NULL,
+            message TEXT NOT NULL,
+            thread TEXT NOT NULL DEFAULT '[]',
+            customer TEXT NOT NULL DEFAULT '{}',
+            system_prompt TEXT NOT NULL,
+            raw_draft TEXT NOT NULL,
+            draft TEXT NOT NULL,
+            response TEXT NOT NULL,
+            confidence TEXT NOT NULL CHECK (confidence IN ('high', 'medium', 'low')),
+            escalate INTEGER NOT NULL,
+            reasons TEXT NOT NULL DEFAULT '[]',
+            sources TEXT NOT NULL DEFAULT '[]',
+            signals TEXT NOT NULL DEFAULT '{}',
+            status TEXT NOT NULL
+                CHECK (status IN ('waiting', 'sent', 'approved', 'edited', 'rejected')),
+            final_text TEXT,
+            decided_by TEXT,
+            decided_at TEXT,
+            reject_reason TEXT
+        )"""
+    )
+    conn.execute("CREATE INDEX review_tickets_status ON review_tickets(status, id)")
+    conn.execute("CREATE INDEX review_tickets_created ON review_tickets(created)")
+    conn.execute(
+        """CREATE TABLE review_audit (
+            id INTEGER PRIMARY KEY,
+            ticket_id INTEGER NOT NULL REFERENCES review_tickets(id) ON DELETE CASCADE,
+            at TEXT NOT NULL,
+            actor TEXT NOT NULL,
+            action TEXT NOT NULL,
+            before TEXT NOT NULL DEFAULT '{}',
+            after TEXT NOT NULL DEFAULT '{}'
+        )"""
+    )
+    conn.execute("CREATE INDEX review_audit_ticket ON review_audit(ticket_id)")
+
+
 @dataclass
 class QuarantineItem:
     """One rejected input record, with where it was and why."""
@@ -355,15 +417,29 @@ def _variant(row: sqlite3.Row) -> Variant:
     )
 
 
-def load_products(conn: sqlite3.Connection, active_only: bool = False) -> list[Product]:
-    """Products in ingest order with their variants (never the cost column)."""
-    where = "WHERE status = 'active' AND published = 1" if active_only else ""
-    rows = conn.execute(f"SELECT * FROM products {where} ORDER BY rowid").fetchall()
+def load_products(
+    conn: sqlite3.Connection, active_only: bool = False, handles: Sequence[str] | None = None
+) -> list[Product]:
+    """Products in ingest order with their variants (never the cost column).
+
+    handles limits the read to those products (retrieval reads a few current rows
+    per query instead of the whole catalog)."""
+    clauses = ["status = 'active' AND published = 1"] if active_only else []
+    params: list[str] = []
+    if handles is not None:
+        params = list(handles)
+        clauses.append(f"handle IN ({','.join('?' * len(params))})")
+    where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
+    rows = conn.execute(f"SELECT * FROM products {where} ORDER BY rowid", params).fetchall()
+    vwhere = (
+        f"WHERE product_handle IN ({','.join('?' * len(params))})" if handles is not None else ""
+    )
     variants: dict[str, list[Variant]] = {}
     for v in conn.execute(
-        """SELECT product_handle, sku, options, price, compare_at_price, inventory_qty,
+        f"""SELECT product_handle, sku, options, price, compare_at_price, inventory_qty,
                   inventory_policy, grams, barcode
-           FROM variants ORDER BY product_handle, position"""
+           FROM variants {vwhere} ORDER BY product_handle, position""",
+        params,
     ):
         variants.setdefault(v["product_handle"], []).append(_variant(v))
     return [
