@@ -21,6 +21,7 @@ from storetune.dataset.builders.tasks import build_tasks
 from storetune.dataset.config import BuildConfig
 from storetune.dataset.context import BuildContext
 from storetune.dataset.example import Example
+from storetune.dataset.paraphrase import paraphrase_examples
 from storetune.dataset.prompt import render_system_prompt
 from storetune.dataset.split import SPLITS, assign_splits, merge_duplicate_groups
 from storetune.errors import StoretuneError
@@ -123,6 +124,8 @@ def dedupe(examples: list[Example]) -> tuple[list[Example], int]:
 def build_dataset(ws: Workspace) -> BuildReport:
     bcfg = build_config(ws)
     examples, notes = collect_examples(ws, bcfg)
+    examples, paraphrased = paraphrase_examples(examples, bcfg.paraphrase, bcfg.seed)
+    notes.update(paraphrased)  # empty unless build.paraphrase.enabled
     examples, notes["exact_duplicates_removed"] = dedupe(examples)
     if not examples:
         raise StoretuneError("no training examples could be built from store.db")

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from storetune.errors import StoretuneError
 from storetune.workspace import Policies, StoreConfig
 
 
@@ -97,4 +98,45 @@ def render_system_prompt(cfg: StoreConfig, context: str | None = None) -> str:
         parts.append(contact)
     if context:
         parts += ["Product information:", context.strip()]
+    return "\n".join(parts)
+
+
+# --- catalog tasks ------------------------------------------------------------------
+# Each catalog task trains its own adapter, so its prompt is short and task-specific:
+# no policies, just the brand, the instruction and what this catalog allows.
+
+_TASK_INSTRUCTIONS = {
+    "classify": (
+        "Classify the product into exactly one taxonomy path from the list below. "
+        "Reply with the path only."
+    ),
+    "query_rewrite": (
+        "Turn the shopper's search into one JSON object of filters. Use only the keys the "
+        "search implies, only the keys and values listed below, and sorted keys. "
+        "Reply with the JSON only."
+    ),
+    "review_extract": (
+        "Extract the review's attributes as one JSON object with sorted keys and exactly "
+        "the keys below. Use null when the review does not say. Reply with the JSON only."
+    ),
+    "description": (
+        "Write a 40-110 word product description from the attributes. Mention every "
+        "attribute value, never write 'I', use at most one '!', and state no prices or "
+        "stock levels."
+    ),
+}
+
+
+def render_task_prompt(cfg: StoreConfig, task: str, extra: str | None = None) -> str:
+    """System prompt of a catalog task; `extra` is the catalog-specific allowed values."""
+    if task not in _TASK_INSTRUCTIONS:
+        raise StoretuneError(
+            f"unknown catalog task {task!r}",
+            hint=f"use one of: {', '.join(_TASK_INSTRUCTIONS)}",
+        )
+    parts = [f"You are the catalog assistant of {cfg.brand.name}.", _TASK_INSTRUCTIONS[task]]
+    if task == "description":
+        parts.append(f"Voice: {cfg.brand.voice}")
+    if extra:
+        parts.append(extra.strip())
     return "\n".join(parts)
