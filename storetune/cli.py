@@ -119,20 +119,37 @@ def train(
     epochs: Annotated[float | None, typer.Option(help="Override epochs.")] = None,
     max_steps: Annotated[int | None, typer.Option(help="Stop after N optimizer steps.")] = None,
     lr: Annotated[float | None, typer.Option(help="Override the learning rate.")] = None,
+    tasks: Annotated[
+        str | None,
+        typer.Option(help="Comma-separated task tags to train on, or 'all' (default: support)."),
+    ] = None,
+    report_to: Annotated[
+        str | None, typer.Option(help="Also log metrics to: tensorboard, mlflow or none.")
+    ] = None,
+    device: Annotated[str | None, typer.Option(help="auto, cpu, cuda or cuda:N.")] = None,
+    qlora: Annotated[
+        bool | None, typer.Option("--qlora/--no-qlora", help="4-bit NF4 base (CUDA only).")
+    ] = None,
     resume: Annotated[bool, typer.Option(help="Continue an interrupted run.")] = False,
 ) -> None:
     """LoRA-fine-tune the base model on the dataset; writes models/<name>/v<N>."""
     from storetune.train import train_model
 
-    overrides = {
-        k: v
-        for k, v in {"epochs": epochs, "max_steps": max_steps, "lr": lr}.items()
-        if v is not None
+    given = {
+        "epochs": epochs,
+        "max_steps": max_steps,
+        "lr": lr,
+        "tasks": tasks,
+        "report_to": report_to,
+        "device": device,
+        "qlora": qlora,
     }
+    overrides = {k: v for k, v in given.items() if v is not None}
     path, result = train_model(ws(), name, dataset, overrides, resume=resume, log=console.print)
+    best = "-" if result.best_val_loss is None else f"{result.best_val_loss:.4f}"
     console.print(
         f"trained {result.steps} steps in {result.seconds:.0f}s "
-        f"({result.tokens_per_second:,.0f} tok/s), best val loss {result.best_val_loss:.4f}\n"
+        f"({result.tokens_per_second:,.0f} tok/s), best val loss {best}\n"
         f"saved {path}"
     )
 
@@ -176,7 +193,7 @@ def models_list() -> None:
     from storetune.models.registry import Registry
 
     reg = Registry(ws().models_dir)
-    table = Table("model", "version", "current", "dataset", "val loss", "created")
+    table = Table("model", "version", "current", "tasks", "dataset", "val loss", "created")
     for name in reg.names():
         for v in reg.versions(name):
             info = reg.info(reg.resolve(f"{name}@v{v}"))
@@ -185,11 +202,85 @@ def models_list() -> None:
                 name,
                 f"v{v}",
                 "*" if reg.current(name) == v else "",
+                ",".join(info.get("tasks") or ["-"]),
                 info["dataset_id"],
                 f"{loss:.4f}" if loss is not None else "-",
                 info["created"],
             )
     console.print(table)
+
+
+@models_app.command("show")
+def models_show(
+    model: Annotated[str, typer.Argument(help="NAME (current version) or NAME@vN.")],
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """One version: training config, data, metrics, eval summary and files."""
+    from storetune.models.registry import Registry
+
+    shown = Registry(ws().models_dir).show(model, ws().reports_dir)
+    if as_json:
+        console.print_json(json.dumps(shown))
+        return
+    current = " (current)" if shown["current"] else ""
+    console.print(f"[bold]{shown['ref']}[/]{current}  {shown['path']}")
+    for title in ("base_model", "config", "data", "metrics", "eval", "files"):
+        console.print(_kv_table(title, shown[title]))
+    for w in shown["warnings"]:
+        console.print(f"[yellow]warning:[/] {w}")
+
+
+@models_app.command("promote")
+def models_promote(model: Annotated[str, typer.Argument(help="NAME@vN to make current.")]) -> None:
+    """Make NAME@vN the version that eval, serve and export use by default."""
+    from storetune.models.registry import ModelRef, Registry
+
+    ref = ModelRef.parse(model)
+    if ref.version is None:
+        raise StoretuneError(f"'{model}': say which version, e.g. {ref.name}@v2")
+    Registry(ws().models_dir).promote(ref.name, ref.version)
+    console.print(f"{ref} is now current")
+
+
+@models_app.command("rollback")
+def models_rollback(name: Annotated[str, typer.Argument(help="Model name.")]) -> None:
+    """Make the previously current version current again."""
+    from storetune.models.registry import Registry
+
+    version = Registry(ws().models_dir).rollback(name)
+    console.print(f"{name}@v{version} is current again")
+
+
+@models_app.command("diff")
+def models_diff(
+    a: Annotated[str, typer.Argument(help="NAME@vA")],
+    b: Annotated[str, typer.Argument(help="NAME@vB")],
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Config, data and metric differences between two versions (eval too, when graded)."""
+    from storetune.models.registry import Registry
+
+    d = Registry(ws().models_dir).diff(a, b, ws().reports_dir)
+    if as_json:
+        console.print_json(json.dumps(d))
+        return
+    table = Table("section", "field", d["a"], d["b"], "delta", title=f"{d['a']} → {d['b']}")
+    for section in ("config", "data", "base_model", "metrics", "eval"):
+        for key, ch in d[section].items():
+            table.add_row(section, key, str(ch["a"]), str(ch["b"]), str(ch.get("delta", "")))
+    if d["tasks"]:
+        table.add_row("tasks", "", *(",".join(t or []) for t in d["tasks"]), "")
+    console.print(table if table.row_count else "no differences")
+
+
+def _kv_table(title: str, data: dict | None) -> Table:
+    table = Table(title=title, show_header=False, title_justify="left")
+    for key, value in (data or {}).items():
+        text = json.dumps(value) if isinstance(value, dict | list) else str(value)
+        table.add_row(key, text)
+    if not data:
+        table.add_row("-", "none" if title != "eval" else "not graded yet: storetune eval")
+    return table
 
 
 def _pct(x: float | None) -> str:

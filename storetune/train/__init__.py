@@ -3,19 +3,23 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
+from collections import Counter
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
 from storetune.dataset.build import resolve_dataset
+from storetune.dataset.example import SUPPORT_TASKS
 from storetune.errors import StoretuneError
-from storetune.models.base import resolve_base_model
-from storetune.models.registry import Registry
+from storetune.models.base import ResolvedModel, resolve_base_model
+from storetune.models.registry import Registry, weights_hash
 from storetune.train.config import TrainConfig
 from storetune.train.data import read_jsonl
 from storetune.train.loop import TrainResult, file_fingerprint, train_lora, write_metrics
 from storetune.train.plots import plot_loss
+from storetune.train.tracking import check_tracker, make_tracker
 from storetune.workspace import Workspace
 
 
@@ -27,6 +31,31 @@ def train_config(ws: Workspace, overrides: dict | None = None) -> TrainConfig:
         raise StoretuneError(f"{ws.config_path}: invalid 'train' options: {e}") from None
 
 
+def select_rows(data_dir: Path, split: str, tasks: list[str]) -> tuple[list[dict], dict[str, int]]:
+    """Rows of one split whose meta.jsonl task is in `tasks` (['all']: every row).
+
+    Returns the rows and how many of each task were kept.
+    """
+    rows = read_jsonl(data_dir / f"{split}.jsonl")
+    meta_path = data_dir / "meta.jsonl"
+    if not meta_path.exists():
+        if tasks != ["all"]:
+            raise StoretuneError(
+                f"{meta_path}: missing, so examples cannot be selected by task",
+                hint="rebuild the dataset with 'storetune build', or train with --tasks all",
+            )
+        return rows, {"(untagged)": len(rows)}
+    task_of = {m["index"]: m["task"] for m in read_jsonl(meta_path) if m["split"] == split}
+    missing = [i for i in range(len(rows)) if i not in task_of]
+    if missing:
+        raise StoretuneError(
+            f"{meta_path}: no entry for {split}.jsonl line {missing[0] + 1}",
+            hint="the dataset is incomplete; rebuild it with 'storetune build'",
+        )
+    keep = [i for i in range(len(rows)) if tasks == ["all"] or task_of[i] in tasks]
+    return [rows[i] for i in keep], dict(sorted(Counter(task_of[i] for i in keep).items()))
+
+
 def train_model(
     ws: Workspace,
     name: str = "support",
@@ -35,50 +64,138 @@ def train_model(
     resume: bool = False,
     progress: bool = True,
     log: Callable[[str], None] = print,
+    on_step: Callable[[int], None] | None = None,
 ) -> tuple[Path, TrainResult]:
+    """Train adapter `name` on the dataset's selected tasks and publish models/<name>/v<N>.
+
+    Under `accelerate launch` every rank runs this; only rank 0 touches the registry.
+    """
     cfg = train_config(ws, overrides)
-    store_cfg = ws.config()
+    main = int(os.environ.get("RANK", "0")) == 0
     run_dir = ws.models_dir / name / ".run"
     if resume:
-        saved = (
-            json.loads((run_dir / "run.json").read_text())
-            if (run_dir / "run.json").exists()
-            else None
-        )
-        if saved is None:
-            raise StoretuneError(f"{run_dir}: no interrupted run to resume")
-        dataset_id, cfg = saved["dataset_id"], TrainConfig.model_validate(saved["config"])
+        dataset_id, cfg = _saved_run(run_dir)
+    check_tracker(cfg.report_to)
     data_dir = resolve_dataset(ws, dataset_id)
-    base = resolve_base_model(store_cfg.base_model)
-    if not resume:
-        shutil.rmtree(run_dir, ignore_errors=True)
-        run_dir.mkdir(parents=True)
-        run = {"dataset_id": data_dir.name, "config": cfg.model_dump(), "base_model": base.name}
-        (run_dir / "run.json").write_text(json.dumps(run, indent=2))
-    train_rows = read_jsonl(data_dir / "train.jsonl")
-    val_rows = read_jsonl(data_dir / "val.jsonl")
+    base = resolve_base_model(ws.config().base_model)
+    train_rows, train_tasks = select_rows(data_dir, "train", cfg.tasks)
+    val_rows, val_tasks = select_rows(data_dir, "val", cfg.tasks)
+    _check_selection(cfg.tasks, train_tasks, data_dir, log)
+    if main and not resume:
+        _start_run(run_dir, data_dir, cfg, base)
     registry = Registry(ws.models_dir)
-    version, staging = registry.staging_dir(name)
-    result = train_lora(base, train_rows, val_rows, cfg, run_dir, staging, resume, progress, log)
-    _write_version_files(staging, name, version, cfg, base, data_dir, result)
+    version, staging = (
+        registry.staging_dir(name) if main else (0, run_dir / f".rank{os.environ['RANK']}")
+    )
+    tracker = (
+        make_tracker(
+            cfg.report_to, _tracker_dir(ws, run_dir, cfg), f"{name}-v{version}", _params(cfg)
+        )
+        if main
+        else None
+    )
+    try:
+        result = train_lora(
+            base,
+            train_rows,
+            val_rows,
+            cfg,
+            run_dir,
+            staging,
+            resume,
+            progress,
+            log,
+            on_step=on_step,
+            on_metric=tracker.log if tracker else None,
+        )
+    finally:
+        if tracker:
+            tracker.close()
+    if not main:
+        return staging, result
+    if (run_dir / "tensorboard").is_dir():
+        shutil.move(run_dir / "tensorboard", staging / "tensorboard")
+    dataset = {"id": data_dir.name, "train": train_tasks, "val": val_tasks}
+    _write_version_files(staging, name, version, cfg, base, data_dir, dataset, result)
     final = registry.publish(name, version, staging)
     shutil.rmtree(run_dir, ignore_errors=True)
     return final, result
 
 
-def _write_version_files(staging, name, version, cfg, base, data_dir, result) -> None:
+def _saved_run(run_dir: Path) -> tuple[str, TrainConfig]:
+    path = run_dir / "run.json"
+    if not path.exists():
+        raise StoretuneError(
+            f"{run_dir}: no interrupted run to resume", hint="start a new run without --resume"
+        )
+    saved = json.loads(path.read_text(encoding="utf-8"))
+    return saved["dataset_id"], TrainConfig.model_validate(saved["config"])
+
+
+def _start_run(run_dir: Path, data_dir: Path, cfg: TrainConfig, base: ResolvedModel) -> None:
+    shutil.rmtree(run_dir, ignore_errors=True)
+    run_dir.mkdir(parents=True)
+    run = {"dataset_id": data_dir.name, "config": cfg.model_dump(), "base_model": base.name}
+    _write_json(run_dir / "run.json", run)
+
+
+def _check_selection(tasks: list[str], kept: dict[str, int], data_dir: Path, log) -> None:
+    if not kept:
+        meta = data_dir / "meta.jsonl"
+        rows = read_jsonl(meta) if meta.exists() else []
+        present = sorted({m["task"] for m in rows if m["split"] == "train"})
+        raise StoretuneError(
+            f"{data_dir.name}: no training examples for tasks {', '.join(tasks)}",
+            hint=f"this dataset's train split has tasks: {', '.join(present) or 'none'}",
+        )
+    absent = [t for t in tasks if t != "all" and t not in kept]
+    if absent and tasks != list(SUPPORT_TASKS):
+        log(f"note: no training examples for task(s) {', '.join(absent)} in {data_dir.name}")
+
+
+def _tracker_dir(ws: Workspace, run_dir: Path, cfg: TrainConfig) -> Path:
+    # TensorBoard: beside the checkpoint (watch it live), moved into the version at
+    # the end. MLflow: one store per workspace.
+    return ws.root / "mlruns" if cfg.report_to == "mlflow" else run_dir / "tensorboard"
+
+
+def _params(cfg: TrainConfig) -> dict:
+    return {k: ",".join(v) if isinstance(v, list) else v for k, v in cfg.model_dump().items()}
+
+
+def _write_version_files(staging, name, version, cfg, base, data_dir, dataset, result) -> None:
+    summary = {k: v for k, v in result.__dict__.items() if k != "metrics"}
+    vals = [m["val_loss"] for m in result.metrics if m["kind"] == "val"]
+    summary["final_val_loss"] = vals[-1] if vals else None
     info = {
         "name": name,
         "version": version,
         "created": datetime.now(UTC).isoformat(timespec="seconds"),
+        "tasks": cfg.tasks,
         "base_model": base.name,
         "base_model_path": str(base.path),
         "base_model_fingerprint": base.fingerprint,
+        "base_model_weights_sha256": weights_hash(base.path),
         "dataset_id": data_dir.name,
         "dataset_fingerprint": file_fingerprint(data_dir / "train.jsonl", data_dir / "val.jsonl"),
-        "train": {k: v for k, v in result.__dict__.items() if k != "metrics"},
+        "dataset": {
+            **dataset,
+            "train_examples": sum(dataset["train"].values()),
+            "val_examples": sum(dataset["val"].values()),
+        },
+        "train": summary,
+        "warnings": [m["message"] for m in result.metrics if m["kind"] == "warning"],
+        # Filled from reports/eval-<name>-v<N>.json by `models show` / `diff`: a
+        # published version is never rewritten.
+        "eval": None,
     }
-    (staging / "version.json").write_text(json.dumps(info, indent=2))
-    (staging / "train_config.json").write_text(json.dumps(cfg.model_dump(), indent=2))
+    _write_json(staging / "version.json", info)
+    _write_json(staging / "train_config.json", cfg.model_dump())
     write_metrics(result.metrics, staging / "metrics.jsonl")
     plot_loss(result.metrics, staging / "loss.png", f"{name} v{version} on {data_dir.name}")
+
+
+def _write_json(path: Path, data: dict) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(json.dumps(data, indent=2), encoding="utf-8")
+    os.replace(tmp, path)

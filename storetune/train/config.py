@@ -6,11 +6,20 @@ libraries' defaults (transformers.TrainingArguments / peft.LoraConfig) it says s
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from storetune.dataset.example import ALL_TASKS, SUPPORT_TASKS
 
 
 class TrainConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
+
+    tasks: list[str] = Field(
+        default_factory=lambda: list(SUPPORT_TASKS),
+        description="Task tags (meta.jsonl `task`) this adapter trains on; ['all'] for every "
+        "task. Default: the conversational support tasks, so catalog tasks can train their "
+        "own adapter on the same base.",
+    )
 
     epochs: float = Field(3.0, gt=0, description="Passes over the train split (HF default: 3).")
     max_steps: int | None = Field(
@@ -60,3 +69,36 @@ class TrainConfig(BaseModel):
     )
     seed: int = 0
     threads: int | None = Field(None, ge=1, description="CPU threads; default: all cores.")
+    report_to: str = Field(
+        "none",
+        pattern="^(none|tensorboard|mlflow)$",
+        description="Also log metrics.jsonl's records to TensorBoard or MLflow "
+        "(HF Trainer default: every installed integration).",
+    )
+    device: str = Field(
+        "auto",
+        pattern=r"^(auto|cpu|cuda(:\d+)?)$",
+        description="auto = CUDA when available (under `accelerate launch`, this rank's GPU).",
+    )
+    qlora: bool = Field(
+        False,
+        description="Load the frozen base in 4-bit NF4 (bitsandbytes, CUDA only); LoRA "
+        "weights stay fp32.",
+    )
+
+    @field_validator("tasks", mode="before")
+    @classmethod
+    def _split_tasks(cls, v):
+        # "a,b" from the CLI or YAML is as good as a list.
+        if isinstance(v, str):
+            v = [t.strip() for t in v.split(",") if t.strip()]
+        return v
+
+    @field_validator("tasks")
+    @classmethod
+    def _known_tasks(cls, v: list[str]) -> list[str]:
+        # Tags are checked against the dataset at train time (a store's builders may add
+        # tags); here only the shape.
+        if not v:
+            raise ValueError(f"give at least one task tag or 'all' (known: {', '.join(ALL_TASKS)})")
+        return ["all"] if "all" in v else v

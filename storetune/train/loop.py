@@ -6,17 +6,26 @@ batches with little padding, and (3) computing the vocabulary projection only at
 the positions that carry loss (assistant tokens), which skips most of the
 49k-wide lm_head work. Checkpoints are small (LoRA + optimizer state) and carry the
 RNG state so a resumed run follows the uninterrupted one.
+
+The same loop runs on a GPU (device auto) and under `accelerate launch` / torchrun
+with several processes: each rank takes its share of every optimizer step's
+micro-batches and the (small) LoRA gradients are summed with one all-reduce. The
+model is not wrapped in DistributedDataParallel because the loss above calls the
+decoder directly, which would bypass DDP's forward hooks; on one CPU process no
+distributed code runs at all.
 """
 
 from __future__ import annotations
 
 import hashlib
+import importlib.util
 import json
 import math
 import os
 import shutil
 import time
 from collections.abc import Callable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -41,6 +50,26 @@ class TrainResult:
     metrics: list[dict] = field(default_factory=list)
 
 
+@dataclass
+class Runtime:
+    """Where this process trains: device, bf16, and its place among DDP ranks."""
+
+    device: str
+    use_bf16: bool
+    rank: int = 0
+    world: int = 1
+
+    @property
+    def main(self) -> bool:
+        return self.rank == 0
+
+    def autocast(self) -> AbstractContextManager:
+        import torch
+
+        kind = "cuda" if self.device.startswith("cuda") else "cpu"
+        return torch.autocast(kind, dtype=torch.bfloat16, enabled=self.use_bf16)
+
+
 def bf16_supported(device: str = "cpu") -> bool:
     import torch
 
@@ -52,6 +81,54 @@ def bf16_supported(device: str = "cpu") -> bool:
         return False
 
 
+def pick_device(cfg: TrainConfig) -> str:
+    """cfg.device, with auto = this rank's GPU when torch sees one, else the CPU."""
+    import torch
+
+    local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+    if cfg.device == "auto":
+        return f"cuda:{local_rank}" if torch.cuda.is_available() else "cpu"
+    if cfg.device.startswith("cuda") and not torch.cuda.is_available():
+        raise StoretuneError(
+            f"train.device is '{cfg.device}' but torch sees no CUDA GPU",
+            hint="set train.device to auto or cpu, or install the CUDA build of torch",
+        )
+    return f"cuda:{local_rank}" if cfg.device == "cuda" else cfg.device
+
+
+def setup_runtime(cfg: TrainConfig) -> Runtime:
+    """Device, bf16 and (under accelerate launch / torchrun) the process group."""
+    device = pick_device(cfg)
+    check_qlora(cfg, device)
+    use_bf16 = cfg.bf16 == "on" or (cfg.bf16 == "auto" and bf16_supported(device))
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world == 1:
+        return Runtime(device, use_bf16)
+    import torch
+    import torch.distributed as dist
+
+    if not dist.is_initialized():
+        dist.init_process_group("nccl" if device.startswith("cuda") else "gloo")
+    if device.startswith("cuda"):
+        torch.cuda.set_device(device)
+    return Runtime(device, use_bf16, rank=dist.get_rank(), world=dist.get_world_size())
+
+
+def check_qlora(cfg: TrainConfig, device: str) -> None:
+    if not cfg.qlora:
+        return
+    if not device.startswith("cuda"):
+        raise StoretuneError(
+            f"train.qlora needs a CUDA GPU (bitsandbytes 4-bit); this run is on '{device}'",
+            hint="set train.qlora to false: on a CPU the base model trains in bf16 or fp32",
+        )
+    if importlib.util.find_spec("bitsandbytes") is None:
+        raise StoretuneError(
+            "train.qlora needs the bitsandbytes package, which is not installed",
+            hint="pip install bitsandbytes (CUDA machines only), or set train.qlora to false",
+        )
+
+
 def file_fingerprint(*paths: Path) -> str:
     h = hashlib.sha256()
     for p in paths:
@@ -59,7 +136,9 @@ def file_fingerprint(*paths: Path) -> str:
     return h.hexdigest()[:16]
 
 
-def load_model_for_training(base: ResolvedModel, cfg: TrainConfig, use_bf16: bool):
+def load_model_for_training(
+    base: ResolvedModel, cfg: TrainConfig, use_bf16: bool, device: str = "cpu"
+):
     import torch
     from peft import LoraConfig, get_peft_model
     from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -68,7 +147,12 @@ def load_model_for_training(base: ResolvedModel, cfg: TrainConfig, use_bf16: boo
     # Frozen base weights stored in bf16 halve memory traffic; LoRA weights stay
     # fp32 so small updates are not rounded away.
     dtype = torch.bfloat16 if use_bf16 else torch.float32
-    model = AutoModelForCausalLM.from_pretrained(base.path, dtype=dtype)
+    if cfg.qlora:
+        model = _load_4bit(base, dtype, device)
+    else:
+        model = AutoModelForCausalLM.from_pretrained(base.path, dtype=dtype)
+        if device != "cpu":
+            model.to(device)
     torch.manual_seed(cfg.seed)
     lora = LoraConfig(
         r=cfg.lora_r,
@@ -82,6 +166,24 @@ def load_model_for_training(base: ResolvedModel, cfg: TrainConfig, use_bf16: boo
         if p.requires_grad:
             p.data = p.data.float()
     return model, tokenizer
+
+
+def _load_4bit(base: ResolvedModel, dtype, device: str):
+    """QLoRA: the frozen base in NF4 with double quantisation (CUDA only; untested here)."""
+    from peft import prepare_model_for_kbit_training
+    from transformers import AutoModelForCausalLM, BitsAndBytesConfig
+
+    quant = BitsAndBytesConfig(
+        load_in_4bit=True,
+        bnb_4bit_quant_type="nf4",
+        bnb_4bit_use_double_quant=True,
+        bnb_4bit_compute_dtype=dtype,
+    )
+    model = AutoModelForCausalLM.from_pretrained(
+        base.path, quantization_config=quant, dtype=dtype, device_map={"": device}
+    )
+    # Casts norms to fp32 for stable training; checkpointing stays off (small models).
+    return prepare_model_for_kbit_training(model, use_gradient_checkpointing=False)
 
 
 def shared_prefix_len(items: list[Tokenized]) -> int:
@@ -122,7 +224,8 @@ def assistant_loss(model, ids, mask, labels, prefix_len: int = 0):
         cache = DynamicCache()
         decoder(input_ids=ids[:1, :prefix_len], use_cache=True, past_key_values=cache)
         cache.batch_repeat_interleave(ids.shape[0])
-        positions = torch.arange(prefix_len, ids.shape[1]).unsqueeze(0).expand(ids.shape[0], -1)
+        positions = torch.arange(prefix_len, ids.shape[1], device=ids.device)
+        positions = positions.unsqueeze(0).expand(ids.shape[0], -1)
         hidden = decoder(
             input_ids=ids[:, prefix_len:],
             attention_mask=mask,
@@ -154,12 +257,15 @@ class _Checkpoints:
         shutil.rmtree(tmp, ignore_errors=True)
         tmp.mkdir(parents=True)
         trainable = {k: v.detach().clone() for k, v in model.named_parameters() if v.requires_grad}
+        rng = {"cpu": torch.get_rng_state()}
+        if torch.cuda.is_available():
+            rng["cuda"] = torch.cuda.get_rng_state_all()
         torch.save(
             {
                 "trainable": trainable,
                 "optimizer": optimizer.state_dict(),
                 "scheduler": scheduler.state_dict(),
-                "rng": torch.get_rng_state(),
+                "rng": rng,
                 "state": state,
             },
             tmp / "state.pt",
@@ -175,23 +281,53 @@ class _Checkpoints:
         import torch
 
         path = self.dir / "state.pt"
-        return torch.load(path, weights_only=False) if path.exists() else None
+        if not path.exists():
+            return None
+        return torch.load(path, weights_only=False, map_location="cpu")
 
 
-def _evaluate(model, items: list[Tokenized], batch_tokens: int, pad_id: int, autocast) -> float:
+def _restore_rng(rng) -> None:
+    import torch
+
+    if not isinstance(rng, dict):  # checkpoints written before GPU support
+        rng = {"cpu": rng}
+    torch.set_rng_state(rng["cpu"])
+    if "cuda" in rng and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(rng["cuda"])
+
+
+def _to(rt: Runtime, *tensors):
+    return tensors if rt.device == "cpu" else tuple(t.to(rt.device) for t in tensors)
+
+
+def _all_reduce_sum(rt: Runtime, values: list[float]) -> list[float]:
+    if rt.world == 1:
+        return values
+    import torch
+    import torch.distributed as dist
+
+    t = torch.tensor(values, dtype=torch.float64, device=rt.device)
+    dist.all_reduce(t)
+    return t.tolist()
+
+
+def _evaluate(model, items: list[Tokenized], batch_tokens: int, pad_id: int, rt: Runtime) -> float:
+    """Mean loss per assistant token over `items` (each rank takes its share of batches)."""
     import torch
 
     model.eval()
     total, count = 0.0, 0
     shared = shared_prefix_len(items)
-    with torch.no_grad(), autocast():
-        for batch in length_batches(items, batch_tokens, seed=None, shared=shared):
+    batches = length_batches(items, batch_tokens, seed=None, shared=shared)
+    with torch.no_grad(), rt.autocast():
+        for batch in batches[rt.rank :: rt.world]:
             chosen = [items[i] for i in batch]
-            ids, mask, labels = collate(chosen, pad_id)
+            ids, mask, labels = _to(rt, *collate(chosen, pad_id))
             loss, n = assistant_loss(model, ids, mask, labels, shared_prefix_len(chosen))
             total += float(loss)
             count += n
     model.train()
+    total, count = _all_reduce_sum(rt, [total, float(count)])
     return total / max(count, 1)
 
 
@@ -207,6 +343,15 @@ def _lr_scheduler(optimizer, cfg: TrainConfig, total_steps: int):
     )
 
 
+def small_set_warning(n: int) -> str | None:
+    if n >= SMALL_SET_WARNING:
+        return None
+    return (
+        f"only {n} training examples; {SMALL_SET_WARNING}+ is advised "
+        "(a small set overfits quickly: watch the validation loss)"
+    )
+
+
 def train_lora(
     base: ResolvedModel,
     train_rows: list[dict],
@@ -218,19 +363,21 @@ def train_lora(
     progress: bool = True,
     log: Callable[[str], None] = print,
     on_step: Callable[[int], None] | None = None,
+    on_metric: Callable[[dict], None] | None = None,
 ) -> TrainResult:
     """Train a LoRA adapter; the best adapter (by validation loss) goes to out_dir.
 
-    `on_step(step)` runs after each optimizer step and its checkpoint.
+    `on_step(step)` runs after each optimizer step and its checkpoint; `on_metric`
+    receives every record that goes to metrics.jsonl, as it happens (trackers).
+    Under several processes only rank 0 logs, checkpoints and writes out_dir.
     """
     import torch
 
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
-    use_bf16 = cfg.bf16 == "on" or (cfg.bf16 == "auto" and bf16_supported())
-    if len(train_rows) < SMALL_SET_WARNING:
-        log(f"warning: only {len(train_rows)} training examples; {SMALL_SET_WARNING}+ is advised")
-    model, tokenizer = load_model_for_training(base, cfg, use_bf16)
+    rt = setup_runtime(cfg)
+    log = log if rt.main else _silent
+    model, tokenizer = load_model_for_training(base, cfg, rt.use_bf16, rt.device)
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
     train_items = _tokenize_all(tokenizer, train_rows, cfg.max_length)
     val_items = _tokenize_all(tokenizer, val_rows, cfg.max_length)
@@ -238,8 +385,9 @@ def train_lora(
         raise StoretuneError("the training split has no example with an assistant reply to learn")
 
     shared = shared_prefix_len(train_items)
+    per_step = cfg.grad_accum * rt.world  # micro-batches in one optimizer step, all ranks
     batches_per_epoch = len(length_batches(train_items, cfg.batch_tokens, seed=0, shared=shared))
-    steps_per_epoch = max(1, batches_per_epoch // cfg.grad_accum)
+    steps_per_epoch = max(1, batches_per_epoch // per_step)
     total_steps = cfg.max_steps or max(1, math.ceil(steps_per_epoch * cfg.epochs))
     eval_every = cfg.eval_every or steps_per_epoch
     params = [p for p in model.parameters() if p.requires_grad]
@@ -247,36 +395,32 @@ def train_lora(
     scheduler = _lr_scheduler(optimizer, cfg, total_steps)
     ckpt = _Checkpoints(run_dir)
 
-    def autocast():
-        return torch.autocast("cpu", dtype=torch.bfloat16, enabled=use_bf16)
-
     state = {"step": 0, "metrics": [], "best": None, "bad_evals": 0, "tokens": 0, "seconds": 0.0}
+
+    def record(m: dict) -> None:
+        state["metrics"].append(m)
+        if on_metric and rt.main:
+            on_metric(m)
+
     best_weights: dict | None = None
     if resume:
-        saved = ckpt.load()
-        if saved is None:
-            raise StoretuneError(f"{run_dir}: no checkpoint to resume from")
-        model.load_state_dict(saved["trainable"], strict=False)
-        optimizer.load_state_dict(saved["optimizer"])
-        scheduler.load_state_dict(saved["scheduler"])
-        torch.set_rng_state(saved["rng"])
-        state = saved["state"]
-        best_weights = state.pop("best_weights", None)
+        state, best_weights = _resume(ckpt, run_dir, model, optimizer, scheduler)
         log(f"resuming at step {state['step']} of {total_steps}")
+    elif warning := small_set_warning(len(train_items)):
+        log(f"warning: {warning}")
+        record({"kind": "warning", "step": 0, "message": warning})
 
     model.train()
     started = time.time() - state["seconds"]
     stopped_early = False
-    with _progress(progress, total_steps, state["step"]) as bar:
+    with _progress(progress and rt.main, total_steps, state["step"]) as bar:
         while state["step"] < total_steps and not stopped_early:
             epoch = state["step"] // steps_per_epoch
             batches = length_batches(train_items, cfg.batch_tokens, cfg.seed + epoch, shared)
-            first = (state["step"] % steps_per_epoch) * cfg.grad_accum
-            for b0 in range(first, steps_per_epoch * cfg.grad_accum, cfg.grad_accum):
-                group = batches[b0 : b0 + cfg.grad_accum]
-                loss_value, ntok = _step(
-                    model, group, train_items, pad_id, autocast, cfg.grad_accum
-                )
+            first = (state["step"] % steps_per_epoch) * per_step
+            for b0 in range(first, steps_per_epoch * per_step, per_step):
+                group = batches[b0 : b0 + per_step]
+                loss_value, ntok = _step(model, group, train_items, pad_id, rt, params)
                 torch.nn.utils.clip_grad_norm_(params, cfg.max_grad_norm)
                 optimizer.step()
                 scheduler.step()
@@ -285,7 +429,7 @@ def train_lora(
                 state["tokens"] += ntok
                 state["seconds"] = time.time() - started
                 tps = state["tokens"] / max(state["seconds"], 1e-9)
-                state["metrics"].append(
+                record(
                     {
                         "kind": "train",
                         "step": state["step"],
@@ -298,9 +442,9 @@ def train_lora(
                 bar.update(loss_value, tps)
                 if state["step"] % eval_every == 0 or state["step"] == total_steps:
                     best_weights, stopped_early = _validate(
-                        model, val_items, cfg, pad_id, autocast, state, best_weights, log
+                        model, val_items, cfg, pad_id, rt, state, best_weights, log, record
                     )
-                if state["step"] % cfg.checkpoint_every == 0:
+                if state["step"] % cfg.checkpoint_every == 0 and rt.main:
                     ckpt.save(model, optimizer, scheduler, {**state, "best_weights": best_weights})
                 if on_step:
                     on_step(state["step"])
@@ -309,8 +453,32 @@ def train_lora(
 
     if best_weights is not None:
         model.load_state_dict(best_weights, strict=False)
-    model.save_pretrained(out_dir)
-    tokenizer.save_pretrained(out_dir)
+    if rt.main:
+        model.save_pretrained(out_dir)
+        tokenizer.save_pretrained(out_dir)
+    return _result(state, steps_per_epoch, stopped_early)
+
+
+def _silent(_msg: str) -> None:
+    pass
+
+
+def _resume(ckpt: _Checkpoints, run_dir: Path, model, optimizer, scheduler):
+    saved = ckpt.load()
+    if saved is None:
+        raise StoretuneError(
+            f"{run_dir}: no checkpoint to resume from",
+            hint="the run stopped before its first checkpoint; start it again without --resume",
+        )
+    model.load_state_dict(saved["trainable"], strict=False)
+    optimizer.load_state_dict(saved["optimizer"])
+    scheduler.load_state_dict(saved["scheduler"])
+    _restore_rng(saved["rng"])
+    state = saved["state"]
+    return state, state.pop("best_weights", None)
+
+
+def _result(state: dict, steps_per_epoch: int, stopped_early: bool) -> TrainResult:
     train_losses = [m["loss"] for m in state["metrics"] if m["kind"] == "train"]
     return TrainResult(
         steps=state["step"],
@@ -332,33 +500,59 @@ def _tokenize_all(tokenizer, rows: list[dict], max_length: int) -> list[Tokenize
     return [t for t in items if t.trainable > 0]
 
 
-def _step(model, group, items, pad_id, autocast, accum) -> tuple[float, int]:
-    """Forward/backward over one optimizer step's micro-batches; mean loss per token."""
+def _step(model, group, items, pad_id, rt: Runtime, params) -> tuple[float, int]:
+    """Forward/backward over one optimizer step's micro-batches; mean loss per token.
+
+    Every rank knows the whole group (same seed), so each divides by the group's
+    total token count and the summed gradients equal one process doing it all.
+    """
     total_tokens = sum(items[i].trainable for b in group for i in b)
     loss_sum, ntok_all = 0.0, 0
-    for batch in group:
+    for batch in group[rt.rank :: rt.world]:
         chosen = [items[i] for i in batch]
-        ids, mask, labels = collate(chosen, pad_id)
-        with autocast():
-            loss, ntok = assistant_loss(model, ids, mask, labels, shared_prefix_len(chosen))
+        ids, mask, labels = _to(rt, *collate(chosen, pad_id))
+        with rt.autocast():
+            loss, _ = assistant_loss(model, ids, mask, labels, shared_prefix_len(chosen))
         (loss / max(total_tokens, 1)).backward()
         loss_sum += float(loss.detach())
         ntok_all += int(mask.sum())
+    if rt.world > 1:
+        _all_reduce_grads(params)
+        loss_sum, ntok = _all_reduce_sum(rt, [loss_sum, float(ntok_all)])
+        ntok_all = int(ntok)
     return loss_sum / max(total_tokens, 1), ntok_all
 
 
-def _validate(model, val_items, cfg, pad_id, autocast, state, best_weights, log):
+def _all_reduce_grads(params) -> None:
+    """Sum LoRA gradients over ranks in one flat buffer (a few MB)."""
+    import torch
+    import torch.distributed as dist
+
+    grads = [p.grad if p.grad is not None else torch.zeros_like(p) for p in params]
+    flat = torch.cat([g.reshape(-1) for g in grads])
+    dist.all_reduce(flat)
+    offset = 0
+    for p in params:
+        n = p.numel()
+        p.grad = flat[offset : offset + n].view_as(p).clone()
+        offset += n
+
+
+def _validate(model, val_items, cfg, pad_id, rt, state, best_weights, log, record):
     if not val_items:
         return best_weights, False
-    val = _evaluate(model, val_items, cfg.batch_tokens, pad_id, autocast)
-    state["metrics"].append({"kind": "val", "step": state["step"], "val_loss": round(val, 5)})
+    val = _evaluate(model, val_items, cfg.batch_tokens, pad_id, rt)
+    record({"kind": "val", "step": state["step"], "val_loss": round(val, 5)})
     if state["best"] is None or val < state["best"]:
         state["best"], state["bad_evals"] = val, 0
         best = {k: v.detach().clone() for k, v in model.named_parameters() if v.requires_grad}
         return best, False
     state["bad_evals"] += 1
     if cfg.early_stop_patience and state["bad_evals"] >= cfg.early_stop_patience:
-        log(f"early stop at step {state['step']}: validation loss rose {state['bad_evals']} times")
+        log(
+            f"early stop at step {state['step']}: validation loss did not improve "
+            f"{state['bad_evals']} times; keeping the best adapter (val {state['best']:.4f})"
+        )
         return best_weights, True
     return best_weights, False
 
