@@ -60,7 +60,7 @@ class ServeConfig(_Strict):
         512, gt=0, description="Cap on max_tokens; requests asking for more get 400."
     )
     default_max_tokens: int = Field(
-        256, gt=0, description="max_tokens when a request gives none (never above max_tokens)."
+        256, gt=0, description="max_tokens when a request gives none (capped at max_tokens)."
     )
     max_concurrency: int = Field(
         8, gt=0, description="Generations running at once (one batch on the engine)."
@@ -92,12 +92,6 @@ class ServeConfig(_Strict):
     session_secret_env: str = Field(
         DEFAULT_SESSION_ENV, description="Environment variable with the review-login cookie key."
     )
-
-    @model_validator(mode="after")
-    def _default_within_cap(self) -> ServeConfig:
-        if self.default_max_tokens > self.max_tokens:
-            raise ValueError("default_max_tokens must not exceed max_tokens")
-        return self
 
     def resolved_api_keys(self) -> list[str]:
         """Keys from store.yaml plus the comma-separated environment variable."""

@@ -1,0 +1,793 @@
+"""One base model, every registry adapter beside it, and a batching scheduler.
+
+The base weights are loaded once; each adapter (a few MB of LoRA weights) is
+attached to the same model under its own name and chosen per batch, so serving
+four adapters costs little more memory than serving one. All torch work happens in
+one worker thread: requests are queued, and the worker takes the oldest one plus
+every queued request for the same adapter and system prompt, waiting a few
+milliseconds when idle so concurrent arrivals share a batch. The system prompt's
+key/value cache is computed once per adapter and reused by every later batch, so a
+request only prefills its own turns (the policy prompt is most of the tokens).
+
+Decoding is a plain loop over the model's forward pass rather than
+``model.generate``, because rows in one batch have their own temperature, top-p,
+seed, stop strings and length, stream their text as it is produced, and leave the
+batch when they finish.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import itertools
+import logging
+import queue
+import random
+import threading
+import time
+from collections import OrderedDict, deque
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from storetune.errors import StoretuneError
+
+log = logging.getLogger("storetune.serve")
+
+BASE = "base"
+
+
+class UnknownModelError(StoretuneError):
+    """The request named a model that is neither the base nor a trained adapter."""
+
+
+class RequestError(StoretuneError):
+    """The request cannot be served as asked (bad parameter, prompt too long)."""
+
+    def __init__(self, message: str, param: str | None = None) -> None:
+        super().__init__(message)
+        self.param = param
+
+
+class EngineClosedError(StoretuneError):
+    """The engine was shut down while the request waited."""
+
+
+@dataclass(frozen=True)
+class SamplingParams:
+    max_tokens: int = 256
+    temperature: float = 0.0  # 0 = greedy
+    top_p: float = 1.0
+    stop: tuple[str, ...] = ()
+    logprobs: bool = False
+    top_logprobs: int = 0  # alternatives per token, when logprobs is on
+    seed: int | None = None
+
+    def validate(self) -> None:
+        checks = [
+            (self.max_tokens >= 1, "max_tokens", "max_tokens must be at least 1"),
+            (self.temperature >= 0, "temperature", "temperature must be >= 0"),
+            (0 < self.top_p <= 1, "top_p", "top_p must be in (0, 1]"),
+            (0 <= self.top_logprobs <= 20, "top_logprobs", "top_logprobs must be 0..20"),
+            (len(self.stop) <= 4, "stop", "at most 4 stop sequences"),
+            (all(self.stop), "stop", "stop sequences must not be empty"),
+        ]
+        for ok, param, message in checks:
+            if not ok:
+                raise RequestError(message, param)
+
+
+@dataclass
+class Generation:
+    text: str
+    finish_reason: str  # "stop" (end of turn or a stop string) or "length"
+    prompt_tokens: int
+    completion_tokens: int
+    model: str = BASE  # the resolved model id, e.g. "support@v2"
+    token_logprobs: list[tuple[str, float]] = field(default_factory=list)
+    top_logprobs: list[list[tuple[str, float]]] = field(default_factory=list)
+    first_token_s: float | None = None  # seconds from submission to the first token
+
+
+@dataclass
+class Delta:
+    """A piece of streamed text; the last one of a request carries the whole result."""
+
+    text: str
+    token_logprobs: list[tuple[str, float]] = field(default_factory=list)
+    top_logprobs: list[list[tuple[str, float]]] = field(default_factory=list)
+    final: Generation | None = None
+
+
+@dataclass(frozen=True)
+class ModelEntry:
+    id: str  # "base", "support" (current version), "support@v2"
+    adapter_key: str | None  # peft adapter name; None for the base model
+    path: Path
+    version: int | None = None
+    parent: str | None = None
+
+
+class Job:
+    """One request as the worker sees it; events go to `sink` from the worker thread."""
+
+    _ids = itertools.count(1)
+
+    def __init__(
+        self,
+        messages: list[dict],
+        entry: ModelEntry,
+        params: SamplingParams,
+        sink: Callable[[Delta | BaseException], None],
+        seed: int,
+    ) -> None:
+        self.id = next(self._ids)
+        self.messages = messages
+        self.entry = entry
+        self.params = params
+        self.sink = sink
+        self.seed = seed
+        self.created = time.monotonic()
+        self.cancelled = False
+        system = messages[0]["content"] if messages and messages[0]["role"] == "system" else None
+        # Requests with the same adapter and system prompt can share one batch and
+        # one cached system-prompt prefix.
+        self.batch_key = (entry.adapter_key, system)
+
+    def cancel(self) -> None:
+        self.cancelled = True  # read by the worker between decode steps
+
+
+def _normalise_messages(messages: Sequence[dict]) -> list[dict]:
+    if not messages:
+        raise RequestError("messages must not be empty", "messages")
+    out = []
+    for i, m in enumerate(messages):
+        role = m.get("role")
+        role = "system" if role == "developer" else role
+        if role not in ("system", "user", "assistant"):
+            raise RequestError(
+                f"messages[{i}].role must be system, user or assistant", f"messages[{i}].role"
+            )
+        content = m.get("content")
+        if isinstance(content, list):  # OpenAI content parts: keep the text ones
+            content = "".join(p.get("text", "") for p in content if isinstance(p, dict))
+        if not isinstance(content, str):
+            raise RequestError(f"messages[{i}].content must be text", f"messages[{i}].content")
+        out.append({"role": role, "content": content})
+    return out
+
+
+def default_bf16() -> bool:
+    # Same rule as training and eval: bf16 weights where the CPU has native bf16.
+    from storetune.train.loop import bf16_supported
+
+    return bf16_supported()
+
+
+class Engine:
+    """Serve a base model and its LoRA adapters; thread-safe, one torch worker."""
+
+    def __init__(
+        self,
+        base_path: Path,
+        adapters: dict[str, Path] | None = None,
+        *,
+        base_name: str | None = None,
+        registry_root: Path | None = None,
+        bf16: bool | None = None,
+        max_batch: int = 8,
+        batch_window_ms: float = 4.0,
+        default_model: str | None = None,
+        seed: int = 0,
+        prefix_cache_size: int = 8,
+        progress: Callable[[str], None] | None = None,
+    ) -> None:
+        """`adapters` maps a served name (e.g. "support" or "support@v2") to an adapter dir."""
+        self.base_path = Path(base_path)
+        self.base_name = base_name or self.base_path.name
+        self.registry_root = registry_root
+        self.max_batch = max_batch
+        self.batch_window_s = batch_window_ms / 1000
+        self._rng = random.Random(seed)
+        self._prefix_cache: OrderedDict[tuple, Any] = OrderedDict()
+        self._prefix_cache_size = prefix_cache_size
+        self._listeners: list[Callable[[ModelEntry, Generation], None]] = []
+        self._load(bf16 if bf16 is not None else default_bf16(), adapters or {}, progress)
+        self.default_model = default_model or ("support" if "support" in self._entries else BASE)
+        self.resolve(self.default_model)  # fail at start-up, not on the first request
+        self._pending: list[Job] = []
+        self._running = 0
+        self.batch_sizes: deque[int] = deque(maxlen=1000)  # recent batches, for tests/ops
+        self._cond = threading.Condition()
+        self._closed = False
+        self._worker = threading.Thread(target=self._loop, name="storetune-engine", daemon=True)
+        self._worker.start()
+
+    # ---- loading -----------------------------------------------------------------
+
+    def _load(self, use_bf16: bool, adapters: dict[str, Path], progress) -> None:
+        import torch
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        self.dtype = torch.bfloat16 if use_bf16 else torch.float32
+        self.tokenizer = AutoTokenizer.from_pretrained(self.base_path)
+        model = AutoModelForCausalLM.from_pretrained(self.base_path, dtype=self.dtype)
+        model.eval()
+        self.base_model = model
+        self.model = model  # becomes the PeftModel once an adapter is attached
+        self.context_length = int(getattr(model.config, "max_position_embeddings", 2048))
+        self.eos_ids = _eos_ids(self.tokenizer, model)
+        self.pad_id = (
+            self.tokenizer.pad_token_id
+            if self.tokenizer.pad_token_id is not None
+            else min(self.eos_ids)
+        )
+        self._entries: dict[str, ModelEntry] = {
+            BASE: ModelEntry(BASE, None, self.base_path),
+        }
+        self._loaded: set[str] = set()
+        for name, path in adapters.items():
+            if progress:
+                progress(name)
+            self._attach(self._entry_for(name, Path(path)))
+
+    def _entry_for(self, served: str, path: Path) -> ModelEntry:
+        name, _, ver = served.partition("@")
+        version = int(ver.lstrip("v")) if ver else _version_of(path)
+        # peft keys its modules by adapter name: keep it free of '@' and '.'
+        key = f"{name}__v{version}" if version is not None else name
+        return ModelEntry(served, key, path, version, BASE)
+
+    def _attach(self, entry: ModelEntry) -> None:
+        """Load an adapter's weights beside the base (worker thread or start-up only)."""
+        if entry.adapter_key not in self._loaded:
+            from peft import PeftModel
+
+            if self.model is self.base_model:
+                self.model = PeftModel.from_pretrained(
+                    self.base_model, entry.path, adapter_name=entry.adapter_key
+                )
+                self.model.eval()
+            else:
+                self.model.load_adapter(entry.path, adapter_name=entry.adapter_key)
+            self._loaded.add(entry.adapter_key)
+        self._entries[entry.id] = entry
+        if entry.version is not None:  # "support" is also reachable as "support@v2"
+            ref = f"{entry.id.partition('@')[0]}@v{entry.version}"
+            self._entries.setdefault(
+                ref, ModelEntry(ref, entry.adapter_key, entry.path, entry.version, BASE)
+            )
+
+    @classmethod
+    def from_workspace(cls, ws, progress: Callable[[str], None] | None = None, **kwargs) -> Engine:
+        """The workspace's base model with the current version of every trained adapter."""
+        from storetune.models.base import resolve_base_model
+        from storetune.models.registry import Registry
+
+        cfg = ws.config()
+        base = resolve_base_model(cfg.base_model)
+        registry = Registry(ws.models_dir)
+        names = cfg.serve.adapters if cfg.serve.adapters is not None else registry.names()
+        adapters = {}
+        for name in names:
+            path = registry.resolve(name)
+            if _fits_base(path, base.fingerprint):
+                adapters[name] = path
+            else:
+                log.warning("skipping %s: trained on a different base model than %s", path, base)
+        kwargs.setdefault("max_batch", cfg.serve.max_concurrency)
+        kwargs.setdefault("batch_window_ms", cfg.serve.batch_window_ms)
+        kwargs.setdefault("default_model", cfg.serve.default_model)
+        kwargs.setdefault("seed", cfg.seed)
+        return cls(
+            base.path,
+            adapters,
+            base_name=base.name,
+            registry_root=ws.models_dir,
+            progress=progress,
+            **kwargs,
+        )
+
+    # ---- model names ---------------------------------------------------------------
+
+    def models(self) -> list[ModelEntry]:
+        """Every servable model: base, each adapter's current version, explicit versions."""
+        seen = dict(self._entries)
+        if self.registry_root is not None:
+            from storetune.models.registry import Registry
+
+            reg = Registry(self.registry_root)
+            for name in reg.names():
+                for v in reg.versions(name):
+                    ref = f"{name}@v{v}"
+                    if ref not in seen and name in self._entries:
+                        seen[ref] = self._entry_for(ref, self.registry_root / name / f"v{v}")
+        return list(seen.values())
+
+    def resolve(self, model: str | None) -> ModelEntry:
+        """The entry for a requested model id; a known name@vN is loaded on first use."""
+        wanted = (model or self.default_model).strip()
+        if wanted in (BASE, self.base_name):
+            return self._entries[BASE]
+        if wanted in self._entries:
+            return self._entries[wanted]
+        name, _, ver = wanted.partition("@")
+        if ver and name in self._entries and self.registry_root is not None:
+            path = self.registry_root / name / f"v{ver.lstrip('v')}"
+            if ver.lstrip("v").isdigit() and path.is_dir():
+                return self._entry_for(f"{name}@v{int(ver.lstrip('v'))}", path)
+        known = ", ".join(sorted(self._entries))
+        raise UnknownModelError(
+            f"model '{wanted}' does not exist on this server (available: {known})",
+            hint="list models with GET /v1/models; train one with 'storetune train --name NAME'",
+        )
+
+    def add_listener(self, fn: Callable[[ModelEntry, Generation], None]) -> None:
+        """Called from the worker thread after every finished generation (metrics)."""
+        self._listeners.append(fn)
+
+    # ---- public generation API -----------------------------------------------------
+
+    def submit(
+        self,
+        messages: Sequence[dict],
+        sink: Callable[[Delta | BaseException], None],
+        model: str | None = None,
+        params: SamplingParams | None = None,
+    ) -> Job:
+        """Queue a request; `sink` gets Deltas (the last has .final) or an exception."""
+        params = params or SamplingParams()
+        params.validate()
+        entry = self.resolve(model)
+        seed = params.seed if params.seed is not None else self._rng.randrange(2**31)
+        job = Job(_normalise_messages(messages), entry, params, sink, seed)
+        with self._cond:
+            if self._closed:
+                raise EngineClosedError("the engine is shut down")
+            self._pending.append(job)
+            self._cond.notify()
+        return job
+
+    def generate(
+        self, messages: Sequence[dict], model: str | None = None, **kwargs: Any
+    ) -> Generation:
+        """Blocking generation; kwargs are SamplingParams fields (max_tokens, stop, …)."""
+        final = None
+        for delta in self.stream_deltas(messages, model, **kwargs):
+            final = delta.final or final
+        assert final is not None
+        return final
+
+    def stream(
+        self, messages: Sequence[dict], model: str | None = None, **kwargs: Any
+    ) -> Iterator[str]:
+        """Blocking iterator of text pieces; their concatenation is the whole reply."""
+        for delta in self.stream_deltas(messages, model, **kwargs):
+            if delta.text:
+                yield delta.text
+
+    def stream_deltas(
+        self, messages: Sequence[dict], model: str | None = None, **kwargs: Any
+    ) -> Iterator[Delta]:
+        events: queue.Queue = queue.Queue()
+        job = self.submit(messages, events.put, model, _params(kwargs))
+        try:
+            while True:
+                event = events.get()
+                if isinstance(event, BaseException):
+                    raise event
+                yield event
+                if event.final is not None:
+                    return
+        finally:
+            job.cancel()  # a consumer that stops early frees its batch row
+
+    async def agenerate(
+        self, messages: Sequence[dict], model: str | None = None, **kwargs: Any
+    ) -> Generation:
+        final = None
+        async for delta in self.astream(messages, model, **kwargs):
+            final = delta.final or final
+        assert final is not None
+        return final
+
+    async def astream(
+        self, messages: Sequence[dict], model: str | None = None, **kwargs: Any
+    ) -> AsyncIterator[Delta]:
+        """Async iterator of Deltas; cancelling the consumer cancels the request."""
+        loop = asyncio.get_running_loop()
+        events: asyncio.Queue = asyncio.Queue()
+
+        def sink(event: Delta | BaseException) -> None:
+            try:
+                loop.call_soon_threadsafe(events.put_nowait, event)
+            except RuntimeError:  # the event loop is gone; nobody is listening
+                job.cancel()
+
+        job = self.submit(messages, sink, model, _params(kwargs))
+        try:
+            while True:
+                event = await events.get()
+                if isinstance(event, BaseException):
+                    raise event
+                yield event
+                if event.final is not None:
+                    return
+        finally:
+            job.cancel()
+
+    @property
+    def queue_depth(self) -> int:
+        """Requests waiting for the worker (not counting the batch being generated)."""
+        with self._cond:
+            return len(self._pending)
+
+    @property
+    def running(self) -> int:
+        return self._running
+
+    def is_alive(self) -> bool:
+        return self._worker.is_alive() and not self._closed
+
+    def close(self) -> None:
+        with self._cond:
+            self._closed = True
+            self._cond.notify_all()
+        self._worker.join(timeout=30)
+
+    # ---- the worker ------------------------------------------------------------------
+
+    def _loop(self) -> None:
+        while True:
+            batch = self._next_batch()
+            if batch is None:
+                return
+            self._running = len(batch)
+            self.batch_sizes.append(len(batch))
+            try:
+                self._run_batch(batch)
+            except BaseException as e:  # a broken batch must not kill the worker
+                log.exception("generation failed")
+                for job in batch:
+                    job.sink(e if isinstance(e, Exception) else RuntimeError(str(e)))
+            finally:
+                self._running = 0
+
+    def _next_batch(self) -> list[Job] | None:
+        with self._cond:
+            while True:
+                self._pending = [j for j in self._pending if not j.cancelled]
+                if self._closed:
+                    for job in self._pending:
+                        job.sink(EngineClosedError("the engine is shut down"))
+                    self._pending.clear()
+                    return None
+                if self._pending:
+                    break
+                self._cond.wait()
+            head = self._pending[0]
+            # Idle engine: give concurrent requests a moment to join this batch.
+            deadline = head.created + self.batch_window_s
+            while self._count_like(head) < self.max_batch and time.monotonic() < deadline:
+                self._cond.wait(max(deadline - time.monotonic(), 0))
+            batch = [j for j in self._pending if j.batch_key == head.batch_key][: self.max_batch]
+            self._pending = [j for j in self._pending if j not in batch]
+            return batch
+
+    def _count_like(self, head: Job) -> int:
+        return sum(j.batch_key == head.batch_key for j in self._pending)
+
+    def _run_batch(self, jobs: list[Job]) -> None:
+        import torch
+
+        entry = jobs[0].entry
+        if entry.adapter_key is not None and entry.adapter_key not in self._loaded:
+            self._attach(entry)  # an explicit name@vN, loaded on first request
+        rows = []
+        for job in jobs:
+            try:
+                rows.append(_Row(job, self._prompt_ids(job), self))
+            except RequestError as e:
+                job.sink(e)
+        if not rows:
+            return
+        with torch.inference_mode(), self._adapter(entry):
+            _Decoder(self, rows).run()
+
+    def _adapter(self, entry: ModelEntry):
+        import contextlib
+
+        if self.model is self.base_model:
+            return contextlib.nullcontext()
+        if entry.adapter_key is None:
+            return self.model.disable_adapter()
+        self.model.set_adapter(entry.adapter_key)
+        return contextlib.nullcontext()
+
+    def _prompt_ids(self, job: Job) -> list[int]:
+        text = self.tokenizer.apply_chat_template(
+            job.messages, tokenize=False, add_generation_prompt=True
+        )
+        ids = self.tokenizer(text, add_special_tokens=False)["input_ids"]
+        if len(ids) + job.params.max_tokens > self.context_length:
+            raise RequestError(
+                f"the prompt is {len(ids)} tokens and max_tokens {job.params.max_tokens}; "
+                f"together they exceed the model's context of {self.context_length} tokens",
+                "messages",
+            )
+        return ids
+
+    def system_prefix(self, job: Job, ids: list[int]) -> list[int]:
+        """Tokens of the rendered system turn when the prompt starts with them."""
+        if job.batch_key[1] is None:
+            return []
+        text = self.tokenizer.apply_chat_template(job.messages[:1], tokenize=False)
+        prefix = self.tokenizer(text, add_special_tokens=False)["input_ids"]
+        fits = len(prefix) < len(ids) and ids[: len(prefix)] == prefix
+        return prefix if fits else []
+
+    def prefix_cache(self, adapter_key: str | None, prefix: list[int]):
+        """The KV cache of a system prompt under an adapter, computed once (LRU)."""
+        import torch
+        from transformers import DynamicCache
+
+        key = (adapter_key, tuple(prefix))
+        if key in self._prefix_cache:
+            self._prefix_cache.move_to_end(key)
+            return self._prefix_cache[key]
+        cache = DynamicCache()
+        self.model(input_ids=torch.tensor([prefix]), past_key_values=cache, use_cache=True)
+        self._prefix_cache[key] = cache
+        while len(self._prefix_cache) > self._prefix_cache_size:
+            self._prefix_cache.popitem(last=False)
+        return cache
+
+    def _finished(self, job: Job, generation: Generation) -> None:
+        for fn in self._listeners:
+            try:
+                fn(job.entry, generation)
+            except Exception:  # a metrics hook must never fail a request
+                log.exception("engine listener failed")
+
+
+def _params(kwargs: dict) -> SamplingParams:
+    if "stop" in kwargs:
+        stop = kwargs["stop"]
+        kwargs = {**kwargs, "stop": (stop,) if isinstance(stop, str) else tuple(stop or ())}
+    try:
+        return SamplingParams(**kwargs)
+    except TypeError as e:
+        raise RequestError(str(e)) from None
+
+
+def _eos_ids(tokenizer, model) -> set[int]:
+    ids = set()
+    for source in (tokenizer.eos_token_id, getattr(model.generation_config, "eos_token_id", None)):
+        if isinstance(source, int):
+            ids.add(source)
+        elif isinstance(source, list):
+            ids.update(source)
+    return ids
+
+
+def _version_of(path: Path) -> int | None:
+    name = path.name
+    return int(name[1:]) if name.startswith("v") and name[1:].isdigit() else None
+
+
+def _fits_base(adapter_dir: Path, base_fingerprint: str) -> bool:
+    import json
+
+    info_path = adapter_dir / "version.json"
+    if not info_path.exists():
+        return True
+    recorded = json.loads(info_path.read_text(encoding="utf-8")).get("base_model_fingerprint")
+    return recorded in (None, base_fingerprint)
+
+
+class _Row:
+    """One request's state inside a running batch: tokens, text so far, what was sent."""
+
+    def __init__(self, job: Job, prompt_ids: list[int], engine: Engine) -> None:
+        import torch
+
+        self.job = job
+        self.prompt = prompt_ids
+        self.ids: list[int] = []
+        self.sent = ""  # text already handed to the consumer
+        self.pending_lp: list[tuple[str, float]] = []
+        self.pending_top: list[list[tuple[str, float]]] = []
+        self.all_lp: list[tuple[str, float]] = []
+        self.all_top: list[list[tuple[str, float]]] = []
+        self.first_token_s: float | None = None
+        self.generator = torch.Generator().manual_seed(job.seed)
+        self.engine = engine
+        self.max_stop = max((len(s) for s in job.params.stop), default=0)
+
+
+class _Decoder:
+    """Prefill a batch (after the shared system prefix), then decode token by token."""
+
+    def __init__(self, engine: Engine, rows: list[_Row]) -> None:
+        self.engine = engine
+        self.rows = rows
+        self.tok = engine.tokenizer
+
+    def run(self) -> None:
+        logits = self._prefill()
+        while self.rows:
+            tokens = self._choose(logits)
+            keep = [
+                i
+                for i, (row, t) in enumerate(zip(self.rows, tokens, strict=True))
+                if not self._advance(row, t)
+            ]
+            if not keep:
+                return
+            logits = self._step([tokens[i] for i in keep], keep)
+
+    def _prefill(self):
+        import torch
+
+        engine, rows = self.engine, self.rows
+        prefix = engine.system_prefix(rows[0].job, rows[0].prompt)
+        if prefix and any(r.prompt[: len(prefix)] != prefix for r in rows):
+            prefix = []
+        cache = None
+        if prefix:
+            cache = copy.deepcopy(engine.prefix_cache(rows[0].job.entry.adapter_key, prefix))
+            if len(rows) > 1:
+                cache.batch_repeat_interleave(len(rows))
+        else:
+            from transformers import DynamicCache
+
+            cache = DynamicCache()
+        p = len(prefix)
+        suffixes = [r.prompt[p:] for r in rows]
+        width = max(len(s) for s in suffixes)
+        # [prefix | left padding | own turns]: pads sit between, masked out.
+        ids = [[engine.pad_id] * (width - len(s)) + s for s in suffixes]
+        own = torch.tensor([[0] * (width - len(s)) + [1] * len(s) for s in suffixes])
+        positions = (p + own.cumsum(-1) - 1).clamp(min=p)
+        self.mask = torch.cat([torch.ones(len(rows), p, dtype=own.dtype), own], dim=1)
+        self.positions = positions[:, -1]
+        self.cache = cache
+        out = engine.model(
+            input_ids=torch.tensor(ids),
+            attention_mask=self.mask,
+            position_ids=positions,
+            past_key_values=cache,
+            use_cache=True,
+            logits_to_keep=1,
+        )
+        return out.logits[:, -1, :]
+
+    def _step(self, tokens: list[int], keep: list[int]):
+        import torch
+
+        if len(keep) < len(self.rows):  # finished rows leave the batch and its cache
+            index = torch.tensor(keep)
+            self.cache.batch_select_indices(index)
+            self.mask = self.mask[index]
+            self.positions = self.positions[index]
+            self.rows = [self.rows[i] for i in keep]
+        self.mask = torch.cat([self.mask, torch.ones(len(self.rows), 1, dtype=self.mask.dtype)], 1)
+        self.positions = self.positions + 1
+        out = self.engine.model(
+            input_ids=torch.tensor(tokens).unsqueeze(1),
+            attention_mask=self.mask,
+            position_ids=self.positions.unsqueeze(1),
+            past_key_values=self.cache,
+            use_cache=True,
+        )
+        return out.logits[:, -1, :]
+
+    def _choose(self, logits) -> list[int]:
+        import torch
+
+        logits = logits.float()
+        logprobs = torch.log_softmax(logits, dim=-1)
+        chosen = []
+        for i, row in enumerate(self.rows):
+            p = row.job.params
+            if p.temperature == 0:
+                token = int(torch.argmax(logits[i]))
+            else:
+                token = _sample(logits[i], p.temperature, p.top_p, row.generator)
+            chosen.append(token)
+            if p.logprobs:
+                self._record_logprobs(row, token, logprobs[i])
+        return chosen
+
+    def _record_logprobs(self, row: _Row, token: int, logprobs) -> None:
+        import torch
+
+        if token in self.engine.eos_ids:
+            return  # the end-of-turn token is not part of the reply
+        row.pending_lp.append((self.tok.decode([token]), float(logprobs[token])))
+        k = row.job.params.top_logprobs
+        if k:
+            values, idx = torch.topk(logprobs, k)
+            row.pending_top.append(
+                [(self.tok.decode([int(t)]), float(v)) for v, t in zip(values, idx, strict=True)]
+            )
+
+    def _advance(self, row: _Row, token: int) -> bool:
+        """Add a token to a row, send any settled text; True when the row is done."""
+        job = row.job
+        if row.first_token_s is None:
+            row.first_token_s = time.monotonic() - job.created
+        row.ids.append(token)
+        if job.cancelled:
+            return True
+        finish = None
+        if token in self.engine.eos_ids:
+            finish, body = "stop", row.ids[:-1]
+        else:
+            body = row.ids
+        text = self.tok.decode(body, skip_special_tokens=True)
+        cut = _first_stop(text, job.params.stop, max(len(row.sent) - row.max_stop, 0))
+        if cut is not None:
+            text, finish = text[:cut], "stop"
+        if finish is None and len(row.ids) >= job.params.max_tokens:
+            finish = "length"
+        settled = text if finish else _settled(text, job.params.stop)
+        piece = settled[len(row.sent) :] if settled.startswith(row.sent) else ""
+        if piece or finish or row.pending_lp:
+            self._send(row, piece, finish)
+        return finish is not None
+
+    def _send(self, row: _Row, piece: str, finish: str | None) -> None:
+        if not piece and not finish:
+            return  # hold log-probs until their text is settled
+        row.sent += piece
+        row.all_lp += row.pending_lp
+        row.all_top += row.pending_top
+        delta = Delta(piece, row.pending_lp, row.pending_top)
+        row.pending_lp, row.pending_top = [], []
+        if finish:
+            delta.final = Generation(
+                text=row.sent,
+                finish_reason=finish,
+                prompt_tokens=len(row.prompt),
+                completion_tokens=len(row.ids),
+                model=row.job.entry.id,
+                token_logprobs=row.all_lp,
+                top_logprobs=row.all_top,
+                first_token_s=row.first_token_s,
+            )
+            self.engine._finished(row.job, delta.final)
+        row.job.sink(delta)
+
+
+def _sample(logits, temperature: float, top_p: float, generator) -> int:
+    import torch
+
+    probs = torch.softmax(logits / temperature, dim=-1)
+    if top_p < 1.0:
+        sorted_p, order = torch.sort(probs, descending=True)
+        # keep the smallest set whose mass reaches top_p (at least one token)
+        drop = sorted_p.cumsum(-1) - sorted_p >= top_p
+        sorted_p[drop] = 0
+        probs = torch.zeros_like(probs).scatter(0, order, sorted_p)
+    return int(torch.multinomial(probs, 1, generator=generator))
+
+
+def _first_stop(text: str, stops: tuple[str, ...], start: int) -> int | None:
+    hits = [i for s in stops if (i := text.find(s, start)) >= 0]
+    return min(hits) if hits else None
+
+
+def _settled(text: str, stops: tuple[str, ...]) -> str:
+    """Text safe to send: no half-decoded character, no possible start of a stop string."""
+    end = len(text)
+    while end and text[end - 1] == "\ufffd":
+        end -= 1
+    for s in stops:
+        for k in range(min(len(s) - 1, end), 0, -1):
+            if text[:end].endswith(s[:k]):
+                end = min(end, len(text[:end]) - k)
+                break
+    return text[:end]
