@@ -187,6 +187,30 @@ def demo(
     console.print(f"stage times (s): {result['timings']}\nworkspace: {result['workspace']}")
 
 
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
+    engine: Annotated[
+        str, typer.Option(help="local (embedded server) or vllm (start/print a vLLM server).")
+    ] = "local",
+    insecure_no_auth: Annotated[
+        bool,
+        typer.Option("--insecure-no-auth", help="Serve without API keys (local development only)."),
+    ] = False,
+) -> None:
+    """Serve the base model and every trained adapter behind an OpenAI-compatible API."""
+    if engine == "vllm":
+        from storetune.serve.vllm import run_vllm
+
+        raise typer.Exit(run_vllm(ws(), host, port, insecure_no_auth, log=console.print))
+    if engine != "local":
+        raise StoretuneError(f"--engine must be 'local' or 'vllm', not '{engine}'")
+    from storetune.serve.app import serve_workspace
+
+    serve_workspace(ws(), host, port, insecure_no_auth, log=console.print)
+
+
 @models_app.command("list")
 def models_list() -> None:
     """Every trained version with its dataset and validation loss."""
