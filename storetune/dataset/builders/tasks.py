@@ -65,7 +65,7 @@ DESCRIPTION_WORDS = (40, 110)
 
 def build_tasks(ctx: BuildContext) -> list[Example]:
     """All four catalog tasks, counts from store.yaml `build.tasks`."""
-    products = sorted(ctx.active_products, key=lambda p: p.handle)
+    products = usable_products(ctx.products)
     mix = ctx.bcfg.tasks
     cfg = ctx.cfg
     return [
@@ -78,7 +78,7 @@ def build_tasks(ctx: BuildContext) -> list[Example]:
 
 def task_prompt(cfg: StoreConfig, task: str, products: Iterable[Product]) -> str:
     """The system prompt a catalog task is trained with, for eval and serving too."""
-    products = [p for p in products if p.active and p.variants]
+    products = usable_products(products)
     extra = {
         "classify": lambda: _taxonomy_block(catalog_taxonomy(products)),
         "query_rewrite": lambda: _query_block(query_vocabulary(products)),
@@ -86,6 +86,15 @@ def task_prompt(cfg: StoreConfig, task: str, products: Iterable[Product]) -> str
         "description": lambda: None,
     }.get(task, lambda: None)()
     return render_task_prompt(cfg, task, extra)
+
+
+def usable_products(products: Iterable[Product]) -> list[Product]:
+    """Products the tasks are built from: live, sellable, with a real description
+    (the same rule as `BuildContext.active_products`), sorted by handle."""
+    return sorted(
+        (p for p in products if p.active and p.variants and "placeholder" not in p.flags),
+        key=lambda p: p.handle,
+    )
 
 
 def _example(system: str, user: str, answer: str, task: str, category: str, p: Product) -> Example:
@@ -272,7 +281,7 @@ class QueryVocab:
 
 def query_vocabulary(products: Iterable[Product]) -> QueryVocab:
     """Values a filter may take in this catalog (active products only)."""
-    products = [p for p in products if p.active and p.variants]
+    products = usable_products(products)
     types = sorted({p.product_type for p in products if p.product_type})
     colors = sorted(_option_values(products, _COLOR_OPTIONS))
     sizes = sorted(_option_values(products, _SIZE_OPTIONS), key=_size_order)
