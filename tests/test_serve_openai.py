@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import openai
 import pytest
-from test_serve_support import (  # noqa: F401  (fixtures)
+from test_serve_support import (
     KEY,
     SYSTEM,
     LiveServer,
@@ -18,11 +18,14 @@ from test_serve_support import (  # noqa: F401  (fixtures)
 from storetune.serve.app import create_app
 from storetune.workspace import Workspace
 
+# pytest finds fixtures by name in this module's namespace
+FIXTURES = (serve_base, serve_engine, serve_models)
+
 QUESTION = "Where is my order number 5?"
 
 
 @pytest.fixture(scope="module")
-def server(serve_base, serve_models, serve_engine):  # noqa: F811  (fixtures)
+def server(serve_base, serve_models, serve_engine):
     ws = Workspace(make_workspace(serve_models.parent, serve_base, {"max_tokens": 64}))
     with LiveServer(create_app(ws, serve_engine)) as live:
         yield live

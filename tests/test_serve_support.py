@@ -136,3 +136,41 @@ class LiveServer:
     def __exit__(self, *exc) -> None:
         self.server.should_exit = True
         self.thread.join(timeout=10)
+
+
+class GatedEngine:
+    """Builds an Engine whose worker waits on `gate` before each batch.
+
+    Lets a test hold the engine busy for as long as it needs, deterministically.
+    """
+
+    @staticmethod
+    def create(base: Path, adapters: dict[str, Path] | None = None, **kwargs):
+        from storetune.serve.engine import Engine
+
+        class _Gated(Engine):
+            def __init__(self, *a, **kw) -> None:
+                self.gate = threading.Event()
+                self.waiting = threading.Event()  # set while a batch waits at the gate
+                super().__init__(*a, **kw)
+
+            def _run_batch(self, jobs) -> None:
+                self.waiting.set()
+                self.gate.wait()
+                self.waiting.clear()
+                super()._run_batch(jobs)
+
+            def close(self) -> None:
+                self.gate.set()
+                super().close()
+
+        return _Gated(base, adapters or {}, bf16=False, **kwargs)
+
+
+def wait_until(predicate, what: str, limit_s: float = 30.0) -> None:
+    """Poll a condition (not a timing assertion: the limit only stops a hung test)."""
+    deadline = time.monotonic() + limit_s
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"gave up waiting for {what}")
+        time.sleep(0.005)
