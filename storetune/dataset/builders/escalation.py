@@ -3,11 +3,22 @@
 from __future__ import annotations
 
 import random
+import re
 
+from storetune.dataset.builders.grounded import (
+    fill,
+    lower_first,
+    price_phrase,
+    stock_answer,
+    visible_facts,
+    visible_variants,
+)
+from storetune.dataset.builders.phrasing import keep_words, pick, vary
 from storetune.dataset.context import BuildContext
 from storetune.dataset.example import Example
-from storetune.store.records import Ticket
-from storetune.workspace import StoreConfig
+from storetune.dataset.prompt import _money
+from storetune.store.records import Product, Ticket, Variant
+from storetune.workspace import EscalationTopic, ShippingZone, StoreConfig
 
 _HANDOVERS = [
     "I'm sorry you're dealing with this. I've passed your message to a teammate who handles "
@@ -50,6 +61,191 @@ def build_escalation(
     return out
 
 
+# --- look-alikes: hand-over words, ordinary questions -----------------------------------------
+
+# Words in a topic's name or keywords that tell which family of look-alikes fits it.
+_FAMILIES = {
+    "fraud": ("fraud", "chargeback", "dispute", "unauthori", "stolen"),
+    "legal": ("legal", "lawyer", "attorney", "sue", "lawsuit", "court"),
+    "safety": ("safety", "injur", "fire", "burn", "hospital", "allerg", "melt"),
+    "complaint": ("complaint", "complain", "manager", "unacceptable"),
+}
+# (need, message): the need is what the reply answers; {t} product, {v} variant,
+# {z} shipping zone, {kw} one of the topic's own keywords.
+_LOOKALIKES = {
+    "legal": [
+        ("stock", "My lawyer friend loved her {t} - do you have it in {v}?"),
+        ("material", "I'm an attorney and on my feet all day. What's the {t} made of?"),
+        (
+            "returns",
+            "Not planning to sue anyone haha, just wondering how long I have to return something?",
+        ),
+        (
+            "price",
+            "I work at a law firm and need something for weekend hikes - how much is the {t}?",
+        ),
+        ("exchanges", "Is there any legal fine print on exchanges? Can I swap for another size?"),
+        (
+            "shipping",
+            "my attorney's office is in {z} - do you ship there, and how long does it take?",
+        ),
+    ],
+    "fraud": [
+        ("returns", "Not a chargeback, I just want to return it. How does that work?"),
+        (
+            "exchanges",
+            "I don't want to dispute the charge or anything - can I just exchange for "
+            "a different size?",
+        ),
+        ("price", "Is the price on the {t} legit or a fraud-level typo? how much is it really"),
+        ("shipping", "No bank dispute here, just asking: how much is shipping to {z}?"),
+        ("stock", "Not a fraud alert or anything, just checking: is the {t} in {v} in stock?"),
+    ],
+    "safety": [
+        ("care", "Will the {t} melt if I put it in the dryer? how should I wash it"),
+        (
+            "material",
+            "I'm a nurse at the hospital and need comfy layers for long shifts - what's "
+            "the {t} made of?",
+        ),
+        ("material", "my kid gets a rash from scratchy fabric. what's the {t} made of?"),
+        (
+            "care",
+            "I'd hate to ruin it - any care instructions for the {t}? Don't want it "
+            "catching fire near the campfire either lol",
+        ),
+        (
+            "stock",
+            "Nothing to do with an injury, I just need a spare: is the {t} in {v} available?",
+        ),
+        ("care", "Is it safe to dry the {t} on high heat? My last jacket melted."),
+    ],
+    "complaint": [
+        ("stock", "Not a complaint at all, I love my {t}! Do you have it in {v} too?"),
+        ("returns", "no complaints, just a question: what's your return window?"),
+        ("price", "No need for a manager, quick one: how much is the {t}?"),
+    ],
+}
+# For topics of no known family: the topic's own keyword, quoted, in an ordinary question.
+_GENERIC = [
+    ("returns", "This isn't about anything like '{kw}' - how long do I have to return an item?"),
+    ("price", "nothing to do with '{kw}', I just want to know the price of the {t}"),
+    ("shipping", "Not about '{kw}', promise. How much is shipping to {z}?"),
+    ("stock", "(unrelated to '{kw}') is the {t} in {v} in stock?"),
+]
+_OPENERS = ["", "", "No problem! ", "Happy to help. ", "Sure! ", "Good question. "]
+_WEARABLE_HINTS = ("fabric", "layers", "jacket")  # templates that only make sense for clothing
+
+
+def _family(topic: EscalationTopic) -> str | None:
+    text = " ".join([topic.name, *topic.keywords]).lower()
+    return next((f for f, words in _FAMILIES.items() if any(w in text for w in words)), None)
+
+
+def _policy_reply(cfg: StoreConfig, need: str, zone: ShippingZone | None) -> str | None:
+    p = cfg.policies
+    if need == "returns":
+        r = p.returns
+        text = (
+            f"Returns are accepted within {r.window_days} days of delivery, {r.condition}; "
+            f"{r.return_shipping}. Refunds go back to your original payment method within "
+            f"{r.refund_days} business days."
+        )
+        return text + (" Sale items are final sale." if r.sale_items_final else "")
+    if need == "exchanges":
+        if not p.exchanges.allowed:
+            return None
+        text = f"Yes - exchanges are free within {p.exchanges.window_days} days."
+        first = re.split(r"(?<=\.)\s", p.exchanges.notes.strip())[0]
+        return text + (f" {first}" if first else "")
+    if need == "shipping" and zone is not None:
+        cost = _money(zone.cost, p.shipping.currency)
+        return (
+            f"Yes, we ship to {zone.name}: {cost}, arriving in {zone.days_min}-{zone.days_max} "
+            "business days."
+        )
+    return None
+
+
+def _product_reply(p: Product, need: str, variant: Variant | None, rng: random.Random):
+    if need == "stock":
+        return stock_answer(p, variant, rng) if variant else None
+    if need == "price":
+        return f"The {p.title} is {price_phrase(p)}."
+    fact = visible_facts(p).get(need)
+    if fact is None:
+        return None
+    if need == "material":
+        return f"The {p.title} is made of {lower_first(fact[1])}."
+    return f"Care for the {p.title}: {fact[1]}."
+
+
+def _lookalike_one(ctx: BuildContext, topic: EscalationTopic, rng: random.Random):
+    family = _family(topic)
+    templates = _LOOKALIKES.get(family) or _GENERIC
+    t = rng.randrange(len(templates))
+    need, template = templates[t]
+    zones = ctx.cfg.policies.shipping.zones
+    zone = rng.choice(zones) if zones else None
+    pool = ctx.active_products
+    if any(h in template for h in _WEARABLE_HINTS):
+        pool = [q for q in pool if any(o.lower() == "size" for o in q.options)] or pool
+    if need in {"material", "care"}:
+        pool = [q for q in pool if need in visible_facts(q)]
+    if not pool:
+        return None
+    p = rng.choice(pool)
+    named = [v for v in visible_variants(p) if v.label != "Default"]
+    variant = rng.choice(named) if named else None
+    if "{v}" in template and variant is None:
+        return None
+    message = template.format(
+        t=p.title,
+        v=variant.label if variant else "",
+        z=zone.name if zone else "",
+        kw=rng.choice(topic.keywords) if topic.keywords else topic.name.replace("_", " "),
+    )
+    uses_product = "{t}" in template
+    if uses_product:
+        reply = _product_reply(p, need, variant, rng)
+    else:
+        reply = _policy_reply(ctx.cfg, need, zone)
+    if reply is None:
+        return None
+    if not reply.startswith(("Yes", "Good news", "Sorry")):
+        reply = pick(rng, _OPENERS) + reply
+    keep = keep_words(p.title, variant.label if variant else "", zone.name if zone else "")
+    question = vary(message, rng, keep | {k.lower() for k in topic.keywords})
+    system = ctx.system_with([p]) if uses_product else ctx.system_for(question)
+    group = f"lookalike:{topic.name}:{t}"  # one template's phrasings share a split
+    return Example(
+        messages=[
+            {"role": "system", "content": system},
+            {"role": "user", "content": question},
+            {"role": "assistant", "content": reply},
+        ],
+        task="lookalike",
+        category=topic.name,
+        builder="lookalike",
+        source_ids=[group],
+        group=group,
+    )
+
+
 def build_lookalikes(ctx: BuildContext) -> list[Example]:
-    """Messages that sound like a hand-over topic but can be answered (no marker)."""
-    return []  # filled in by the look-alike builder work (issue 4)
+    """Messages that sound like a hand-over topic but can be answered (no marker).
+
+    One set per always-escalate topic of store.yaml, spread evenly; a topic's own
+    keywords appear in the message, yet the reply answers it from policies or cards.
+    """
+    topics = ctx.cfg.escalation.always
+    if not topics or not ctx.active_products:
+        return []
+    n = ctx.bcfg.lookalikes
+    seen: set[str] = set()
+    out: list[Example] = []
+    for i, topic in enumerate(topics):
+        want = n // len(topics) + (1 if i < n % len(topics) else 0)
+        rng = ctx.rng(f"lookalike:{topic.name}")
+        out += fill(want, lambda r, topic=topic: _lookalike_one(ctx, topic, r), rng, seen)
+    return out

@@ -1,10 +1,317 @@
-"""Retrieval-aware answers: grounded in the context given, or 'I don't have that'."""
+"""Retrieval-aware answers: grounded in the context given, or 'I don't have that'.
+
+`grounded` examples put the asked-about product's card in the system prompt next to
+distractor cards (preferably of the same type), so the model learns to read the
+right card rather than the first one. `no_info` examples teach the honest answer
+when the context cannot support one: the cards are about other products, there are
+no cards at all, or the card lacks the asked fact. Answers only quote what the card
+shows (the card truncates variants and facts, so the helpers below read it back).
+"""
 
 from __future__ import annotations
 
+import random
+
+from storetune.dataset.builders.phrasing import combine, keep_words, next_step, pick, vary
 from storetune.dataset.context import BuildContext
 from storetune.dataset.example import Example
+from storetune.retrieval.catalog import _stock, money, product_card
+from storetune.store.records import Product, Variant
+
+# --- reading a product card back ------------------------------------------------------------
+
+
+def visible_variants(p: Product) -> list[Variant]:
+    """Variants whose stock line the card shows (cards list at most a dozen)."""
+    card = product_card(p)
+    named = [v for v in p.variants if v.label != "Default"]
+    if not named:
+        return p.variants[:1]
+    return [v for v in named if f"{v.label}: {_stock(v)}" in card]
+
+
+def visible_facts(p: Product) -> dict[str, tuple[str, str]]:
+    """Card facts keyed by lower-case name: (name as written, value)."""
+    card = product_card(p)
+    facts: dict[str, tuple[str, str]] = {}
+    for line in p.description.splitlines():
+        name, _, value = line.strip("- ").strip().partition(":")
+        name, value = name.strip(), value.strip()
+        # a fact is a short "Name: value" line; longer names are prose with a colon
+        if value and len(name.split()) <= 3 and f"{name}: {value}" in card:
+            facts.setdefault(name.lower(), (name, value))
+    return facts
+
+
+def lower_first(text: str) -> str:
+    """'Nylon shell' -> 'nylon shell' mid-sentence; acronyms ('RDS down') stay."""
+    if len(text) > 1 and text[0].isupper() and text[1].islower():
+        return text[0].lower() + text[1:]
+    return text
+
+
+def price_phrase(p: Product) -> str:
+    """The card's price in words; quotes no number the card doesn't show."""
+    prices = sorted({v.price for v in p.variants})
+    text = (
+        money(prices[0])
+        if len(prices) == 1
+        else f"{money(prices[0])} to {money(prices[-1])} depending on the option"
+    )
+    sale = [v for v in p.variants if v.on_sale]
+    if sale:
+        was = money(max(v.compare_at_price for v in sale))
+        text += f" (on sale from {was}; sale items are final sale)"
+    return text
+
+
+def stock_word(v: Variant) -> str:
+    if v.in_stock:
+        return "in stock"
+    return "available on backorder" if v.inventory_policy == "continue" else "out of stock"
+
+
+def stock_answer(p: Product, v: Variant, rng: random.Random) -> str:
+    label = f"the {p.title}" + (f" in {v.label}" if v.label != "Default" else "")
+    if v.in_stock:
+        return pick(rng, [f"Yes, {label} is in stock.", f"Good news: {label} is in stock."])
+    if v.inventory_policy == "continue":
+        return (
+            f"{label[0].upper()}{label[1:]} is out of stock right now, but you can backorder "
+            "it and we'll ship it as soon as it's back."
+        )
+    others = [o.label for o in visible_variants(p) if o.in_stock and o is not v]
+    text = f"Sorry, {label} is out of stock at the moment."
+    if others:
+        text += f" {pick(rng, others)} is in stock if that works for you."
+    return text
+
+
+# --- questions --------------------------------------------------------------------------------
+
+_PRICE_Q = [
+    "How much is the {t}?",
+    "what's the price on the {t}",
+    "{t} - how much?",
+    "What does the {t} cost right now?",
+    "is the {t} on sale? what's it cost",
+]
+_STOCK_Q = [
+    "Is the {t} in {v} in stock?",
+    "do you have the {t} in {v}",
+    "{t}, {v} - available?",
+    "Can I order the {t} in {v} today?",
+    "any {v} left in the {t}?",
+]
+_FACT_Q = {
+    "material": ["What's the {t} made of?", "{t} material?", "what fabric is the {t}"],
+    "care": [
+        "How should I wash the {t}?",
+        "care instructions for the {t}?",
+        "how do I clean the {t}",
+    ],
+    "fit": ["How does the {t} fit?", "does the {t} run small?", "{t} sizing - true to size?"],
+    "weight": ["How much does the {t} weigh?", "{t} weight?", "is the {t} heavy?"],
+    "warranty": ["What warranty does the {t} have?", "is the {t} under warranty?"],
+}
+_SPEC_Q = ["What's the {n} of the {t}?", "{t} {n}?", "Can you tell me the {n} on the {t}?"]
+_FACT_A = {
+    "material": ["The {t} is made of {v}.", "{t}: {v}."],
+    "care": ["Care for the {t}: {v}.", "For the {t}: {v}."],
+    "fit": ["Fit of the {t}: {v}.", "The {t}: {v}."],
+    "weight": ["The {t} weighs {v}.", "It's {v} - that's the {t}'s listed weight."],
+    "warranty": ["The {t} comes with this warranty: {v}.", "Warranty on the {t}: {v}."],
+}
+
+
+def _ref(p: Product, others: list[Product], rng: random.Random) -> str:
+    """How the customer names the product: full title, or a short form if unambiguous."""
+    words = [w for w in p.title.split() if not w.endswith("'s")]
+    if rng.random() < 0.3 and len(words) >= 3:
+        short = f"{words[0]} {words[-1]}"
+        if not any(words[0] in o.title and words[-1] in o.title for o in others):
+            return short
+    return p.title
+
+
+def _fact_qa(p: Product, key: str, ref: str, rng: random.Random) -> tuple[str, str] | None:
+    facts = visible_facts(p)
+    if key not in facts:
+        return None
+    name, value = facts[key]
+    if key in _FACT_Q:
+        template = pick(rng, _FACT_A[key])
+        if not template.startswith("{t}"):
+            value = lower_first(value)
+        return pick(rng, _FACT_Q[key]).format(t=ref), template.format(t=p.title, v=value)
+    return pick(rng, _SPEC_Q).format(t=ref, n=name.lower()), f"{name} of the {p.title}: {value}."
+
+
+def _one_qa(p: Product, kind: str, ref: str, rng: random.Random) -> tuple[str, str] | None:
+    if kind == "price":
+        question, answer = pick(rng, _PRICE_Q).format(t=ref), f"The {p.title} is {price_phrase(p)}."
+        if "sale" in question and not any(v.on_sale for v in p.variants):
+            answer += " It isn't on sale right now."
+        return question, answer
+    if kind == "stock":
+        options = [v for v in visible_variants(p) if v.label != "Default"]
+        if not options:
+            return None
+        v = rng.choice(options)
+        return pick(rng, _STOCK_Q).format(t=ref, v=v.label), stock_answer(p, v, rng)
+    if kind == "spec":
+        specs = [k for k in visible_facts(p) if k not in _FACT_Q]
+        if not specs:
+            return None
+        return _fact_qa(p, rng.choice(sorted(specs)), ref, rng)
+    return _fact_qa(p, kind, ref, rng)
+
+
+_KINDS = ["price", "stock", "material", "care", "fit", "weight", "warranty", "spec", "multi"]
+
+
+def _distractors(ctx: BuildContext, p: Product, k: int, rng: random.Random) -> list[Product]:
+    """Other active products, same type first: the hard negatives for reading a card."""
+    pool = [o for o in ctx.active_products if o.handle != p.handle]
+    same = [o for o in pool if o.product_type == p.product_type]
+    rest = [o for o in pool if o.product_type != p.product_type]
+    rng.shuffle(same)
+    rng.shuffle(rest)
+    return (same[: max(1, k - 1)] + rest)[:k]
+
+
+def _grounded_one(ctx: BuildContext, rng: random.Random) -> Example | None:
+    p = rng.choice(ctx.active_products)
+    cards = [p, *_distractors(ctx, p, rng.randint(1, 3), rng)]
+    rng.shuffle(cards)
+    others = [o for o in cards if o is not p]
+    ref = _ref(p, others, rng)
+    kind = rng.choice(_KINDS)
+    if kind == "multi":
+        a, b = rng.sample(_KINDS[:-1], 2)
+        qa1, qa2 = _one_qa(p, a, ref, rng), _one_qa(p, b, ref, rng)
+        if not qa1 or not qa2:
+            return None
+        question, answer = combine(qa1[0], qa2[0], rng), f"{qa1[1]} {qa2[1]}"
+    else:
+        qa = _one_qa(p, kind, ref, rng)
+        if not qa:
+            return None
+        question, answer = qa
+    question = vary(question, rng, keep_words(p.title, *(v.label for v in p.variants)))
+    return _example(ctx.system_with(cards), question, answer, "grounded", kind, p)
+
+
+def _example(system: str, q: str, a: str, task: str, category: str, p: Product) -> Example:
+    return Example(
+        messages=[
+            {"role": "system", "content": system},
+            {"role": "user", "content": q},
+            {"role": "assistant", "content": a},
+        ],
+        task=task,
+        category=category,
+        builder="grounded",
+        source_ids=[f"product:{p.handle}"],
+        group=f"product:{p.handle}",  # shares a split with the product's other questions
+    )
+
+
+# --- no information ---------------------------------------------------------------------------
+
+# Facts a customer asks about that a card may not state: (question, what it is, card words
+# that would mean the card does answer it).
+_ABSENT = [
+    ("Where is the {t} made?", "where it's made", ("made in", "origin")),
+    ("What's the warranty on the {t}?", "the warranty", ("warranty",)),
+    ("Is the {t} waterproof? what's the rating", "a waterproof rating", ("waterproof",)),
+    ("Does the {t} have pockets?", "anything about pockets", ("pocket",)),
+    ("What are the packed dimensions of the {t}?", "its packed dimensions", ("dimension",)),
+    ("Is the {t} vegan?", "whether it's vegan", ("vegan",)),
+    ("When will the {t} be restocked?", "a restock date", ("restock",)),
+    ("What's the UPF rating of the {t}?", "a UPF rating", ("upf",)),
+]
+_UNKNOWN_PRODUCT = [
+    "I don't have the details for that product in front of me, so I can't confirm its {what}.",
+    "I can't see information on that item here, so I'd rather not guess its {what}.",
+    "That product isn't in the information I have right now, so I can't tell you its {what}.",
+]
+_ASK = {
+    "price": ("How much is the {t}?", "price"),
+    "stock": ("Is the {t} in stock?", "availability"),
+    "material": ("What is the {t} made of?", "materials"),
+    "weight": ("how heavy is the {t}", "weight"),
+    "fit": ("does the {t} run true to size?", "fit"),
+}
+
+
+def _unknown_product(ctx: BuildContext, rng: random.Random, with_cards: bool) -> Example:
+    p = rng.choice(ctx.active_products)
+    cards = []
+    if with_cards:  # other products only, same type first: tempting but wrong
+        cards = _distractors(ctx, p, rng.randint(1, 3), rng)
+    key = rng.choice(sorted(_ASK))
+    template, what = _ASK[key]
+    question = vary(template.format(t=p.title), rng, keep_words(p.title))
+    answer = pick(rng, _UNKNOWN_PRODUCT).format(what=what)
+    if cards and rng.random() < 0.4:
+        shown = " and the ".join(c.title for c in cards[:2])
+        answer += f" I can only see the {shown} at the moment."
+    answer += " " + next_step(ctx.cfg, rng)
+    category = "irrelevant_context" if with_cards else "missing_context"
+    return _example(ctx.system_with(cards), question, answer, "no_info", category, p)
+
+
+def _absent_fact(ctx: BuildContext, rng: random.Random) -> Example | None:
+    p = rng.choice(ctx.active_products)
+    card = product_card(p).lower()
+    options = [a for a in _ABSENT if not any(w in card for w in a[2])]
+    if not options:
+        return None
+    template, what, _ = rng.choice(options)
+    question = vary(template.format(t=p.title), rng, keep_words(p.title))
+    answer = pick(
+        rng,
+        [
+            f"The product information I have for the {p.title} doesn't mention {what}.",
+            f"I'm sorry, the {p.title}'s details don't include {what}, so I can't say for sure.",
+            f"I don't have {what} for the {p.title} - it isn't in the product details.",
+        ],
+    )
+    answer += " " + next_step(ctx.cfg, rng)
+    cards = [p, *_distractors(ctx, p, rng.randint(0, 1), rng)]
+    rng.shuffle(cards)
+    return _example(ctx.system_with(cards), question, answer, "no_info", "missing_context", p)
+
+
+def _no_info_one(ctx: BuildContext, rng: random.Random) -> Example | None:
+    roll = rng.random()
+    if roll < 0.5:
+        return _unknown_product(ctx, rng, with_cards=True)
+    if roll < 0.7:
+        return _unknown_product(ctx, rng, with_cards=False)
+    return _absent_fact(ctx, rng)
+
+
+def fill(n: int, make, rng: random.Random, seen: set[str] | None = None) -> list[Example]:
+    """Call `make(rng)` until n distinct examples exist (or attempts run out)."""
+    out: list[Example] = []
+    seen = set() if seen is None else seen
+    attempts = 0
+    while len(out) < n and attempts < n * 20:
+        attempts += 1
+        ex = make(rng)
+        if ex is not None and ex.key() not in seen:
+            seen.add(ex.key())
+            out.append(ex)
+    return out
 
 
 def build_grounded(ctx: BuildContext) -> list[Example]:
-    return []  # filled in by the retrieval-aware builder work (issue 4)
+    """`grounded` and `no_info` examples (counts: build.grounded, build.no_info)."""
+    if not ctx.active_products:
+        return []
+    seen: set[str] = set()
+    grounded = fill(ctx.bcfg.grounded, lambda r: _grounded_one(ctx, r), ctx.rng("grounded"), seen)
+    no_info = fill(ctx.bcfg.no_info, lambda r: _no_info_one(ctx, r), ctx.rng("no_info"), seen)
+    return grounded + no_info
