@@ -1,0 +1,191 @@
+"""The engine: correct greedy decoding, batching, adapters, sampling, stop strings."""
+
+from __future__ import annotations
+
+import json
+import threading
+
+import pytest
+from test_serve_support import (
+    SYSTEM,
+    chat,
+    make_workspace,
+    save_adapter,
+    serve_base,
+    serve_engine,
+    serve_models,
+)
+
+from storetune.serve.engine import Engine, RequestError, UnknownModelError
+from storetune.workspace import Workspace
+
+# pytest finds fixtures by name in this module's namespace
+FIXTURES = (serve_base, serve_engine, serve_models)
+
+QUESTIONS = [
+    "Return?",
+    "Where is my order number 5?",
+    "How much is shipping to Canada please?",
+    "Do you have the fleece jacket in size medium and what colours does it come in?",
+]
+
+
+def test_greedy_matches_transformers_generate(serve_engine, serve_base):
+    """Base replies (adapters loaded but disabled) equal plain HF generate on the bare model."""
+    from storetune.eval.generate import generate_replies, load_for_inference
+
+    model, tok = load_for_inference(serve_base, None, use_bf16=False)
+    convs = [chat(q) for q in QUESTIONS] + [[{"role": "user", "content": "hello there"}]]
+    expected = generate_replies(model, tok, convs, max_new_tokens=10, share_prefix=False)
+    got = [serve_engine.generate(c, model="base", max_tokens=10).text.strip() for c in convs]
+    assert got == expected
+
+
+def test_adapter_replies_match_a_plain_peft_model(serve_engine, serve_base, serve_models):
+    from storetune.eval.generate import generate_replies, load_for_inference
+
+    model, tok = load_for_inference(serve_base, serve_models / "product/v1", use_bf16=False)
+    convs = [chat(q) for q in QUESTIONS]
+    expected = generate_replies(model, tok, convs, max_new_tokens=10, share_prefix=False)
+    got = [serve_engine.generate(c, model="product", max_tokens=10).text.strip() for c in convs]
+    assert got == expected
+
+
+def _concurrently(engine: Engine, jobs: list[tuple[list[dict], str, dict]]) -> list:
+    """Submit every job at the same moment from its own thread; the Generations in order."""
+    results: list = [None] * len(jobs)
+    start = threading.Barrier(len(jobs))
+
+    def run(i: int) -> None:
+        messages, model, kwargs = jobs[i]
+        start.wait()
+        results[i] = engine.generate(messages, model=model, **kwargs)
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(len(jobs))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return results
+
+
+def test_concurrent_requests_are_batched_and_unchanged(serve_base, serve_models):
+    # A generous window makes batching certain even on a busy 2-core machine.
+    engine = Engine(
+        serve_base,
+        {"support": serve_models / "support/v2", "product": serve_models / "product/v1"},
+        bf16=False,
+        batch_window_ms=500,
+    )
+    try:
+        jobs = [
+            (chat(q), m, {"max_tokens": 8})
+            for q in QUESTIONS
+            for m in ("support", "product", "base")
+        ]
+        alone = [engine.generate(msgs, model=m, **kw).text for msgs, m, kw in jobs]
+        assert set(engine.batch_sizes) == {1}
+        together = [g.text for g in _concurrently(engine, jobs)]
+        assert together == alone
+        assert max(engine.batch_sizes) > 1  # some requests really shared a batch
+    finally:
+        engine.close()
+
+
+def test_rows_leave_the_batch_at_their_own_length(serve_base):
+    engine = Engine(serve_base, bf16=False, batch_window_ms=500)
+    try:
+        # one system prompt, one batch; each row stops at its own max_tokens or stop
+        jobs = [
+            (chat(q), "base", {"max_tokens": n})
+            for q, n in zip(QUESTIONS, [1, 3, 7, 12], strict=True)
+        ]
+        jobs.append((chat("hi"), "base", {"max_tokens": 12, "stop": ["e"]}))
+        alone = [engine.generate(m, model=b, **kw) for m, b, kw in jobs]
+        together = _concurrently(engine, jobs)
+        assert [(g.text, g.completion_tokens) for g in together] == [
+            (g.text, g.completion_tokens) for g in alone
+        ]
+        assert max(engine.batch_sizes) == len(jobs)
+    finally:
+        engine.close()
+
+
+def test_seeded_sampling_is_reproducible(serve_engine):
+    msgs = chat(QUESTIONS[1])
+    kw = {"model": "support", "max_tokens": 12, "temperature": 1.5, "top_p": 0.95}
+    a = serve_engine.generate(msgs, seed=7, **kw).text
+    b = serve_engine.generate(msgs, seed=7, **kw).text
+    others = {serve_engine.generate(msgs, seed=s, **kw).text for s in (1, 2, 3)}
+    assert a == b
+    assert len(others | {a}) > 1  # the seed really drives the choice
+
+
+def test_stream_holds_back_stop_strings(serve_engine):
+    msgs = chat(QUESTIONS[2])
+    full = serve_engine.generate(msgs, model="support", max_tokens=16).text
+    stop = full[5:8]
+    pieces = list(serve_engine.stream(msgs, model="support", max_tokens=16, stop=stop))
+    result = serve_engine.generate(msgs, model="support", max_tokens=16, stop=[stop])
+    assert "".join(pieces) == result.text == full[: full.index(stop)]
+    assert result.finish_reason == "stop"
+
+
+def test_logprobs_are_log_probabilities(serve_engine):
+    g = serve_engine.generate(
+        chat(QUESTIONS[0]), model="product", max_tokens=6, logprobs=True, top_logprobs=4
+    )
+    assert len(g.token_logprobs) == len(g.top_logprobs) > 0
+    for (token, lp), top in zip(g.token_logprobs, g.top_logprobs, strict=True):
+        assert lp <= 0 and top[0] == (token, lp)
+        assert [v for _, v in top] == sorted((v for _, v in top), reverse=True)
+
+
+def test_bad_requests_are_refused(serve_engine):
+    with pytest.raises(UnknownModelError, match="nope"):
+        serve_engine.generate(chat("hi"), model="nope")
+    with pytest.raises(UnknownModelError):
+        serve_engine.generate(chat("hi"), model="support@v9")
+    with pytest.raises(RequestError, match="context"):
+        serve_engine.generate(chat("hi " * 3000), model="base", max_tokens=8)
+    with pytest.raises(RequestError, match="temperature"):
+        serve_engine.generate(chat("hi"), temperature=-1)
+    with pytest.raises(RequestError, match="role"):
+        serve_engine.generate([{"role": "tool", "content": "x"}])
+    # the worker survives bad requests
+    assert serve_engine.generate(chat("hi"), max_tokens=2).completion_tokens >= 1
+
+
+def test_early_stop_of_a_stream_cancels_the_request(serve_engine):
+    stream = serve_engine.stream_deltas(chat(QUESTIONS[3]), model="base", max_tokens=200)
+    next(stream)
+    stream.close()  # consumer gone: the row leaves the batch instead of running to 200
+    assert serve_engine.generate(chat("hi"), max_tokens=3).completion_tokens >= 1
+
+
+def test_system_prompt_cache_is_reused(serve_engine):
+    system = SYSTEM + " (cache test)"
+    before = len(serve_engine._prefix_cache)
+    first = serve_engine.generate(chat("hi", system), model="support", max_tokens=4).text
+    assert len(serve_engine._prefix_cache) == min(before + 1, 8)
+    again = serve_engine.generate(chat("hi", system), model="support", max_tokens=4).text
+    assert first == again
+    assert len(serve_engine._prefix_cache) == min(before + 1, 8)
+
+
+def test_from_workspace_loads_current_versions_and_skips_foreign_adapters(
+    serve_base, serve_models, tmp_path
+):
+    ws = Workspace(make_workspace(tmp_path / "ws", serve_base))
+    save_adapter(serve_base, ws.models_dir, "support", 1, seed=11)
+    save_adapter(serve_base, ws.models_dir, "other", 1, seed=12)
+    info = ws.models_dir / "other/v1/version.json"
+    info.write_text(json.dumps({"base_model_fingerprint": "a-different-base"}))
+    engine = Engine.from_workspace(ws, bf16=False)
+    try:
+        ids = {e.id for e in engine.models()}
+        assert {"base", "support", "support@v1"} <= ids
+        assert "other" not in ids  # trained on another base model: not served
+        assert engine.default_model == "support"
+    finally:
+        engine.close()
