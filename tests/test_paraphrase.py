@@ -19,6 +19,7 @@ from storetune.dataset.paraphrase import (
     PARAPHRASE_TASKS,
     check_paraphrase,
     paraphrase_examples,
+    proper_names,
     select_messages,
 )
 from storetune.demo.store_gen import generate_demo_store
@@ -176,6 +177,12 @@ def test_check_paraphrase_rules():
         check_paraphrase(lower, "basin trail 28l pack: waterproof?", ["Basin Trail 28L Pack"])
         is None
     )
+
+
+def test_proper_names_skip_greetings_and_sentence_openers():
+    text = "Hello Cedar & Summit, Can I swap the Men's Basin Mid Boot? Thanks Team"
+    assert proper_names(text) == ["Men's Basin Mid Boot"]
+    assert check_paraphrase(text, "hi, may i swap the men's basin mid boot? thank you") is None
 
 
 def test_card_titles_in_the_system_prompt_are_protected(teacher):

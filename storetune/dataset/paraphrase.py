@@ -45,6 +45,11 @@ _PLACEHOLDER = re.compile(r"<[A-Z_]+>")
 # Two or more capitalised words in a row: product names, including made-up ones
 # in the fake-product safety examples that no catalog card lists.
 _PROPER = re.compile(r"\b[A-Z][\w'&°-]*(?:[ ][A-Z0-9][\w'&°-]*)+")
+# Capitalised only because they open a sentence or a greeting: not part of a name.
+_LEADING = frozenset(
+    "hello hi hey dear thanks thank please can could do does did is are was will would "
+    "what where when why how which who i i'm i've my the a an any yes no ok so and but".split()
+)
 _CARD_TITLE = re.compile(r"^\* (.+) \([^()]*\)$", re.M)
 _REJECT_REASONS = ("empty", "too_long", "number", "name", "unchanged")
 
@@ -134,6 +139,18 @@ def _numbers(text: str) -> set[str]:
     return {n.replace(",", "") for n in _NUMBER.findall(text)}
 
 
+def proper_names(text: str) -> list[str]:
+    """Runs of two or more capitalised words, minus sentence-opening words."""
+    names = []
+    for run in _PROPER.findall(text):
+        words = run.split(" ")
+        while words and words[0].lower() in _LEADING:
+            words.pop(0)
+        if len(words) >= 2:
+            names.append(" ".join(words))
+    return names
+
+
 def check_paraphrase(original: str, reply: str, names: Iterable[str] = ()) -> str | None:
     """Why a paraphrase must be rejected (one of empty, too_long, number, name,
     unchanged), or None when it keeps every fact."""
@@ -146,7 +163,7 @@ def check_paraphrase(original: str, reply: str, names: Iterable[str] = ()) -> st
         return "number"  # a dropped, changed or invented number is a changed fact
     low, orig_low = text.lower(), original.lower()
     kept = [n for n in names if n and n.lower() in orig_low]
-    kept += _PLACEHOLDER.findall(original) + _PROPER.findall(original)
+    kept += _PLACEHOLDER.findall(original) + proper_names(original)
     if any(k.lower() not in low for k in kept):
         return "name"
     if " ".join(low.split()) == " ".join(orig_low.split()):
