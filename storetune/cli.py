@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 from pathlib import Path
 from typing import Annotated
@@ -146,6 +147,8 @@ def train(
     }
     overrides = {k: v for k, v in given.items() if v is not None}
     path, result = train_model(ws(), name, dataset, overrides, resume=resume, log=console.print)
+    if os.environ.get("RANK", "0") != "0":  # other ranks of `accelerate launch` stay quiet
+        return
     best = "-" if result.best_val_loss is None else f"{result.best_val_loss:.4f}"
     console.print(
         f"trained {result.steps} steps in {result.seconds:.0f}s "

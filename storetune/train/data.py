@@ -4,7 +4,7 @@ Works from the chat template itself rather than from generation markers
 ({% generation %}), which most templates lack: each assistant turn's tokens are
 the difference between the conversation rendered up to that turn with and without
 the turn. The end-of-turn token after each assistant reply is trained, so the model
-learns to stop.
+learns to stop; whatever the template writes after it (ChatML's newline) is not.
 """
 
 from __future__ import annotations
@@ -61,11 +61,27 @@ def tokenize_chat(tokenizer, messages: list[dict], max_length: int) -> Tokenized
                 "the model's chat template is not prefix-stable; cannot mask assistant turns",
                 hint="use a model whose template renders each turn independently",
             )
+        start = len(ids)
         _append(tokenizer, ids, labels, full[len(rendered) :], train=msg["role"] == "assistant")
+        if msg["role"] == "assistant":
+            _mask_after_end_of_turn(labels, ids, start, tokenizer.eos_token_id)
         rendered = full
     if len(ids) > max_length:  # keep the end: that is where the trained reply is
         ids, labels = ids[-max_length:], labels[-max_length:]
     return Tokenized(ids, labels)
+
+
+def _mask_after_end_of_turn(labels: list[int], ids: list[int], start: int, eos: int | None) -> None:
+    """Train up to and including the reply's end-of-turn token, not the separator after it.
+
+    (Generation stops at that token, so what a template writes after it — ChatML's
+    newline — is never predicted at inference.)
+    """
+    if eos is None:
+        return
+    ends = [i for i in range(start, len(ids)) if ids[i] == eos]
+    for i in range(ends[-1] + 1 if ends else len(ids), len(ids)):
+        labels[i] = IGNORE
 
 
 def _append(tokenizer, ids: list[int], labels: list[int], text: str, train: bool) -> None:
