@@ -16,7 +16,7 @@ import pytest
 
 from storetune.dataset.builders import phrasing
 from storetune.dataset.builders.escalation import build_escalation, build_lookalikes
-from storetune.dataset.builders.grounded import build_grounded, visible_variants
+from storetune.dataset.builders.grounded import ABSENT_FACTS, build_grounded, visible_variants
 from storetune.dataset.builders.recommend import build_recommend
 from storetune.dataset.builders.safety import build_safety, fake_name
 from storetune.dataset.config import BuildConfig
@@ -26,7 +26,7 @@ from storetune.demo.store_gen import generate_demo_store
 from storetune.ingest import ingest_workspace
 from storetune.retrieval.catalog import money, product_card
 from storetune.store import db
-from storetune.store.records import Product
+from storetune.store.records import Product, Variant
 from storetune.workspace import Workspace
 
 COUNTS = {"recommend": 45, "grounded": 40, "no_info": 30, "lookalikes": 30}
@@ -193,6 +193,34 @@ def _meets(p: Product, category: str, constraint: str) -> bool:
     return constraint in p.tags and bool(buyable)
 
 
+def test_budget_picks_hold_for_every_option_price(store):
+    # Wide price ranges: a product whose cheapest option fits but dearest doesn't must
+    # not be recommended "within your budget".
+    cfg, _, _ = store
+    products = [
+        Product(
+            handle=f"tent-{i}",
+            title=f"Model {chr(65 + i)} Tent",
+            description="- Material: nylon",
+            product_type="Tents",
+            tags=["camping"],
+            variants=[
+                Variant(f"T{i}R", {"Size": "Regular"}, Decimal(30 + 25 * i), inventory_qty=3),
+                Variant(f"T{i}L", {"Size": "Long"}, Decimal(80 + 25 * i), inventory_qty=3),
+            ],
+        )
+        for i in range(8)
+    ]
+    ctx = BuildContext(cfg, BuildConfig(recommend=60), products, [])
+    budget = [e for e in build_recommend(ctx) if e.category == "budget"]
+    assert len(budget) == 20
+    for e in budget:
+        limit = Decimal(e.group.rsplit(":", 1)[1])
+        for p in _named(_parts(e)[2], products):
+            if "most affordable" not in _parts(e)[2]:
+                assert max(v.price for v in p.variants) < limit, _parts(e)
+
+
 def test_recommendations_quote_the_card_price(store, examples):
     _, products, _ = store
     for e in _of(examples, "recommend"):
@@ -229,6 +257,8 @@ def test_no_info_answers_admit_it_and_give_the_next_step(store, examples):
             assert target.title not in reply
         elif product_card(target) in system:  # the card is there but lacks the asked fact
             assert target.title in reply
+            (words,) = [w for _, what, w in ABSENT_FACTS if what in reply]
+            assert not any(word in product_card(target).lower() for word in words), reply
         else:
             assert "Product information:" not in system
     kinds = {("Product information:" in _parts(e)[0]) for e in _of(examples, "no_info")}

@@ -221,7 +221,7 @@ def _example(system: str, q: str, a: str, task: str, category: str, p: Product) 
 
 # Facts a customer asks about that a card may not state: (question, what it is, card words
 # that would mean the card does answer it).
-_ABSENT = [
+ABSENT_FACTS = [
     ("Where is the {t} made?", "where it's made", ("made in", "origin")),
     ("What's the warranty on the {t}?", "the warranty", ("warranty",)),
     ("Is the {t} waterproof? what's the rating", "a waterproof rating", ("waterproof",)),
@@ -265,7 +265,7 @@ def _unknown_product(ctx: BuildContext, rng: random.Random, with_cards: bool) ->
 def _absent_fact(ctx: BuildContext, rng: random.Random) -> Example | None:
     p = rng.choice(ctx.active_products)
     card = product_card(p).lower()
-    options = [a for a in _ABSENT if not any(w in card for w in a[2])]
+    options = [a for a in ABSENT_FACTS if not any(w in card for w in a[2])]
     if not options:
         return None
     template, what, _ = rng.choice(options)
