@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections import Counter
 from pathlib import Path
 
 import pytest
@@ -105,3 +106,36 @@ def test_policy_change_needs_no_retraining_only_a_new_prompt(built):
     changed.policies.returns.window_days = 45
     assert "within 45 days" in render_system_prompt(changed)
     assert "within 45 days" not in render_system_prompt(cfg)
+
+
+def _synthetic(task: str, categories: dict[str, int]) -> list[Example]:
+    return [
+        Example([{"role": "user", "content": f"{c} {i}"}], task, c, "b", group=f"{task}:{c}:{i}")
+        for c, n in categories.items()
+        for i in range(n)
+    ]
+
+
+def test_split_follows_shares_per_task_and_small_categories_reach_test():
+    # eight categories of 2-3 examples each: per-category rounding alone would
+    # put every one of them in train and leave the task out of the test split
+    small = _synthetic("safety", {f"cat{i}": 2 + i % 2 for i in range(8)})
+    big = _synthetic("support", {"returns": 60, "shipping": 40})
+    examples = small + big
+    splits = assign_splits(examples, (0.8, 0.1, 0.1), seed=0)
+    for task, n in (("safety", len(small)), ("support", len(big))):
+        got = Counter(s for ex, s in zip(examples, splits, strict=True) if ex.task == task)
+        assert got["test"] >= 1 and got["val"] >= 1, (task, got)
+        assert abs(got["train"] / n - 0.8) <= 0.1, (task, got)
+    support = [
+        (ex.category, s) for ex, s in zip(examples, splits, strict=True) if ex.task == "support"
+    ]
+    for cat, n in (("returns", 60), ("shipping", 40)):
+        assert abs(sum(c == cat and s == "test" for c, s in support) - n / 10) <= 2
+
+
+def test_split_depends_on_seed_but_is_deterministic():
+    examples = _synthetic("support", {"returns": 50})
+    a = assign_splits(examples, (0.8, 0.1, 0.1), seed=0)
+    assert a == assign_splits(examples, (0.8, 0.1, 0.1), seed=0)
+    assert a != assign_splits(examples, (0.8, 0.1, 0.1), seed=1)

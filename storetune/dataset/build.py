@@ -84,6 +84,9 @@ def collect_examples(ws: Workspace, bcfg: BuildConfig) -> tuple[list[Example], d
     products = db.load_products(conn)
     tickets = db.load_tickets(conn, resolved_only=True)
     conn.close()
+    # max_tickets bounds the support replies; hand-overs are rarer, so the escalation
+    # builder draws from every human-only ticket (capped by build.escalation).
+    all_tickets = tickets
     if bcfg.max_tickets:
         tickets = tickets[: bcfg.max_tickets]
     ctx = BuildContext(cfg, bcfg, products, tickets)
@@ -94,7 +97,7 @@ def collect_examples(ws: Workspace, bcfg: BuildConfig) -> tuple[list[Example], d
     corrector = PolicyCorrector(cfg)
     support, skipped = build_support(tickets, cfg, INTENTS, ctx.system_for, corrector)
     examples = support
-    examples += build_escalation(tickets, cfg, ctx.system_for, bcfg.escalation, bcfg.seed)
+    examples += build_escalation(all_tickets, cfg, ctx.system_for, bcfg.escalation, bcfg.seed)
     examples += build_lookalikes(ctx)
     examples += build_product_qa(products, bcfg.product_qa, system_for_card, bcfg.seed)
     examples += build_recommend(ctx)

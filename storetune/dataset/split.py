@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections import defaultdict
+from collections import Counter, defaultdict
 
 from storetune.dataset.example import Example
 
@@ -36,17 +36,32 @@ def _rank(seed: int, group: str) -> str:
 def assign_splits(
     examples: list[Example], shares: tuple[float, float, float], seed: int
 ) -> list[str]:
+    """Split groups so every task, and every category within it, follows `shares`.
+
+    Groups are walked task by task, category by category, in a seeded order; each
+    group goes to the split furthest below its share of the task so far (counted in
+    examples). A small category thus still feeds val/test when its task is large
+    enough, instead of landing wholly in train.
+    """
+    size: Counter[str] = Counter(ex.group for ex in examples)
     # dicts as ordered sets: membership tests stay O(1) on 100k-example sets
-    strata: dict[str, dict[str, None]] = defaultdict(dict)
+    strata: dict[str, dict[str, dict[str, None]]] = defaultdict(lambda: defaultdict(dict))
     for ex in examples:
-        strata[f"{ex.task}/{ex.category}"].setdefault(ex.group, None)
+        strata[ex.task][ex.category].setdefault(ex.group, None)
     group_split: dict[str, str] = {}
-    for key in sorted(strata):
-        groups = sorted(strata[key], key=lambda g: _rank(seed, g))
-        n = len(groups)
-        n_test = round(n * shares[2]) if n >= 3 else 0
-        n_val = round(n * shares[1]) if n >= 3 else 0
-        for i, g in enumerate(groups):
-            split = "test" if i < n_test else "val" if i < n_test + n_val else "train"
-            group_split.setdefault(g, split)  # a group seen in an earlier stratum keeps its split
+    for task in sorted(strata):
+        filled = dict.fromkeys(SPLITS, 0)
+        for category in sorted(strata[task]):
+            for g in sorted(strata[task][category], key=lambda g: _rank(seed, g)):
+                if g in group_split:  # a group seen in an earlier stratum keeps its split
+                    continue
+                split = _most_behind(filled, shares, size[g])
+                group_split[g] = split
+                filled[split] += size[g]
     return [group_split[ex.group] for ex in examples]
+
+
+def _most_behind(filled: dict[str, int], shares: tuple[float, ...], adding: int) -> str:
+    total = sum(filled.values()) + adding
+    deficit = {s: share * total - filled[s] for s, share in zip(SPLITS, shares, strict=True)}
+    return max(SPLITS, key=lambda s: (deficit[s], -SPLITS.index(s)))

@@ -23,8 +23,17 @@ class DemoBudget:
     tickets: int = 2400
     # ~370 examples (~300 train): one epoch takes ~8 minutes on 2 cores, ~1.5 s per
     # example with the shared policy prompt computed once per batch.
-    build_max_tickets: int = 300
-    product_qa: int = 90
+    build_max_tickets: int = 200
+    # The rest of the support mix, scaled to the demo: ~330 support-task examples in all.
+    product_qa: int = 50
+    recommend: int = 25
+    grounded: int = 25
+    no_info: int = 12
+    lookalikes: int = 12
+    escalation: int = 30
+    safety_share: float = 0.08
+    # Catalog tasks are built (and shown in the report) but train their own adapter.
+    task_examples: int = 30
     train_steps: int | None = None
     epochs: float = 1.0
     # Few optimizer steps in a demo-sized run: 1e-3 reached val loss 1.17 vs 1.46 at 5e-4
@@ -39,7 +48,13 @@ QUICK = DemoBudget(
     products=40,
     tickets=160,
     build_max_tickets=120,
-    product_qa=40,
+    product_qa=20,
+    recommend=8,
+    grounded=8,
+    no_info=4,
+    lookalikes=4,
+    escalation=8,
+    task_examples=8,
     epochs=1.0,
     eval_limit=12,
     max_new_tokens=32,
@@ -48,8 +63,19 @@ QUICK = DemoBudget(
 
 def _apply_budget(ws: Workspace, budget: DemoBudget, base_model: str | None) -> None:
     raw = yaml.safe_load(ws.config_path.read_text(encoding="utf-8"))
+    n = budget.task_examples
     raw.setdefault("build", {}).update(
-        {"max_tickets": budget.build_max_tickets, "product_qa": budget.product_qa}
+        {
+            "max_tickets": budget.build_max_tickets,
+            "product_qa": budget.product_qa,
+            "recommend": budget.recommend,
+            "grounded": budget.grounded,
+            "no_info": budget.no_info,
+            "lookalikes": budget.lookalikes,
+            "escalation": budget.escalation,
+            "safety": {"share": budget.safety_share},
+            "tasks": {"classify": n, "query_rewrite": n, "review_extract": n, "description": n},
+        }
     )
     train = raw.setdefault("train", {})
     train.update({"epochs": budget.epochs, "lr": budget.lr, "batch_tokens": budget.batch_tokens})
