@@ -300,6 +300,38 @@ def models_diff(
     console.print(table if table.row_count else "no differences")
 
 
+@app.command()
+def export(
+    model: Annotated[str, typer.Option(help="NAME (current version) or NAME@vN.")] = "support",
+    fmt: Annotated[str, typer.Option("--format", help="merged, gguf, ollama or vllm.")] = "merged",
+    out: Annotated[
+        Path | None, typer.Option(help="Output directory (default: exports/NAME-vN-FORMAT).")
+    ] = None,
+    outtype: Annotated[str, typer.Option(help="GGUF weights: f16, bf16, f32 or q8_0.")] = "f16",
+    parity_prompts: Annotated[
+        int, typer.Option(help="GGUF parity check: prompts to compare (0: skip).")
+    ] = 20,
+    force: Annotated[bool, typer.Option(help="Replace an existing export directory.")] = False,
+) -> None:
+    """Export a trained version: merged safetensors, GGUF, Ollama Modelfile or vLLM adapter."""
+    from storetune.models.export import export_model
+
+    result = export_model(
+        ws(), model, fmt, out, outtype, parity_prompts, force=force, log=console.print
+    )
+    console.print(
+        f"exported {model} as {result.format} to {result.path}: {', '.join(result.files)}"
+    )
+    if result.parity:
+        p = result.parity
+        console.print(
+            f"parity (greedy, {p['max_new_tokens']} tokens): {p['identical']}/{p['prompts']} "
+            f"identical outputs, HF vs GGUF ({p['outtype']}); details in parity.json"
+        )
+    if result.command:
+        console.print(result.command, soft_wrap=True, highlight=False)
+
+
 def _kv_table(title: str, data: dict | None) -> Table:
     table = Table(title=title, show_header=False, title_justify="left")
     for key, value in (data or {}).items():

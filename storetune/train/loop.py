@@ -158,7 +158,7 @@ def load_model_for_training(
         r=cfg.lora_r,
         lora_alpha=cfg.lora_alpha,
         lora_dropout=cfg.lora_dropout,
-        target_modules=cfg.target_modules,
+        target_modules=lora_targets(model, cfg.target_modules),
         task_type="CAUSAL_LM",
     )
     model = get_peft_model(model, lora)
@@ -166,6 +166,26 @@ def load_model_for_training(
         if p.requires_grad:
             p.data = p.data.float()
     return model, tokenizer
+
+
+def lora_targets(model, target_modules: str | list[str]) -> list[str]:
+    """'all-linear' resolved to short module names (q_proj, …, down_proj).
+
+    peft would store every layer's full path in adapter_config.json; short names
+    select the same layers and are what vLLM and older peft versions expect.
+    """
+    import torch
+
+    if target_modules != "all-linear":
+        return [target_modules] if isinstance(target_modules, str) else list(target_modules)
+    output = model.get_output_embeddings()
+    return sorted(
+        {
+            name.rsplit(".", 1)[-1]
+            for name, module in model.named_modules()
+            if isinstance(module, torch.nn.Linear) and module is not output
+        }
+    )
 
 
 def _load_4bit(base: ResolvedModel, dtype, device: str):
