@@ -214,6 +214,23 @@ def serve(
     serve_workspace(ws(), host, port, insecure_no_auth, log=console.print)
 
 
+@app.command()
+def index(
+    tickets: Annotated[
+        bool, typer.Option(help="Also embed past tickets for the routing classifier.")
+    ] = True,
+) -> None:
+    """Build or refresh the catalog search index (only changed products are embedded)."""
+    from storetune.retrieval.index import build_index
+
+    r = build_index(ws().db_path, tickets=tickets)
+    console.print(
+        f"indexed {r.products} active products: {r.embedded} embedded, {r.reused} reused, "
+        f"{r.removed} removed; {r.tickets} past tickets ({r.tickets_embedded} embedded) "
+        f"in {r.seconds:.1f}s with {r.model}"
+    )
+
+
 @models_app.command("list")
 def models_list() -> None:
     """Every trained version with its dataset and validation loss."""

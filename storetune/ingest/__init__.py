@@ -263,6 +263,11 @@ def ingest_workspace(
     if rules is not None:
         record_source(ws.config_path, "policies", _relative(ws, rules))
     _write_json(ws.reports_dir / "ingest.json", report.to_dict())
+    # An index built before follows the new catalog (only changed products are
+    # embedded); imported here so ingest never loads the embedder when there is none.
+    from storetune.retrieval.index import refresh_if_indexed
+
+    refresh_if_indexed(ws.db_path, progress=progress)
     return report
 
 
