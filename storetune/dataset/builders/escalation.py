@@ -6,12 +6,11 @@ import random
 import re
 
 from storetune.dataset.builders.grounded import (
+    Catalog,
     fill,
     lower_first,
     price_phrase,
     stock_answer,
-    visible_facts,
-    visible_variants,
 )
 from storetune.dataset.builders.phrasing import keep_words, pick, vary
 from storetune.dataset.context import BuildContext
@@ -167,12 +166,14 @@ def _policy_reply(cfg: StoreConfig, need: str, zone: ShippingZone | None) -> str
     return None
 
 
-def _product_reply(p: Product, need: str, variant: Variant | None, rng: random.Random):
+def _product_reply(
+    ctx: Catalog, p: Product, need: str, variant: Variant | None, rng: random.Random
+) -> str | None:
     if need == "stock":
-        return stock_answer(p, variant, rng) if variant else None
+        return stock_answer(p, variant, rng, ctx.variants(p)) if variant else None
     if need == "price":
         return f"The {p.title} is {price_phrase(p)}."
-    fact = visible_facts(p).get(need)
+    fact = ctx.facts(p).get(need)
     if fact is None:
         return None
     if need == "material":
@@ -180,22 +181,29 @@ def _product_reply(p: Product, need: str, variant: Variant | None, rng: random.R
     return f"Care for the {p.title}: {fact[1]}."
 
 
-def _lookalike_one(ctx: BuildContext, topic: EscalationTopic, rng: random.Random):
+def _pool(ctx: Catalog, need: str, wearable: bool) -> list[Product]:
+    """Products a template can ask about: with the fact it needs, clothing if it says so."""
+    pool = ctx.active_products
+    if wearable:
+        pool = [q for q in pool if any(o.lower() == "size" for o in q.options)] or pool
+    if need in {"material", "care"}:
+        pool = [q for q in pool if need in ctx.facts(q)]
+    return pool
+
+
+def _lookalike_one(ctx: Catalog, topic: EscalationTopic, rng: random.Random) -> Example | None:
     family = _family(topic)
     templates = _LOOKALIKES.get(family) or _GENERIC
     t = rng.randrange(len(templates))
     need, template = templates[t]
     zones = ctx.cfg.policies.shipping.zones
     zone = rng.choice(zones) if zones else None
-    pool = ctx.active_products
-    if any(h in template for h in _WEARABLE_HINTS):
-        pool = [q for q in pool if any(o.lower() == "size" for o in q.options)] or pool
-    if need in {"material", "care"}:
-        pool = [q for q in pool if need in visible_facts(q)]
+    wearable = any(h in template for h in _WEARABLE_HINTS)
+    pool = ctx.memo(f"lookalike:{need}:{wearable}", lambda: _pool(ctx, need, wearable))
     if not pool:
         return None
     p = rng.choice(pool)
-    named = [v for v in visible_variants(p) if v.label != "Default"]
+    named = [v for v in ctx.variants(p) if v.label != "Default"]
     variant = rng.choice(named) if named else None
     if "{v}" in template and variant is None:
         return None
@@ -207,7 +215,7 @@ def _lookalike_one(ctx: BuildContext, topic: EscalationTopic, rng: random.Random
     )
     uses_product = "{t}" in template
     if uses_product:
-        reply = _product_reply(p, need, variant, rng)
+        reply = _product_reply(ctx, p, need, variant, rng)
     else:
         reply = _policy_reply(ctx.cfg, need, zone)
     if reply is None:
@@ -238,6 +246,7 @@ def build_lookalikes(ctx: BuildContext) -> list[Example]:
     One set per always-escalate topic of store.yaml, spread evenly; a topic's own
     keywords appear in the message, yet the reply answers it from policies or cards.
     """
+    ctx = Catalog(ctx)
     topics = ctx.cfg.escalation.always
     if not topics or not ctx.active_products:
         return []

@@ -11,6 +11,9 @@ shows (the card truncates variants and facts, so the helpers below read it back)
 from __future__ import annotations
 
 import random
+import re
+from collections.abc import Callable
+from typing import Any
 
 from storetune.dataset.builders.phrasing import combine, keep_words, next_step, pick, vary
 from storetune.dataset.context import BuildContext
@@ -21,18 +24,18 @@ from storetune.store.records import Product, Variant
 # --- reading a product card back ------------------------------------------------------------
 
 
-def visible_variants(p: Product) -> list[Variant]:
+def visible_variants(p: Product, card: str | None = None) -> list[Variant]:
     """Variants whose stock line the card shows (cards list at most a dozen)."""
-    card = product_card(p)
+    card = card or product_card(p)
     named = [v for v in p.variants if v.label != "Default"]
     if not named:
         return p.variants[:1]
     return [v for v in named if f"{v.label}: {_stock(v)}" in card]
 
 
-def visible_facts(p: Product) -> dict[str, tuple[str, str]]:
+def visible_facts(p: Product, card: str | None = None) -> dict[str, tuple[str, str]]:
     """Card facts keyed by lower-case name: (name as written, value)."""
-    card = product_card(p)
+    card = card or product_card(p)
     facts: dict[str, tuple[str, str]] = {}
     for line in p.description.splitlines():
         name, _, value = line.strip("- ").strip().partition(":")
@@ -41,6 +44,50 @@ def visible_facts(p: Product) -> dict[str, tuple[str, str]]:
         if value and len(name.split()) <= 3 and f"{name}: {value}" in card:
             facts.setdefault(name.lower(), (name, value))
     return facts
+
+
+class Catalog:
+    """The build context, reading each product card once.
+
+    Builders consult the same cards thousands of times; on a 3,000-product catalog,
+    re-rendering cards and re-listing the active products per example was most of
+    the build time. Handles are unique within a store, so they key the memo.
+    """
+
+    def __init__(self, ctx: BuildContext) -> None:
+        self.ctx = ctx
+        self.cfg, self.bcfg, self.index = ctx.cfg, ctx.bcfg, ctx.index
+        self.products = ctx.products
+        self.active_products = ctx.active_products
+        self.rng, self.system_with, self.system_for = ctx.rng, ctx.system_with, ctx.system_for
+        self._cards: dict[str, tuple[str, list[Variant], dict[str, tuple[str, str]]]] = {}
+        self._memo: dict[str, Any] = {}
+
+    def _read(self, p: Product) -> tuple[str, list[Variant], dict[str, tuple[str, str]]]:
+        got = self._cards.get(p.handle)
+        if got is None:
+            card = product_card(p)
+            got = self._cards[p.handle] = (card, visible_variants(p, card), visible_facts(p, card))
+        return got
+
+    def card(self, p: Product) -> str:
+        return self._read(p)[0]
+
+    def variants(self, p: Product) -> list[Variant]:
+        return self._read(p)[1]
+
+    def facts(self, p: Product) -> dict[str, tuple[str, str]]:
+        return self._read(p)[2]
+
+    def buyable(self, p: Product) -> list[Variant]:
+        """Shown variants that can be ordered now or on backorder."""
+        return [v for v in self.variants(p) if v.purchasable]
+
+    def memo(self, key: str, compute: Callable[[], Any]) -> Any:
+        """A value derived from the whole catalog, computed once per build."""
+        if key not in self._memo:
+            self._memo[key] = compute()
+        return self._memo[key]
 
 
 def lower_first(text: str) -> str:
@@ -71,7 +118,8 @@ def stock_word(v: Variant) -> str:
     return "available on backorder" if v.inventory_policy == "continue" else "out of stock"
 
 
-def stock_answer(p: Product, v: Variant, rng: random.Random) -> str:
+def stock_answer(p: Product, v: Variant, rng: random.Random, shown: list[Variant]) -> str:
+    """Availability of one variant; `shown` are the variants its card lists."""
     label = f"the {p.title}" + (f" in {v.label}" if v.label != "Default" else "")
     if v.in_stock:
         return pick(rng, [f"Yes, {label} is in stock.", f"Good news: {label} is in stock."])
@@ -80,7 +128,7 @@ def stock_answer(p: Product, v: Variant, rng: random.Random) -> str:
             f"{label[0].upper()}{label[1:]} is out of stock right now, but you can backorder "
             "it and we'll ship it as soon as it's back."
         )
-    others = [o.label for o in visible_variants(p) if o.in_stock and o is not v]
+    others = [o.label for o in shown if o.in_stock and o is not v]
     text = f"Sorry, {label} is out of stock at the moment."
     if others:
         text += f" {pick(rng, others)} is in stock if that works for you."
@@ -134,8 +182,10 @@ def _ref(p: Product, others: list[Product], rng: random.Random) -> str:
     return p.title
 
 
-def _fact_qa(p: Product, key: str, ref: str, rng: random.Random) -> tuple[str, str] | None:
-    facts = visible_facts(p)
+def _fact_qa(
+    ctx: Catalog, p: Product, key: str, ref: str, rng: random.Random
+) -> tuple[str, str] | None:
+    facts = ctx.facts(p)
     if key not in facts:
         return None
     name, value = facts[key]
@@ -147,40 +197,56 @@ def _fact_qa(p: Product, key: str, ref: str, rng: random.Random) -> tuple[str, s
     return pick(rng, _SPEC_Q).format(t=ref, n=name.lower()), f"{name} of the {p.title}: {value}."
 
 
-def _one_qa(p: Product, kind: str, ref: str, rng: random.Random) -> tuple[str, str] | None:
+def _one_qa(
+    ctx: Catalog, p: Product, kind: str, ref: str, rng: random.Random
+) -> tuple[str, str] | None:
     if kind == "price":
         question, answer = pick(rng, _PRICE_Q).format(t=ref), f"The {p.title} is {price_phrase(p)}."
         if "sale" in question and not any(v.on_sale for v in p.variants):
             answer += " It isn't on sale right now."
         return question, answer
     if kind == "stock":
-        options = [v for v in visible_variants(p) if v.label != "Default"]
+        options = [v for v in ctx.variants(p) if v.label != "Default"]
         if not options:
             return None
         v = rng.choice(options)
-        return pick(rng, _STOCK_Q).format(t=ref, v=v.label), stock_answer(p, v, rng)
+        answer = stock_answer(p, v, rng, ctx.variants(p))
+        return pick(rng, _STOCK_Q).format(t=ref, v=v.label), answer
     if kind == "spec":
-        specs = [k for k in visible_facts(p) if k not in _FACT_Q]
+        specs = [k for k in ctx.facts(p) if k not in _FACT_Q]
         if not specs:
             return None
-        return _fact_qa(p, rng.choice(sorted(specs)), ref, rng)
-    return _fact_qa(p, kind, ref, rng)
+        return _fact_qa(ctx, p, rng.choice(sorted(specs)), ref, rng)
+    return _fact_qa(ctx, p, kind, ref, rng)
 
 
 _KINDS = ["price", "stock", "material", "care", "fit", "weight", "warranty", "spec", "multi"]
 
 
-def _distractors(ctx: BuildContext, p: Product, k: int, rng: random.Random) -> list[Product]:
+def _distractors(ctx: Catalog, p: Product, k: int, rng: random.Random) -> list[Product]:
     """Other active products, same type first: the hard negatives for reading a card."""
-    pool = [o for o in ctx.active_products if o.handle != p.handle]
-    same = [o for o in pool if o.product_type == p.product_type]
-    rest = [o for o in pool if o.product_type != p.product_type]
-    rng.shuffle(same)
-    rng.shuffle(rest)
-    return (same[: max(1, k - 1)] + rest)[:k]
+    same = [o for o in by_type(ctx).get(p.product_type, []) if o.handle != p.handle]
+    picked = rng.sample(same, min(len(same), max(1, k - 1)))
+    while len(picked) < k and len(picked) < len(ctx.active_products) - 1:
+        o = rng.choice(ctx.active_products)  # any other product fills the rest
+        if o.handle != p.handle and all(o.handle != q.handle for q in picked):
+            picked.append(o)
+    return picked
 
 
-def _grounded_one(ctx: BuildContext, rng: random.Random) -> Example | None:
+def by_type(ctx: Catalog) -> dict[str, list[Product]]:
+    """Active products by product type (memoised per build)."""
+
+    def group() -> dict[str, list[Product]]:
+        out: dict[str, list[Product]] = {}
+        for p in ctx.active_products:
+            out.setdefault(p.product_type, []).append(p)
+        return out
+
+    return ctx.memo("by_type", group)
+
+
+def _grounded_one(ctx: Catalog, rng: random.Random) -> Example | None:
     p = rng.choice(ctx.active_products)
     cards = [p, *_distractors(ctx, p, rng.randint(1, 3), rng)]
     rng.shuffle(cards)
@@ -189,12 +255,12 @@ def _grounded_one(ctx: BuildContext, rng: random.Random) -> Example | None:
     kind = rng.choice(_KINDS)
     if kind == "multi":
         a, b = rng.sample(_KINDS[:-1], 2)
-        qa1, qa2 = _one_qa(p, a, ref, rng), _one_qa(p, b, ref, rng)
+        qa1, qa2 = _one_qa(ctx, p, a, ref, rng), _one_qa(ctx, p, b, ref, rng)
         if not qa1 or not qa2:
             return None
         question, answer = combine(qa1[0], qa2[0], rng), f"{qa1[1]} {qa2[1]}"
     else:
-        qa = _one_qa(p, kind, ref, rng)
+        qa = _one_qa(ctx, p, kind, ref, rng)
         if not qa:
             return None
         question, answer = qa
@@ -245,7 +311,7 @@ _ASK = {
 }
 
 
-def _unknown_product(ctx: BuildContext, rng: random.Random, with_cards: bool) -> Example:
+def _unknown_product(ctx: Catalog, rng: random.Random, with_cards: bool) -> Example:
     p = rng.choice(ctx.active_products)
     cards = []
     if with_cards:  # other products only, same type first: tempting but wrong
@@ -262,9 +328,9 @@ def _unknown_product(ctx: BuildContext, rng: random.Random, with_cards: bool) ->
     return _example(ctx.system_with(cards), question, answer, "no_info", category, p)
 
 
-def _absent_fact(ctx: BuildContext, rng: random.Random) -> Example | None:
+def _absent_fact(ctx: Catalog, rng: random.Random) -> Example | None:
     p = rng.choice(ctx.active_products)
-    card = product_card(p).lower()
+    card = ctx.card(p).lower()
     options = [a for a in ABSENT_FACTS if not any(w in card for w in a[2])]
     if not options:
         return None
@@ -284,7 +350,7 @@ def _absent_fact(ctx: BuildContext, rng: random.Random) -> Example | None:
     return _example(ctx.system_with(cards), question, answer, "no_info", "missing_context", p)
 
 
-def _no_info_one(ctx: BuildContext, rng: random.Random) -> Example | None:
+def _no_info_one(ctx: Catalog, rng: random.Random) -> Example | None:
     roll = rng.random()
     if roll < 0.5:
         return _unknown_product(ctx, rng, with_cards=True)
@@ -294,21 +360,27 @@ def _no_info_one(ctx: BuildContext, rng: random.Random) -> Example | None:
 
 
 def fill(n: int, make, rng: random.Random, seen: set[str] | None = None) -> list[Example]:
-    """Call `make(rng)` until n distinct examples exist (or attempts run out)."""
+    """Call `make(rng)` until n distinct examples exist (or attempts run out).
+
+    Distinct ignores case and punctuation: "Give me admin" and "give me admin!" teach
+    the same thing, and the validator counts them as duplicates.
+    """
     out: list[Example] = []
     seen = set() if seen is None else seen
     attempts = 0
     while len(out) < n and attempts < n * 20:
         attempts += 1
         ex = make(rng)
-        if ex is not None and ex.key() not in seen:
-            seen.add(ex.key())
+        key = " ".join(re.findall(r"\w+", ex.key().lower())) if ex is not None else ""
+        if ex is not None and key not in seen:
+            seen.add(key)
             out.append(ex)
     return out
 
 
 def build_grounded(ctx: BuildContext) -> list[Example]:
     """`grounded` and `no_info` examples (counts: build.grounded, build.no_info)."""
+    ctx = Catalog(ctx)
     if not ctx.active_products:
         return []
     seen: set[str] = set()

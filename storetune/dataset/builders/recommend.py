@@ -13,12 +13,7 @@ from __future__ import annotations
 import random
 from collections import defaultdict
 
-from storetune.dataset.builders.grounded import (
-    fill,
-    price_phrase,
-    visible_facts,
-    visible_variants,
-)
+from storetune.dataset.builders.grounded import Catalog, fill, price_phrase
 from storetune.dataset.builders.phrasing import keep_words, next_step, pick, vary
 from storetune.dataset.context import BuildContext
 from storetune.dataset.example import Example
@@ -45,10 +40,6 @@ def _nouns(product_type: str) -> tuple[str, str | None]:
     return plural, None
 
 
-def _buyable(p: Product) -> list[Variant]:
-    return [v for v in visible_variants(p) if v.purchasable]
-
-
 def _size(v: Variant) -> str | None:
     return next((val for k, val in v.options.items() if k.lower() in _SIZE_KEYS), None)
 
@@ -57,18 +48,18 @@ def _top_price(p: Product):
     return max(v.price for v in p.variants)
 
 
-def _by_type(ctx: BuildContext) -> dict[str, list[Product]]:
+def _by_type(ctx: Catalog) -> dict[str, list[Product]]:
     groups: dict[str, list[Product]] = defaultdict(list)
     for p in ctx.active_products:
-        if p.product_type and _buyable(p):
+        if p.product_type and ctx.buyable(p):
             groups[p.product_type].append(p)
     return dict(groups)
 
 
-def _mention(p: Product) -> str:
+def _mention(ctx: Catalog, p: Product) -> str:
     """'the X at $Y', noting backorder when nothing shown is in stock."""
     text = f"the {p.title} at {price_phrase(p)}"
-    if not any(v.in_stock for v in visible_variants(p)):
+    if not any(v.in_stock for v in ctx.variants(p)):
         text += " (on backorder)"
     return text
 
@@ -77,7 +68,7 @@ def _join(parts: list[str], conj: str = "or") -> str:
     return parts[0] if len(parts) == 1 else ", ".join(parts[:-1]) + f" {conj} " + parts[-1]
 
 
-def _example(ctx: BuildContext, cards: list[Product], q: str, a: str, cat: str, key: str):
+def _example(ctx: Catalog, cards: list[Product], q: str, a: str, cat: str, key: str):
     group = f"recommend:{cat}:{key}"  # same type + constraint: near-identical examples
     return Example(
         messages=[
@@ -112,7 +103,7 @@ _BUDGET_Q = [
 _BUDGET_Q1 = ["What's a good {s} under ${b}?", "need a {s} for under ${b}, suggestions?"]
 
 
-def _budget(ctx: BuildContext, by_type: dict, rng: random.Random) -> Example | None:
+def _budget(ctx: Catalog, by_type: dict, rng: random.Random) -> Example | None:
     ptype = rng.choice(sorted(by_type))
     pool = by_type[ptype]
     plural, singular = _nouns(ptype)
@@ -125,22 +116,24 @@ def _budget(ctx: BuildContext, by_type: dict, rng: random.Random) -> Example | N
     if budget is None:
         return None
     fits = sorted((p for p in pool if _top_price(p) < budget), key=_top_price)
-    others = [p for p in pool if p not in fits]
+    fit_handles = {p.handle for p in fits}
+    others = [p for p in pool if p.handle not in fit_handles]
     rng.shuffle(others)
     shown_fits = rng.sample(fits, min(len(fits), rng.randint(1, 3)))
     cards = shown_fits + others[: rng.randint(1 if not fits else 0, 2)]
-    cheaper_elsewhere = [
-        p for t, ps in sorted(by_type.items()) if t != ptype for p in ps if _top_price(p) < budget
-    ]
-    if cheaper_elsewhere and rng.random() < 0.4:  # right budget, wrong type: must be skipped
-        cards.append(rng.choice(cheaper_elsewhere))
+    if rng.random() < 0.4:  # right budget, wrong type: the model must skip it
+        for _ in range(20):
+            o = rng.choice(ctx.active_products)
+            if o.product_type != ptype and ctx.buyable(o) and _top_price(o) < budget:
+                cards.append(o)
+                break
     templates = _BUDGET_Q + (_BUDGET_Q1 if singular else [])
     question = pick(rng, templates).format(pl=plural, s=singular, b=budget)
     question = vary(question, rng, keep_words(plural))
     picks = sorted(shown_fits, key=_top_price)[:2]
     if picks:
         lead = pick(rng, ["Within your budget", "In that range", "Good options there"])
-        answer = f"{lead}, I'd look at {_join([_mention(p) for p in picks])}."
+        answer = f"{lead}, I'd look at {_join([_mention(ctx, p) for p in picks])}."
     else:
         nearest = min((p for p in cards if p.product_type == ptype), key=_top_price)
         answer = (
@@ -151,7 +144,7 @@ def _budget(ctx: BuildContext, by_type: dict, rng: random.Random) -> Example | N
                     f"Unfortunately none of the {plural} I can see come in under that.",
                 ],
             )
-            + f" The most affordable one is {_mention(nearest)}."
+            + f" The most affordable one is {_mention(ctx, nearest)}."
         )
     return _example(ctx, _shuffled(cards, rng), question, answer, "budget", f"{ptype}:{budget}")
 
@@ -167,18 +160,18 @@ _SIZE_Q = [
 ]
 
 
-def _size_options(p: Product, size: str) -> tuple[list[str], list[str]]:
+def _size_options(ctx: Catalog, p: Product, size: str) -> tuple[list[str], list[str]]:
     """Other option values (e.g. colours) of size `size`: (in stock, backorder only)."""
     now, later = [], []
-    for v in _buyable(p):
+    for v in ctx.buyable(p):
         if _size(v) == size:
             rest = " / ".join(x for k, x in v.options.items() if k.lower() not in _SIZE_KEYS)
             (now if v.in_stock else later).append(rest)
     return now, later
 
 
-def _size_line(p: Product, size: str) -> str:
-    now, _ = _size_options(p, size)
+def _size_line(ctx: Catalog, p: Product, size: str) -> str:
+    now, _ = _size_options(ctx, p, size)
     if now:
         colours = f" in {_join(now, 'and')}" if all(now) else ""
         text = f"the {p.title} has size {size} in stock{colours}"
@@ -187,16 +180,26 @@ def _size_line(p: Product, size: str) -> str:
     return f"{text}, at {price_phrase(p)}"
 
 
-def _size_one(ctx: BuildContext, by_type: dict, rng: random.Random) -> Example | None:
-    sized = {t: ps for t, ps in by_type.items() if any(_size(v) for p in ps for v in p.variants)}
+def _sizes_by_type(ctx: Catalog, by_type: dict) -> dict[str, list[str]]:
+    """Sizes the cards show, per product type that has sizes."""
+    out = {}
+    for t, ps in sorted(by_type.items()):
+        sizes = [_size(v) for p in ps for v in ctx.variants(p)]
+        if any(sizes):
+            out[t] = list(dict.fromkeys(z for z in sizes if z))
+    return out
+
+
+def _size_one(ctx: Catalog, by_type: dict, rng: random.Random) -> Example | None:
+    sized = ctx.memo("recommend:sizes", lambda: _sizes_by_type(ctx, by_type))
     if not sized:
         return None
     ptype = rng.choice(sorted(sized))
-    pool = sized[ptype]
-    sizes = list(dict.fromkeys(_size(v) for p in pool for v in visible_variants(p) if _size(v)))
-    size = rng.choice(sizes)
-    fits = [p for p in pool if any(_size(v) == size for v in _buyable(p))]
-    misses = [p for p in pool if p not in fits]
+    pool = by_type[ptype]
+    size = rng.choice(sized[ptype])
+    fits = [p for p in pool if any(_size(v) == size for v in ctx.buyable(p))]
+    fit_handles = {p.handle for p in fits}
+    misses = [p for p in pool if p.handle not in fit_handles]
     rng.shuffle(fits)
     rng.shuffle(misses)
     if fits and (rng.random() < 0.8 or not misses):
@@ -208,15 +211,15 @@ def _size_one(ctx: BuildContext, by_type: dict, rng: random.Random) -> Example |
     plural, _ = _nouns(ptype)
     question = pick(rng, _SIZE_Q).format(pl=plural, z=size)
     if any(c.isdigit() for c in size) and not any(
-        _size(v) == size for p in cards for v in visible_variants(p)
+        _size(v) == size for p in cards for v in ctx.variants(p)
     ):
         size_ref = "that size"  # a size number the cards don't show is not repeated
     else:
         size_ref = f"size {size}"
     question = vary(question, rng, keep_words(plural, size))
-    shown = [p for p in cards if p in fits][:2]
+    shown = [p for p in cards if p.handle in fit_handles][:2]
     if shown:
-        lines = [_size_line(p, size) for p in shown]
+        lines = [_size_line(ctx, p, size) for p in shown]
         answer = "In that size, " + "; ".join(lines) + "."
     else:
         answer = _no_size(ctx, cards, size_ref, plural, rng)
@@ -224,7 +227,7 @@ def _size_one(ctx: BuildContext, by_type: dict, rng: random.Random) -> Example |
 
 
 def _no_size(
-    ctx: BuildContext, cards: list[Product], size_ref: str, plural: str, rng: random.Random
+    ctx: Catalog, cards: list[Product], size_ref: str, plural: str, rng: random.Random
 ) -> str:
     answer = pick(
         rng,
@@ -233,10 +236,10 @@ def _no_size(
             f"I'm afraid {size_ref} isn't available in the {plural} I have here.",
         ],
     )
-    near = next((p for p in cards if any(_size(v) for v in _buyable(p))), None)
+    near = next((p for p in cards if any(_size(v) for v in ctx.buyable(p))), None)
     if near is None:
         return answer + " " + next_step(ctx.cfg, rng)
-    in_stock = list(dict.fromkeys(_size(v) for v in _buyable(near) if _size(v)))
+    in_stock = list(dict.fromkeys(_size(v) for v in ctx.buyable(near) if _size(v)))
     return answer + f" The nearest option is the {near.title}, available in {_join(in_stock)}."
 
 
@@ -252,9 +255,9 @@ _OCCASION_Q = [
 _OCCASION_Q1 = ["What {s} should I get for {o}?", "looking for a {s} for {o}, any recs?"]
 
 
-def _highlight(p: Product) -> str:
+def _highlight(ctx: Catalog, p: Product) -> str:
     """One short spec from the card that helps a customer choose."""
-    facts = visible_facts(p)
+    facts = ctx.facts(p)
     for key, (name, value) in facts.items():
         skip = key in {"material", "care", "fit", "warranty"}
         if not skip and len(value) <= 50 and "(" not in value:
@@ -262,34 +265,44 @@ def _highlight(p: Product) -> str:
     return ""
 
 
-def _occasion(ctx: BuildContext, by_type: dict, rng: random.Random) -> Example | None:
-    tags = sorted({t for ps in by_type.values() for p in ps for t in p.tags if t in OCCASIONS})
-    if not tags:
+def _occasion_index(by_type: dict) -> dict[str, dict[str, list[Product]]]:
+    """occasion tag -> product type -> products with that tag."""
+    index: dict[str, dict[str, list[Product]]] = {}
+    for ptype, ps in sorted(by_type.items()):
+        for p in ps:
+            for tag in p.tags:
+                if tag in OCCASIONS:
+                    index.setdefault(tag, {}).setdefault(ptype, []).append(p)
+    return index
+
+
+def _occasion(ctx: Catalog, by_type: dict, rng: random.Random) -> Example | None:
+    index = ctx.memo("recommend:occasions", lambda: _occasion_index(by_type))
+    if not index:
         return None
-    tag = rng.choice(tags)
-    types = sorted(t for t, ps in by_type.items() if any(tag in p.tags for p in ps))
+    tag = rng.choice(sorted(index))
+    types = sorted(index[tag])
     ptype = rng.choice(types)
-    fits = [p for p in by_type[ptype] if tag in p.tags]
+    fits = list(index[tag][ptype])
     rng.shuffle(fits)
     # other types for the same occasion: right activity, wrong kind of product
-    elsewhere = [p for t in types if t != ptype for p in by_type[t] if tag in p.tags]
-    cards = fits[: rng.randint(1, 3)] + rng.sample(
-        elsewhere, min(len(elsewhere), rng.randint(0, 2))
-    )
+    elsewhere = [p for t in types if t != ptype for p in index[tag][t]]
+    picks = fits[: rng.randint(1, 3)]
+    cards = picks + rng.sample(elsewhere, min(len(elsewhere), rng.randint(0, 2)))
     plural, singular = _nouns(ptype)
     words = _OCCASION_WORDS.get(tag, tag)
     templates = _OCCASION_Q + (_OCCASION_Q1 if singular else [])
     question = vary(pick(rng, templates).format(pl=plural, s=singular, o=words), rng)
-    picks = [p for p in cards if p in fits][:2]
-    parts = [_mention(p) + _highlight(p) for p in picks]
+    parts = [_mention(ctx, p) + _highlight(ctx, p) for p in picks[:2]]
     answer = f"For {words}, I'd suggest {_join(parts)}."
-    if len(picks) == 2 and rng.random() < 0.5:
+    if len(parts) == 2 and rng.random() < 0.5:
         answer += " Happy to compare them if you tell me what matters most."
     return _example(ctx, _shuffled(cards, rng), question, answer, "occasion", f"{ptype}:{tag}")
 
 
 def build_recommend(ctx: BuildContext) -> list[Example]:
     """build.recommend examples, split evenly across occasion, budget and size."""
+    ctx = Catalog(ctx)
     by_type = _by_type(ctx)
     if not by_type:
         return []

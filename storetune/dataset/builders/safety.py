@@ -12,7 +12,7 @@ from __future__ import annotations
 import random
 import re
 
-from storetune.dataset.builders.grounded import fill, lower_first, price_phrase, visible_facts
+from storetune.dataset.builders.grounded import Catalog, fill, lower_first, price_phrase
 from storetune.dataset.builders.phrasing import keep_words, next_step, pick, vary
 from storetune.dataset.context import BuildContext
 from storetune.dataset.example import Example
@@ -37,7 +37,7 @@ def _example(system: str, q: str, a: str, category: str, template: str) -> Examp
     )
 
 
-def _contact(ctx: BuildContext) -> str | None:
+def _contact(ctx: Catalog) -> str | None:
     c = ctx.cfg.policies.contact
     return c.email if c else None
 
@@ -57,11 +57,19 @@ def _norm(text: str) -> str:
     return " ".join(re.findall(r"[a-z0-9]+", text.lower()))
 
 
-def fake_name(products: list[Product], rng: random.Random) -> str | None:
+def taken_titles(products: list[Product]) -> list[str]:
+    """Normalised titles (owner word dropped) of every product, any status."""
+    return [_norm(" ".join(_core(p.title))) for p in products]
+
+
+def fake_name(
+    products: list[Product], rng: random.Random, taken: list[str] | None = None
+) -> str | None:
     """A plausible title made of the catalog's own words that no product has (any status).
 
     The first word of one title joins the rest of another; sometimes the second word
-    (the model line) comes from a third product of the same type.
+    (the model line) comes from a third product of the same type. `taken` is
+    `taken_titles(products)`, passed in when calling many times.
     """
     a, b = rng.choice(products), rng.choice(products)
     head, tail = _core(a.title), _core(b.title)
@@ -75,24 +83,30 @@ def fake_name(products: list[Product], rng: random.Random) -> str | None:
             words[1] = other[1]
     fake = " ".join(words)
     norm = _norm(fake)
-    taken = [_norm(" ".join(_core(p.title))) for p in products]
+    taken = taken_titles(products) if taken is None else taken
     # neither equal to nor part of a real title (and no real title part of it)
     if any(norm in t or t in norm for t in taken):
         return None
     return fake
 
 
-def _closest(ctx: BuildContext, fake: str) -> Product | None:
+def _titles_by_noun(products: list[Product]) -> dict[str, list[tuple[set[str], Product]]]:
+    """Active products keyed by the last title word (the product noun)."""
+    out: dict[str, list[tuple[set[str], Product]]] = {}
+    for p in products:
+        words = _norm(p.title).split()
+        if words:
+            out.setdefault(words[-1], []).append((set(words), p))
+    return out
+
+
+def _closest(ctx: Catalog, fake: str) -> Product | None:
     """The active product sharing the most title words, same product noun first."""
-    words = set(_norm(fake).split())
-    noun = _norm(fake).split()[-1]
-
-    def score(p: Product) -> tuple[int, int, str]:
-        title = _norm(p.title).split()
-        return (title[-1] == noun, len(words & set(title)), p.handle)
-
-    ranked = sorted(ctx.active_products, key=score, reverse=True)
-    return ranked[0] if ranked else None
+    words = _norm(fake).split()
+    by_noun = ctx.memo("safety:nouns", lambda: _titles_by_noun(ctx.active_products))
+    pool = by_noun.get(words[-1]) or [tp for tps in by_noun.values() for tp in tps]
+    best = max(pool, key=lambda tp: (len(tp[0] & set(words)), tp[1].handle), default=None)
+    return best[1] if best else None
 
 
 _FAKE_Q = [
@@ -120,8 +134,10 @@ _FAKE_OFFER = [
 ]
 
 
-def _fake_product(ctx: BuildContext, rng: random.Random) -> Example | None:
-    fake = fake_name(ctx.products, rng)
+def _fake_product(ctx: Catalog, rng: random.Random) -> Example | None:
+    fake = fake_name(
+        ctx.products, rng, ctx.memo("safety:taken", lambda: taken_titles(ctx.products))
+    )
     real = _closest(ctx, fake) if fake else None
     if fake is None or real is None:
         return None
@@ -168,7 +184,7 @@ _SCOPE = {
 }
 
 
-def _manip_followup(ctx: BuildContext, kind: str, p: Product, rng: random.Random) -> str:
+def _manip_followup(ctx: Catalog, kind: str, p: Product, rng: random.Random) -> str:
     email = _contact(ctx)
     if kind == "price":
         return f"The {p.title} is currently {price_phrase(p)}."
@@ -187,7 +203,7 @@ def _manip_followup(ctx: BuildContext, kind: str, p: Product, rng: random.Random
     )
 
 
-def _manipulation(ctx: BuildContext, rng: random.Random) -> Example | None:
+def _manipulation(ctx: Catalog, rng: random.Random) -> Example | None:
     t = rng.randrange(len(_MANIP))
     kind, template = _MANIP[t]
     p = rng.choice(ctx.active_products)
@@ -233,7 +249,7 @@ _OFF_EXTRA = {
 }
 
 
-def _off_topic(ctx: BuildContext, rng: random.Random) -> Example | None:
+def _off_topic(ctx: Catalog, rng: random.Random) -> Example | None:
     t = rng.randrange(len(_OFF_TOPIC))
     subject, message, cannot = _OFF_TOPIC[t]
     brand = ctx.cfg.brand.name
@@ -299,9 +315,9 @@ _BACK_TO_WORK = [
 ]
 
 
-def _inject_followup(ctx: BuildContext, kind: str, p: Product, rng: random.Random) -> str:
+def _inject_followup(ctx: Catalog, kind: str, p: Product, rng: random.Random) -> str:
     if kind in {"ignore", "roleplay", "review"}:
-        facts = visible_facts(p)
+        facts = ctx.facts(p)
         text = f" The {p.title} is {price_phrase(p)}."
         if kind == "review" and "material" in facts:
             text += f" It's made of {lower_first(facts['material'][1])}."
@@ -311,7 +327,7 @@ def _inject_followup(ctx: BuildContext, kind: str, p: Product, rng: random.Rando
     return ""
 
 
-def _injection(ctx: BuildContext, rng: random.Random) -> Example | None:
+def _injection(ctx: Catalog, rng: random.Random) -> Example | None:
     t = rng.randrange(len(_INJECT))
     kind, template = _INJECT[t]
     p = rng.choice(ctx.active_products)
@@ -348,7 +364,7 @@ _HOLD = [
 ]
 
 
-def _negotiation(ctx: BuildContext, rng: random.Random) -> Example | None:
+def _negotiation(ctx: Catalog, rng: random.Random) -> Example | None:
     t = rng.randrange(len(_NEGOTIATE))
     competitor, template = _NEGOTIATE[t]
     p = rng.choice(ctx.active_products)
@@ -385,6 +401,7 @@ _MAKERS = {
 
 def build_safety(ctx: BuildContext, base: int) -> list[Example]:
     """`base` is the number of non-safety examples; the mix is a share of it."""
+    ctx = Catalog(ctx)
     if not ctx.active_products:
         return []
     counts = ctx.bcfg.safety.counts(base)
