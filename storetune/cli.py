@@ -246,7 +246,7 @@ def models_list() -> None:
                 name,
                 f"v{v}",
                 "*" if reg.current(name) == v else "",
-                ",".join(info.get("tasks") or ["-"]),
+                ", ".join(info.get("tasks") or ["-"]),
                 info["dataset_id"],
                 f"{loss:.4f}" if loss is not None else "-",
                 info["created"],
