@@ -97,16 +97,22 @@ def lower_first(text: str) -> str:
     return text
 
 
-def price_phrase(p: Product) -> str:
-    """The card's price in words; quotes no number the card doesn't show."""
+def price_phrase(p: Product, short: bool = False) -> str:
+    """The card's price in words; quotes no number the card doesn't show.
+
+    `short` drops the "was" price and the explanations, for lists of products.
+    """
     prices = sorted({v.price for v in p.variants})
-    text = (
-        money(prices[0])
-        if len(prices) == 1
-        else f"{money(prices[0])} to {money(prices[-1])} depending on the option"
-    )
+    if len(prices) == 1:
+        text = money(prices[0])
+    elif short:
+        text = f"{money(prices[0])}-{money(prices[-1])}"
+    else:
+        text = f"{money(prices[0])} to {money(prices[-1])} depending on the option"
     sale = [v for v in p.variants if v.on_sale]
-    if sale:
+    if sale and short:
+        text += " on sale (final sale)"
+    elif sale:
         was = money(max(v.compare_at_price for v in sale))
         text += f" (on sale from {was}; sale items are final sale)"
     return text

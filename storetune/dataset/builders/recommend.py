@@ -58,7 +58,7 @@ def _by_type(ctx: Catalog) -> dict[str, list[Product]]:
 
 def _mention(ctx: Catalog, p: Product) -> str:
     """'the X at $Y', noting backorder when nothing shown is in stock."""
-    text = f"the {p.title} at {price_phrase(p)}"
+    text = f"the {p.title} at {price_phrase(p, short=True)}"
     if not any(v.in_stock for v in ctx.variants(p)):
         text += " (on backorder)"
     return text
@@ -177,7 +177,7 @@ def _size_line(ctx: Catalog, p: Product, size: str) -> str:
         text = f"the {p.title} has size {size} in stock{colours}"
     else:
         text = f"the {p.title} has size {size} on backorder"
-    return f"{text}, at {price_phrase(p)}"
+    return f"{text}, at {price_phrase(p, short=True)}"
 
 
 def _sizes_by_type(ctx: Catalog, by_type: dict) -> dict[str, list[str]]:
