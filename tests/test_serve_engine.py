@@ -164,13 +164,21 @@ def test_early_stop_of_a_stream_cancels_the_request(serve_engine):
 
 
 def test_system_prompt_cache_is_reused(serve_engine):
-    system = SYSTEM + " (cache test)"
-    before = len(serve_engine._prefix_cache)
+    system = "Unique policy block for the cache test, returns in 30 days. " * 8
+    turn = serve_engine.tokenizer.apply_chat_template(
+        [{"role": "system", "content": system}], tokenize=False
+    )
+    turn_len = len(serve_engine.tokenizer(turn)["input_ids"])
+    before = set(serve_engine._prefix_cache)
     first = serve_engine.generate(chat("hi", system), model="support", max_tokens=4).text
-    assert len(serve_engine._prefix_cache) == min(before + 1, 8)
+    assert set(serve_engine._prefix_cache) == before  # nothing shared yet
+    serve_engine.generate(chat("Where is my order?", system), model="support", max_tokens=4)
+    new = set(serve_engine._prefix_cache) - before
+    # shared with the previous request: cached up to the end of the system turn only
+    assert [(k[0], len(k[1])) for k in new] == [("support__v2", turn_len)]
     again = serve_engine.generate(chat("hi", system), model="support", max_tokens=4).text
-    assert first == again
-    assert len(serve_engine._prefix_cache) == min(before + 1, 8)
+    assert set(serve_engine._prefix_cache) - before == new  # reused, not recomputed
+    assert first == again  # cached prefix, same greedy reply
 
 
 def test_from_workspace_loads_current_versions_and_skips_foreign_adapters(
@@ -189,3 +197,96 @@ def test_from_workspace_loads_current_versions_and_skips_foreign_adapters(
         assert engine.default_model == "support"
     finally:
         engine.close()
+
+
+def _long_request_then(engine: Engine, submit_more) -> list:
+    """Run a long request; on its first piece (worker thread, batch running) call submit_more."""
+    import queue
+
+    events: queue.Queue = queue.Queue()
+    fired = []
+
+    def sink(event) -> None:
+        if not fired:
+            fired.append(submit_more())
+        events.put(event)
+
+    engine.submit(chat(QUESTIONS[3]), sink, "support", _params(max_tokens=40))
+    while True:
+        event = events.get()
+        if isinstance(event, Exception):
+            raise event
+        if event.final is not None:
+            return [event.final, *fired[0]]
+
+
+def _params(**kw):
+    from storetune.serve.engine import SamplingParams
+
+    return SamplingParams(**kw)
+
+
+def _collect(engine: Engine, messages, model: str, **kw):
+    """Submit now, collect later: returns a function giving the final Generation."""
+    import queue
+
+    events: queue.Queue = queue.Queue()
+    engine.submit(messages, events.put, model, _params(**kw))
+
+    def result():
+        while True:
+            event = events.get()
+            if isinstance(event, Exception):
+                raise event
+            if event.final is not None:
+                return event.final
+
+    return result
+
+
+def test_requests_join_a_running_batch_between_steps(serve_engine):
+    alone_long = serve_engine.generate(chat(QUESTIONS[3]), model="support", max_tokens=40)
+    alone_short = serve_engine.generate(chat("Return?"), model="support", max_tokens=5)
+    before = serve_engine.joined
+    long, short = _long_request_then(
+        serve_engine, lambda: [_collect(serve_engine, chat("Return?"), "support", max_tokens=5)]
+    )
+    assert serve_engine.joined == before + 1  # it did not wait for the 40-token request
+    assert short().text == alone_short.text
+    assert long.text == alone_long.text and long.completion_tokens == alone_long.completion_tokens
+
+
+def test_a_waiting_request_for_another_model_stops_joining(serve_engine):
+    alone = serve_engine.generate(chat("Return?"), model="product", max_tokens=5).text
+    before = serve_engine.joined
+
+    def other_then_same():
+        first = _collect(serve_engine, chat("Return?"), "product", max_tokens=5)
+        second = _collect(serve_engine, chat("Return?"), "support", max_tokens=5)
+        return [first, second]
+
+    _, product, support = _long_request_then(serve_engine, other_then_same)
+    assert serve_engine.joined == before  # product is older: support may not jump ahead
+    assert product().text == alone
+    assert support().text
+
+
+def test_policy_prefix_is_shared_when_context_follows_it(serve_engine, serve_base):
+    from storetune.eval.generate import generate_replies, load_for_inference
+
+    def with_context(card: str) -> list[dict]:
+        return chat("Is it in stock?", SYSTEM + f"\nProduct information: {card}")
+
+    cards = ["Fleece Jacket $89", "Trail Boots $140", "Pack Tent $320"]
+    keys_before = set(serve_engine._prefix_cache)
+    got = [serve_engine.generate(with_context(c), model="base", max_tokens=8).text for c in cards]
+    new = [k for k in serve_engine._prefix_cache if k not in keys_before]
+    # the second request finds the policy block shared with the first; the third reuses it
+    assert len(new) == 1 and new[0][0] is None
+    system_tokens = len(serve_engine.tokenizer(SYSTEM)["input_ids"])
+    assert len(new[0][1]) >= system_tokens * 0.9
+    model, tok = load_for_inference(serve_base, None, use_bf16=False)
+    expected = generate_replies(
+        model, tok, [with_context(c) for c in cards], max_new_tokens=8, share_prefix=False
+    )
+    assert [g.strip() for g in got] == expected

@@ -130,10 +130,9 @@ class Job:
         self.seed = seed
         self.created = time.monotonic()
         self.cancelled = False
-        system = messages[0]["content"] if messages and messages[0]["role"] == "system" else None
-        # Requests with the same adapter and system prompt can share one batch and
-        # one cached system-prompt prefix.
-        self.batch_key = (entry.adapter_key, system)
+        # Requests for the same adapter share a batch; whatever prompt prefix they
+        # share (the policy prompt) is found and cached by the engine.
+        self.batch_key = entry.adapter_key
 
     def cancel(self) -> None:
         self.cancelled = True  # read by the worker between decode steps
@@ -193,6 +192,7 @@ class Engine:
         self._rng = random.Random(seed)
         self._prefix_cache: OrderedDict[tuple, Any] = OrderedDict()
         self._prefix_cache_size = prefix_cache_size
+        self._recent: dict[str | None, list[int]] = {}  # last prompt per adapter
         self._listeners: list[Callable[[ModelEntry, Generation], None]] = []
         self._load(bf16 if bf16 is not None else default_bf16(), adapters or {}, progress)
         self.default_model = default_model or ("support" if "support" in self._entries else BASE)
@@ -200,6 +200,7 @@ class Engine:
         self._pending: list[Job] = []
         self._running = 0
         self.batch_sizes: deque[int] = deque(maxlen=1000)  # recent batches, for tests/ops
+        self.joined = 0  # requests that joined a running batch between decode steps
         self._cond = threading.Condition()
         self._closed = False
         self._worker = threading.Thread(target=self._loop, name="storetune-engine", daemon=True)
@@ -444,14 +445,10 @@ class Engine:
             batch = self._next_batch()
             if batch is None:
                 return
-            self._running = len(batch)
             self.batch_sizes.append(len(batch))
+            self._running = len(batch)
             try:
                 self._run_batch(batch)
-            except BaseException as e:  # a broken batch must not kill the worker
-                log.exception("generation failed")
-                for job in batch:
-                    job.sink(e if isinstance(e, Exception) else RuntimeError(str(e)))
             finally:
                 self._running = 0
 
@@ -483,18 +480,47 @@ class Engine:
         import torch
 
         entry = jobs[0].entry
-        if entry.adapter_key is not None and entry.adapter_key not in self._loaded:
-            self._attach(entry)  # an explicit name@vN, loaded on first request
+        decoder = None
+        try:
+            if entry.adapter_key is not None and entry.adapter_key not in self._loaded:
+                self._attach(entry)  # an explicit name@vN, loaded on first request
+            rows = self._rows(jobs)
+            if not rows:
+                return
+            with torch.inference_mode(), self._adapter(entry):
+                decoder = _Decoder(self, entry.adapter_key, rows)
+                decoder.run()
+        except Exception as e:  # a broken batch must not kill the worker
+            log.exception("generation failed")
+            unfinished = decoder.rows if decoder is not None else jobs
+            for item in unfinished:
+                (item.job if isinstance(item, _Row) else item).sink(e)
+
+    def _rows(self, jobs: list[Job]) -> list[_Row]:
         rows = []
         for job in jobs:
             try:
-                rows.append(_Row(job, self._prompt_ids(job), self))
+                rows.append(_Row(job, self._prompt_ids(job), self._system_turn(job)))
             except RequestError as e:
                 job.sink(e)
-        if not rows:
-            return
-        with torch.inference_mode(), self._adapter(entry):
-            _Decoder(self, rows).run()
+        return rows
+
+    def take_joiners(self, adapter_key: str | None, room: int) -> list[_Row]:
+        """Queued requests for the running adapter, to join the batch between steps.
+
+        Only while no request for another model is older: a busy adapter must not
+        starve the others.
+        """
+        if room <= 0:
+            return []
+        with self._cond:
+            live = [j for j in self._pending if not j.cancelled]
+            if not live or live[0].batch_key != adapter_key:
+                return []
+            taken = [j for j in live if j.batch_key == adapter_key][:room]
+            self._pending = [j for j in live if j not in taken]
+        self._running += len(taken)
+        return self._rows(taken)
 
     def _adapter(self, entry: ModelEntry):
         import contextlib
@@ -519,26 +545,61 @@ class Engine:
             )
         return ids
 
-    def system_prefix(self, job: Job, ids: list[int]) -> list[int]:
-        """Tokens of the rendered system turn when the prompt starts with them."""
-        if job.batch_key[1] is None:
+    def _system_turn(self, job: Job) -> list[int]:
+        """Tokens of the rendered system turn (the policy prompt), if there is one."""
+        if job.messages[0]["role"] != "system":
             return []
         text = self.tokenizer.apply_chat_template(job.messages[:1], tokenize=False)
-        prefix = self.tokenizer(text, add_special_tokens=False)["input_ids"]
-        fits = len(prefix) < len(ids) and ids[: len(prefix)] == prefix
-        return prefix if fits else []
+        return self.tokenizer(text, add_special_tokens=False)["input_ids"]
 
-    def prefix_cache(self, adapter_key: str | None, prefix: list[int]):
-        """The KV cache of a system prompt under an adapter, computed once (LRU)."""
+    def shared_prefix(
+        self, adapter_key: str | None, prompts: list[list[int]], system_turn: list[int]
+    ) -> tuple[int, Any]:
+        """(length, KV cache) of a prompt prefix every prompt starts with, or (0, None).
+
+        Prefixes are cached per adapter (LoRA changes the keys and values). The
+        prefix worth caching is the longest one the prompts share with each other and
+        with the adapter's previous prompt, cut at the end of the system turn: the
+        policy prompt, even when per-ticket context follows it inside the system
+        message. A shorter cached prefix is extended rather than recomputed.
+        """
+        limit = min(len(p) for p in prompts) - 1  # every row keeps a token to prefill
+        best_len, best = 0, None
+        for key, tokens in self._prefix_cache:
+            n = len(tokens)
+            if key == adapter_key and best_len < n <= limit and _all_start_with(prompts, tokens):
+                best_len, best = n, (key, tokens)
+        target = 0
+        others = prompts + ([self._recent[adapter_key]] if adapter_key in self._recent else [])
+        if len(others) > 1:
+            target = min(_common_prefix(others), limit)
+            if system_turn and target >= len(system_turn):
+                # stop at the end of the system turn: reusable whatever the user asks
+                target = len(system_turn)
+        self._recent[adapter_key] = prompts[-1]
+        if target >= _MIN_PREFIX and target >= best_len + _MIN_PREFIX:
+            return target, self._cache_prefix(adapter_key, prompts[0][:target], best)
+        if best is None:
+            return 0, None
+        self._prefix_cache.move_to_end(best)
+        return best_len, self._prefix_cache[best]
+
+    def _cache_prefix(self, adapter_key: str | None, tokens: list[int], start) -> Any:
+        """Compute (extending a shorter cached prefix when there is one) and remember."""
         import torch
         from transformers import DynamicCache
 
-        key = (adapter_key, tuple(prefix))
-        if key in self._prefix_cache:
-            self._prefix_cache.move_to_end(key)
-            return self._prefix_cache[key]
-        cache = DynamicCache()
-        self.model(input_ids=torch.tensor([prefix]), past_key_values=cache, use_cache=True)
+        done = len(start[1]) if start else 0
+        cache = copy.deepcopy(self._prefix_cache[start]) if start else DynamicCache()
+        rest = tokens[done:]
+        self.model(
+            input_ids=torch.tensor([rest]),
+            position_ids=torch.arange(done, len(tokens)).unsqueeze(0),
+            past_key_values=cache,
+            use_cache=True,
+            logits_to_keep=1,
+        )
+        key = (adapter_key, tuple(tokens))
         self._prefix_cache[key] = cache
         while len(self._prefix_cache) > self._prefix_cache_size:
             self._prefix_cache.popitem(last=False)
@@ -590,11 +651,12 @@ def _fits_base(adapter_dir: Path, base_fingerprint: str) -> bool:
 class _Row:
     """One request's state inside a running batch: tokens, text so far, what was sent."""
 
-    def __init__(self, job: Job, prompt_ids: list[int], engine: Engine) -> None:
+    def __init__(self, job: Job, prompt_ids: list[int], system_turn: list[int]) -> None:
         import torch
 
         self.job = job
         self.prompt = prompt_ids
+        self.system_turn = system_turn
         self.ids: list[int] = []
         self.sent = ""  # text already handed to the consumer
         self.pending_lp: list[tuple[str, float]] = []
@@ -603,20 +665,24 @@ class _Row:
         self.all_top: list[list[tuple[str, float]]] = []
         self.first_token_s: float | None = None
         self.generator = torch.Generator().manual_seed(job.seed)
-        self.engine = engine
         self.max_stop = max((len(s) for s in job.params.stop), default=0)
 
 
 class _Decoder:
-    """Prefill a batch (after the shared system prefix), then decode token by token."""
+    """Decode a batch token by token; rows leave when done, queued rows join between steps.
 
-    def __init__(self, engine: Engine, rows: list[_Row]) -> None:
+    Joining (continuous batching) keeps time-to-first-token low under load: a new
+    request waits for one decode step, not for a whole batch to finish.
+    """
+
+    def __init__(self, engine: Engine, adapter_key: str | None, rows: list[_Row]) -> None:
         self.engine = engine
+        self.adapter_key = adapter_key
         self.rows = rows
         self.tok = engine.tokenizer
 
     def run(self) -> None:
-        logits = self._prefill()
+        self.cache, self.mask, self.positions, logits = self._prefill(self.rows)
         while self.rows:
             tokens = self._choose(logits)
             keep = [
@@ -624,56 +690,66 @@ class _Decoder:
                 for i, (row, t) in enumerate(zip(self.rows, tokens, strict=True))
                 if not self._advance(row, t)
             ]
-            if not keep:
-                return
-            logits = self._step([tokens[i] for i in keep], keep)
+            self._keep(keep)
+            joiners = []
+            if _joinable(self.cache):
+                joiners = self.engine.take_joiners(
+                    self.adapter_key, self.engine.max_batch - len(self.rows)
+                )
+            if self.rows:
+                logits = self._step([tokens[i] for i in keep])
+            if joiners:
+                logits = self._join(joiners, logits if self.rows else None)
 
-    def _prefill(self):
+    def _prefill(self, rows: list[_Row]):
+        """(cache, mask, last positions, next-token logits) for new rows."""
         import torch
+        from transformers import DynamicCache
 
-        engine, rows = self.engine, self.rows
-        prefix = engine.system_prefix(rows[0].job, rows[0].prompt)
-        if prefix and any(r.prompt[: len(prefix)] != prefix for r in rows):
-            prefix = []
-        cache = None
-        if prefix:
-            cache = copy.deepcopy(engine.prefix_cache(rows[0].job.entry.adapter_key, prefix))
-            if len(rows) > 1:
-                cache.batch_repeat_interleave(len(rows))
-        else:
-            from transformers import DynamicCache
-
-            cache = DynamicCache()
-        p = len(prefix)
-        suffixes = [r.prompt[p:] for r in rows]
+        engine = self.engine
+        prompts = [r.prompt for r in rows]
+        same_system = all(r.system_turn == rows[0].system_turn for r in rows)
+        p, shared = engine.shared_prefix(
+            self.adapter_key, prompts, rows[0].system_turn if same_system else []
+        )
+        cache = copy.deepcopy(shared) if shared is not None else DynamicCache()
+        if shared is not None and len(rows) > 1:
+            cache.batch_repeat_interleave(len(rows))
+        suffixes = [prompt[p:] for prompt in prompts]
         width = max(len(s) for s in suffixes)
-        # [prefix | left padding | own turns]: pads sit between, masked out.
+        # [prefix | left padding | own tokens]: pads sit between, masked out.
         ids = [[engine.pad_id] * (width - len(s)) + s for s in suffixes]
         own = torch.tensor([[0] * (width - len(s)) + [1] * len(s) for s in suffixes])
         positions = (p + own.cumsum(-1) - 1).clamp(min=p)
-        self.mask = torch.cat([torch.ones(len(rows), p, dtype=own.dtype), own], dim=1)
-        self.positions = positions[:, -1]
-        self.cache = cache
+        mask = torch.cat([torch.ones(len(rows), p, dtype=own.dtype), own], dim=1)
         out = engine.model(
             input_ids=torch.tensor(ids),
-            attention_mask=self.mask,
+            attention_mask=mask,
             position_ids=positions,
             past_key_values=cache,
             use_cache=True,
             logits_to_keep=1,
         )
-        return out.logits[:, -1, :]
+        return cache, mask, positions[:, -1], out.logits[:, -1, :]
 
-    def _step(self, tokens: list[int], keep: list[int]):
+    def _keep(self, keep: list[int]) -> None:
         import torch
 
-        if len(keep) < len(self.rows):  # finished rows leave the batch and its cache
+        if len(keep) == len(self.rows):
+            return
+        self.rows = [self.rows[i] for i in keep]
+        self.engine._running = len(self.rows)
+        if keep:  # finished rows leave the batch and its cache
             index = torch.tensor(keep)
             self.cache.batch_select_indices(index)
             self.mask = self.mask[index]
             self.positions = self.positions[index]
-            self.rows = [self.rows[i] for i in keep]
-        self.mask = torch.cat([self.mask, torch.ones(len(self.rows), 1, dtype=self.mask.dtype)], 1)
+
+    def _step(self, tokens: list[int]):
+        import torch
+
+        ones = torch.ones(len(self.rows), 1, dtype=self.mask.dtype)
+        self.mask = torch.cat([self.mask, ones], 1)
         self.positions = self.positions + 1
         out = self.engine.model(
             input_ids=torch.tensor(tokens).unsqueeze(1),
@@ -683,6 +759,20 @@ class _Decoder:
             use_cache=True,
         )
         return out.logits[:, -1, :]
+
+    def _join(self, joiners: list[_Row], logits):
+        """Prefill newcomers and append them to the running batch (cache, mask, logits)."""
+        import torch
+
+        cache, mask, positions, new_logits = self._prefill(joiners)
+        self.engine.joined += len(joiners)
+        if logits is None:  # everyone else finished meanwhile
+            self.cache, self.mask, self.positions, self.rows = cache, mask, positions, joiners
+            return new_logits
+        self.mask = _merge_cache(self.cache, self.mask, cache, mask)
+        self.positions = torch.cat([self.positions, positions])
+        self.rows = self.rows + joiners
+        return torch.cat([logits, new_logits])
 
     def _choose(self, logits) -> list[int]:
         import torch
@@ -735,13 +825,11 @@ class _Decoder:
             finish = "length"
         settled = text if finish else _settled(text, job.params.stop)
         piece = settled[len(row.sent) :] if settled.startswith(row.sent) else ""
-        if piece or finish or row.pending_lp:
+        if piece or finish:
             self._send(row, piece, finish)
         return finish is not None
 
     def _send(self, row: _Row, piece: str, finish: str | None) -> None:
-        if not piece and not finish:
-            return  # hold log-probs until their text is settled
         row.sent += piece
         row.all_lp += row.pending_lp
         row.all_top += row.pending_top
@@ -760,6 +848,43 @@ class _Decoder:
             )
             self.engine._finished(row.job, delta.final)
         row.job.sink(delta)
+
+
+_MIN_PREFIX = 32  # tokens; shorter shared prefixes are not worth a cache entry
+
+
+def _all_start_with(prompts: list[list[int]], prefix) -> bool:
+    n = len(prefix)
+    return all(tuple(p[:n]) == tuple(prefix) for p in prompts)
+
+
+def _common_prefix(seqs: list[list[int]]) -> int:
+    first, n = seqs[0], min(len(s) for s in seqs)
+    for other in seqs[1:]:
+        n = next((i for i in range(n) if other[i] != first[i]), n)
+    return n
+
+
+def _joinable(cache) -> bool:
+    from transformers.cache_utils import DynamicLayer
+
+    return all(type(layer) is DynamicLayer for layer in cache.layers)
+
+
+def _merge_cache(a, mask_a, b, mask_b):
+    """Append cache b's rows to cache a, left-padding the shorter in time; the new mask."""
+    import torch
+    import torch.nn.functional as F
+
+    length = max(mask_a.shape[1], mask_b.shape[1])
+    pad_a, pad_b = length - mask_a.shape[1], length - mask_b.shape[1]
+    for la, lb in zip(a.layers, b.layers, strict=True):
+        # zeros at masked positions: attention gives them weight 0, and 0 * 0 stays 0
+        la.keys = torch.cat([F.pad(la.keys, (0, 0, pad_a, 0)), F.pad(lb.keys, (0, 0, pad_b, 0))])
+        la.values = torch.cat(
+            [F.pad(la.values, (0, 0, pad_a, 0)), F.pad(lb.values, (0, 0, pad_b, 0))]
+        )
+    return torch.cat([F.pad(mask_a, (pad_a, 0)), F.pad(mask_b, (pad_b, 0))])
 
 
 def _sample(logits, temperature: float, top_p: float, generator) -> int:
