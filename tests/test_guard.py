@@ -150,3 +150,10 @@ def test_a_products_price_must_be_its_own(guard, cfg):
     assert ("price", "$75.00") in blocked(guard, cfg, "The Talus Storm jacket is $75.00.")
     fine = "The Talus Storm jacket is $159.00, and shipping is free on orders over $75."
     assert blocked(guard, cfg, fine) == []
+
+
+def test_day_ranges_are_checked_at_both_ends(guard, cfg):
+    assert blocked(guard, cfg, "Standard shipping takes 3-5 business days.") == []
+    assert ("days", "3-9 business days") in blocked(
+        guard, cfg, "Standard shipping takes 3-9 business days."
+    )

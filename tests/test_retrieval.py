@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import atexit
+import functools
 import shutil
 import sqlite3
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -36,13 +39,30 @@ class CountingEmbedder:
         return self.inner.embed_query(text)
 
 
-@pytest.fixture(scope="module")
-def store(tmp_path_factory) -> Path:
-    root = tmp_path_factory.mktemp("retrieval") / "store"
+@functools.cache
+def indexed_store_template() -> Path:
+    """A small sample store, ingested and indexed once per test process (read-only)."""
+    root = Path(tempfile.mkdtemp(prefix="storetune-indexed-")) / "store"
+    atexit.register(shutil.rmtree, root.parent, True)
     generate_demo_store(root, seed=2, n_products=40, n_tickets=150)
     ingest_workspace(Workspace(root), progress=False)
     build_index(root / "store.db", progress=False)
     return root
+
+
+def copy_store(src: Path, dest: Path) -> Path:
+    """A private copy of a store workspace (store.db through SQLite's backup API)."""
+    shutil.copytree(src, dest, ignore=shutil.ignore_patterns("store.db*"))
+    with sqlite3.connect(src / "store.db") as a, sqlite3.connect(dest / "store.db") as b:
+        a.backup(b)
+    a.close()
+    b.close()
+    return dest
+
+
+@pytest.fixture(scope="module")
+def store() -> Path:
+    return indexed_store_template()
 
 
 @pytest.fixture(scope="module")
@@ -53,14 +73,7 @@ def index(store) -> HybridIndex:
 @pytest.fixture
 def copy(store, tmp_path) -> Path:
     """A private copy of the indexed store for tests that change it."""
-    dest = tmp_path / "store"
-    shutil.copytree(store, dest, ignore=shutil.ignore_patterns("store.db*"))
-    src = sqlite3.connect(store / "store.db")
-    dst = sqlite3.connect(dest / "store.db")
-    src.backup(dst)
-    src.close()
-    dst.close()
-    return dest
+    return copy_store(store, tmp_path / "store")
 
 
 def product_rows(root: Path) -> list:

@@ -394,6 +394,11 @@ class HybridIndex:
             self.matrix = torch.from_numpy(matrix).to(torch.float16)
             self._generation = generation
 
+    @property
+    def generation(self) -> int:
+        """Which `storetune index` run the loaded data comes from."""
+        return self._generation
+
     def reload_if_stale(self) -> None:
         if _generation(self._conn()) != self._generation:
             self.reload()

@@ -89,8 +89,13 @@ def create_app(
     install_error_handlers(app)
     app.include_router(openai_router)
     # ---- more routers (part B): /v1/tickets (routing) and /review (queue UI) ----
-    # app.include_router(tickets_router)   # storetune/serve/tickets.py
-    # app.include_router(review_router)    # storetune/serve/review/
+    from storetune.serve.review.routes import router as review_router
+    from storetune.serve.tickets import router as tickets_router
+    from storetune.serve.tickets import start_warm_up
+
+    app.include_router(tickets_router)
+    app.include_router(review_router)
+    start_warm_up(app)  # loads the index + embedder in the background when there is one
     # ---- end of the routers ----
     app.add_api_route("/health", health, methods=["GET"], include_in_schema=False)
     app.add_api_route("/metrics", metrics, methods=["GET"], include_in_schema=False)

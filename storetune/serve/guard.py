@@ -18,8 +18,6 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from storetune.eval.graders import day_values
-
 # ---- patterns ------------------------------------------------------------------------
 
 _AMOUNT = r"\d[\d,]*(?:\.\d{1,2})?"
@@ -97,6 +95,9 @@ _GENERIC_NOUNS = frozenset(
     "shelter tarp bag pack backpack daypack duffel stove pot pan mug cup bottle flask lamp "
     "headlamp lantern light pole pad mat hammock chair table knife watch helmet harness rope "
     "layer bottoms crew hoody shell set kit".split()
+)
+_DAYS = re.compile(
+    r"\b\d{1,3}(?:\s*(?:[-–]|to)\s*\d{1,3})?[- ](?:business |calendar |working )?days?\b", re.I
 )
 _SENTENCE = re.compile(r"(?<=[.!?])\s+|\n+")
 _POLICY_CUE = re.compile(
@@ -235,11 +236,7 @@ class Guard:
 
     def _days(self, draft: str, store: str, add) -> None:
         allowed = day_values(store)
-        for m in re.finditer(
-            r"\b\d{1,3}(?:\s*[-–]\s*\d{1,3})?[- ](?:business |calendar |working )?days?\b",
-            draft,
-            re.I,
-        ):
+        for m in _DAYS.finditer(draft):
             ok = day_values(m.group()) <= allowed
             add(_finding("days", m, ok, f"'{m.group()}' is not in the policies"))
 
@@ -340,24 +337,30 @@ class Guard:
             )
 
     def _disclosure(self, draft: str, instructions: str, add, n: int = 8) -> None:
+        """Block every run of n words or more copied from the prompt's instructions."""
         if not instructions:
             return
         grams = _shingles(instructions, n)
         tokens = [(m.group().lower(), m.start(), m.end()) for m in re.finditer(r"\w+", draft)]
+        runs: list[list[int]] = []  # [start, end] character spans, merged when they touch
         for i in range(len(tokens) - n + 1):
             if tuple(t[0] for t in tokens[i : i + n]) in grams:
                 start, end = tokens[i][1], tokens[i + n - 1][2]
-                add(
-                    Finding(
-                        "system_prompt",
-                        draft[start:end],
-                        start,
-                        end,
-                        True,
-                        "repeats the system prompt's instructions",
-                    )
+                if runs and start <= runs[-1][1]:
+                    runs[-1][1] = max(runs[-1][1], end)
+                else:
+                    runs.append([start, end])
+        for start, end in runs:
+            add(
+                Finding(
+                    "system_prompt",
+                    draft[start:end],
+                    start,
+                    end,
+                    True,
+                    "repeats the system prompt's instructions",
                 )
-                return
+            )
 
 
 @dataclass
@@ -399,6 +402,11 @@ def _sentences(text: str) -> list[tuple[str, int]]:
 
 def _finding(kind: str, m: re.Match, ok: bool, reason: str) -> Finding:
     return Finding(kind, m.group().strip(), m.start(), m.end(), not ok, "" if ok else reason)
+
+
+def day_values(text: str) -> set[str]:
+    """Day counts a text states ("3-5 business days" gives {"3", "5"})."""
+    return {n for m in _DAYS.finditer(text) for n in re.findall(r"\d+", m.group())}
 
 
 def _singular(word: str) -> str:
