@@ -147,10 +147,11 @@ def test_no_two_examples_are_identical(examples):
     assert len(keys) == len(set(keys))
 
 
-def test_replies_are_short(examples):
+def test_replies_are_short_and_prompts_hold_at_most_four_cards(examples):
     for e in examples:
-        reply = _parts(e)[2]
+        system, _, reply = _parts(e)
         assert reply.strip() and len(reply) < 600, reply
+        assert system.count("\n* ") <= 4  # keeps examples far from the 2,048-token limit
 
 
 # --- grounding --------------------------------------------------------------------------------

@@ -30,6 +30,9 @@ _OCCASION_WORDS = {"everyday": "everyday use", "winter": "winter trips", "gift":
 _BUDGETS = (20, 25, 30, 40, 50, 60, 75, 80, 100, 120, 150, 200, 250, 300, 400, 500, 750, 1000)
 _PAIRS = {"pants", "socks", "gloves", "shoes", "boots", "trekking poles", "shorts", "mittens"}
 _SIZE_KEYS = {"size", "shoe size"}
+# Cards per prompt: serving retrieves a couple; four keep every example well under
+# 2,048 tokens with the default model's tokenizer while still holding distractors.
+MAX_CARDS = 4
 
 
 def _nouns(product_type: str) -> tuple[str, str | None]:
@@ -120,8 +123,11 @@ def _budget(ctx: Catalog, by_type: dict, rng: random.Random) -> Example | None:
     others = [p for p in pool if p.handle not in fit_handles]
     rng.shuffle(others)
     shown_fits = rng.sample(fits, min(len(fits), rng.randint(1, 3)))
-    cards = shown_fits + others[: rng.randint(1 if not fits else 0, 2)]
-    if rng.random() < 0.4:  # right budget, wrong type: the model must skip it
+    cards = (
+        shown_fits
+        + others[: min(rng.randint(1 if not fits else 0, 2), MAX_CARDS - len(shown_fits))]
+    )
+    if len(cards) < MAX_CARDS and rng.random() < 0.4:  # right budget, wrong type: skip it
         for _ in range(20):
             o = rng.choice(ctx.active_products)
             if o.product_type != ptype and ctx.buyable(o) and _top_price(o) < budget:
@@ -203,7 +209,8 @@ def _size_one(ctx: Catalog, by_type: dict, rng: random.Random) -> Example | None
     rng.shuffle(fits)
     rng.shuffle(misses)
     if fits and (rng.random() < 0.8 or not misses):
-        cards = fits[: rng.randint(1, 3)] + misses[: rng.randint(0, 2)]
+        cards = fits[: rng.randint(1, 3)]
+        cards += misses[: min(rng.randint(0, 2), MAX_CARDS - len(cards))]
     elif misses:  # nothing shown fits
         cards = misses[: rng.randint(1, 3)]
     else:
@@ -288,7 +295,8 @@ def _occasion(ctx: Catalog, by_type: dict, rng: random.Random) -> Example | None
     # other types for the same occasion: right activity, wrong kind of product
     elsewhere = [p for t in types if t != ptype for p in index[tag][t]]
     picks = fits[: rng.randint(1, 3)]
-    cards = picks + rng.sample(elsewhere, min(len(elsewhere), rng.randint(0, 2)))
+    extra = min(len(elsewhere), rng.randint(0, 2), MAX_CARDS - len(picks))
+    cards = picks + rng.sample(elsewhere, extra)
     plural, singular = _nouns(ptype)
     words = _OCCASION_WORDS.get(tag, tag)
     templates = _OCCASION_Q + (_OCCASION_Q1 if singular else [])
