@@ -101,16 +101,38 @@ def ingest(
 @app.command()
 def build() -> None:
     """Build the train/val/test chat JSONL dataset from store.db."""
-    from storetune.dataset.build import build_dataset
+    from storetune.dataset.build import build_dataset, build_summary
 
     report = build_dataset(ws())
-    table = Table(title=f"dataset {report.dataset_id}")
-    for col in ("task", "train", "val", "test"):
-        table.add_column(col, justify="right" if col != "task" else "left")
-    for task, c in report.by_task.items():
-        table.add_row(task, *(str(c.get(s, 0)) for s in ("train", "val", "test")))
-    console.print(table)
-    console.print(f"notes: {report.notes}\nwritten to {report.path}")
+    console.print(build_summary(report))
+
+
+@app.command()
+def validate(
+    file: Annotated[Path, typer.Argument(help="Chat JSONL file, or a dataset directory.")],
+    model: Annotated[
+        str | None,
+        typer.Option(help="Tokenizer's model (default: store.yaml's base_model, else bundled)."),
+    ] = None,
+    max_length: Annotated[
+        int | None, typer.Option(help="Token limit per example (default: model context).")
+    ] = None,
+    tokens_per_second: Annotated[
+        float | None, typer.Option(help="Training speed for the time estimate (default 450).")
+    ] = None,
+    json_output: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
+) -> None:
+    """Check chat JSONL before training: errors (exit 1), warnings, tokens, preview."""
+    from storetune.dataset.validate import rich_report, validate_path
+
+    report = validate_path(
+        file, ws(), model, max_length, tokens_per_second, progress=not json_output
+    )
+    if json_output:
+        typer.echo(json.dumps(report.to_dict(), indent=2, ensure_ascii=False))
+    else:
+        console.print(rich_report(report))
+    raise typer.Exit(1 if report.errors else 0)
 
 
 @app.command()
@@ -157,19 +179,94 @@ def train(
     )
 
 
-@app.command("eval")
+eval_app = typer.Typer(
+    help="Grade the base model and a fine-tuned version on held-out examples; "
+    "'storetune eval agreement' checks the grader against hand labels."
+)
+app.add_typer(eval_app, name="eval")
+GATE_EXIT = 3  # distinct from 1 (crash) and 2 (user error): a release gate failed
+
+
+@eval_app.callback(invoke_without_command=True)
 def eval_cmd(
+    ctx: typer.Context,
     model: Annotated[str, typer.Option(help="NAME or NAME@vN.")] = "support",
     baseline: Annotated[bool, typer.Option(help="Also grade the base model.")] = True,
-    limit: Annotated[int | None, typer.Option(help="Grade at most N test examples.")] = None,
+    gate: Annotated[
+        bool,
+        typer.Option(
+            help="Exit with code 3, naming each failed gate, when the version misses a "
+            "release gate (store.yaml eval.gates: correct >= 85%, wrong <= 5%, "
+            "hallucination <= 2% by default)."
+        ),
+    ] = False,
+    extra: Annotated[
+        list[Path] | None,
+        typer.Option(help="Extra eval file (chat JSONL, reference reply last); repeatable."),
+    ] = None,
+    limit: Annotated[
+        int | None, typer.Option(help="Grade at most N test examples (stratified).")
+    ] = None,
     max_new_tokens: Annotated[int, typer.Option(help="Reply length limit.")] = 128,
 ) -> None:
-    """Grade the base model and a fine-tuned version on the held-out test split."""
+    """Grade the base model and a fine-tuned version; write reports/eval-NAME-vN.{json,html}."""
+    if ctx.invoked_subcommand is not None:
+        return
     from storetune.eval.runner import evaluate
 
-    report = evaluate(ws(), model, baseline, limit, max_new_tokens, log=console.print)
+    report = evaluate(ws(), model, baseline, limit, max_new_tokens, log=console.print, extra=extra)
     console.print(headline_table(report))
-    console.print(f"report: {report['path']}")
+    failed = [g for g in report["gates"] if not g["passed"]]
+    for g in report["gates"]:
+        style = "green" if g["passed"] else "bold red"
+        console.print(f"[{style}]gate {_gate_line(g)}[/]")
+    console.print(f"report: {report['html']}\njson: {report['path']}")
+    if gate and failed:
+        for g in failed:
+            err.print(f"[bold red]gate failed:[/] {_gate_line(g)}", highlight=False)
+        raise typer.Exit(GATE_EXIT)
+
+
+def _gate_line(g: dict) -> str:
+    return f"{g['name']} {_pct(g['value'])} (needs {g['op']} {_pct(g['threshold'])})"
+
+
+@eval_app.command("agreement")
+def eval_agreement(
+    file: Annotated[
+        Path | None, typer.Option(help="Labeled JSONL (default: the bundled trust set).")
+    ] = None,
+    show: Annotated[int, typer.Option(help="Print up to N disagreements.")] = 10,
+) -> None:
+    """How often the automatic rubric agrees with the hand-labeled trust set."""
+    from storetune.eval.agreement import LABELED_SET, measure_agreement
+
+    a = measure_agreement(file or LABELED_SET)
+    console.print(f"agreement {a.agree}/{a.n} = [bold]{_pct(a.rate)}[/] on {file or LABELED_SET}")
+    table = Table(title="hand label (rows) vs grader (columns)")
+    for col in ("label", "n", "grader 3", "grader 2", "grader 1", "agreement"):
+        table.add_column(col, justify="right")
+    per_label = a.per_label()
+    for label, row in sorted(a.confusion.items(), reverse=True):
+        table.add_row(
+            str(label),
+            str(sum(row.values())),
+            *(str(row[s]) for s in (3, 2, 1)),
+            _pct(per_label[label]),
+        )
+    console.print(table)
+    tasks = Table(title="by task")
+    for col in ("task", "n", "agreement"):
+        tasks.add_column(col, justify="left" if col == "task" else "right")
+    for task, (agree, n) in a.by_task.items():
+        tasks.add_row(task, str(n), _pct(agree / n))
+    console.print(tasks)
+    for row, g in a.disagreements[:show]:
+        console.print(
+            f"[yellow]{row.id}[/] label {row.label}, grader {g.score}: "
+            f"{'; '.join(g.reasons) or '-'}",
+            highlight=False,
+        )
 
 
 @app.command()
@@ -229,6 +326,79 @@ def index(
         f"{r.removed} removed; {r.tickets} past tickets ({r.tickets_embedded} embedded) "
         f"in {r.seconds:.1f}s with {r.model}"
     )
+
+
+feedback_app = typer.Typer(help="Agent decisions as training data.", no_args_is_help=True)
+app.add_typer(feedback_app, name="feedback")
+
+
+@feedback_app.command("export")
+def feedback_export(
+    out: Annotated[
+        Path | None, typer.Option(help="JSONL file (default: feedback/feedback.jsonl).")
+    ] = None,
+) -> None:
+    """Write approved and edited drafts as chat examples with provenance."""
+    from storetune.feedback import export_feedback
+
+    r = export_feedback(ws(), out)
+    console.print(
+        f"{r.examples} examples ({r.approved} approved unchanged, {r.edited} edited) -> {r.path}"
+    )
+
+
+@app.command()
+def monitor(
+    weeks: Annotated[int, typer.Option(help="How many ISO weeks, up to this one.")] = 8,
+) -> None:
+    """Per week: drafts approved unchanged, edited, rejected, escalated; plot + warnings."""
+    from storetune.monitor import monitor as run_monitor
+
+    report = run_monitor(ws(), weeks)
+    table = Table(title="review outcomes per ISO week")
+    for col in ("week", "routed", "reviewed", "approved", "edited", "rejected", "escalated"):
+        table.add_column(col, justify="left" if col == "week" else "right")
+    for r in [*report.weeks, report.total]:
+        table.add_row(
+            r.week,
+            str(r.routed),
+            str(r.reviewed),
+            _pct(r.approved_share),
+            _pct(r.edited_share),
+            _pct(r.rejected_share),
+            _pct(r.escalated_share),
+        )
+    console.print(table)
+    for w in report.warnings:
+        console.print(f"[bold yellow]warning:[/] {w}")
+    console.print(f"plot: {report.plot}\ndata: {report.json_path}")
+
+
+@app.command()
+def calibrate(
+    model: Annotated[str, typer.Option(help="NAME or NAME@vN.")] = "support",
+    limit: Annotated[int, typer.Option(help="Validation replies to generate.")] = 100,
+    max_new_tokens: Annotated[int, typer.Option(help="Reply length limit.")] = 128,
+    target: Annotated[float, typer.Option(help="Highest wrong share for 'high'.")] = 0.05,
+) -> None:
+    """Fit the routing confidence thresholds on the validation split."""
+    from storetune.serve.calibrate import calibrate as run_calibrate
+
+    r = run_calibrate(ws(), model, limit, max_new_tokens, target, log=console.print)
+    t, d = r.thresholds, r.thresholds.details
+    console.print(
+        f"high: mean log-prob >= {t.mean_high} and every token >= {t.min_high}; "
+        f"low: mean < {t.mean_low}"
+    )
+    if "high" in d:
+        console.print(
+            f"{d['high']} of {d['candidates']} sendable replies rated high, "
+            f"{d['high_wrong_rate']:.1%} of them wrong (95% upper bound "
+            f"{d['high_wrong_rate_upper95']:.1%})"
+        )
+    else:
+        console.print(f"[bold yellow]warning:[/] {d['note']}")
+    console.print(f"saved {r.path}")
 
 
 @models_app.command("list")
@@ -364,20 +534,24 @@ def _pct(x: float | None) -> str:
 
 
 def headline_table(report: dict, train_seconds: float | None = None) -> Table:
-    table = Table(title=f"base vs {report['model']} on held-out tickets")
-    for col in ("model", "n", "correct", "partial", "wrong", "escalation acc.", "hallucination"):
-        table.add_column(col, justify="left" if col == "model" else "right")
+    """Base vs version: the figures of the eval report's headline."""
+    table = Table(title=f"base vs {report['model']} on held-out examples")
+    columns = [
+        ("correct", "correct"),
+        ("partial", "partial"),
+        ("wrong", "wrong"),
+        ("hallucination", "hallucination"),
+        ("escalation_f1", "escalation F1"),
+        ("refusal_rate", "safety refusal"),
+        ("over_refusal", "over-refusal"),
+    ]
+    table.add_column("model")
+    table.add_column("n", justify="right")
+    for _, title in columns:
+        table.add_column(title, justify="right")
     for name, r in report["results"].items():
         s = r["summary"]
-        table.add_row(
-            name,
-            str(s["n"]),
-            _pct(s["correct"]),
-            _pct(s["partial"]),
-            _pct(s["wrong"]),
-            _pct(s["escalation_accuracy"]),
-            _pct(s["hallucination"]),
-        )
+        table.add_row(name, str(s["n"]), *(_pct(s.get(key)) for key, _ in columns))
     seconds = train_seconds if train_seconds is not None else report.get("train_seconds")
     if seconds is not None:
         table.caption = f"training time: {seconds / 60:.1f} min"

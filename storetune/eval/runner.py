@@ -1,100 +1,30 @@
-"""`storetune eval`: base model vs a fine-tuned version on the held-out test split."""
+"""`storetune eval`: the base model vs a fine-tuned version on held-out examples.
+
+Both see the same conversations (system prompt with the policies and the same catalog
+cards), generation is batched, replies are cached by (model, example), every reply is
+graded (graders.py), and the report (JSON + HTML) is written under reports/.
+"""
 
 from __future__ import annotations
 
-import hashlib
+import contextlib
 import json
 import time
-from collections import Counter, defaultdict
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 
 from storetune.dataset.build import resolve_dataset
-from storetune.eval.generate import generate_replies, load_for_inference
-from storetune.eval.graders import Grade, grade
+from storetune.errors import StoretuneError
+from storetune.eval.cases import load_extra, load_test_cases, stratified, trained_tasks
+from storetune.eval.config import EvalConfig, check_gates, eval_config
+from storetune.eval.graders import Grader
+from storetune.eval.history import regression_table
+from storetune.eval.metrics import summarize
+from storetune.eval.records import Case, Grade, StoreFacts
+from storetune.eval.report import write_report
 from storetune.models.registry import ModelRef, Registry
 from storetune.store import db
-from storetune.train.data import read_jsonl
-from storetune.train.loop import bf16_supported
 from storetune.workspace import Workspace
-
-
-@dataclass
-class Case:
-    conversation: list[dict]  # up to and including the last user turn
-    gold: str
-    task: str
-    category: str
-
-    @property
-    def key(self) -> str:
-        return hashlib.sha256(json.dumps(self.conversation).encode()).hexdigest()[:20]
-
-
-def load_cases(data_dir: Path, limit: int | None = None) -> list[Case]:
-    rows = read_jsonl(data_dir / "test.jsonl")
-    meta = [m for m in read_jsonl(data_dir / "meta.jsonl") if m["split"] == "test"]
-    cases = [
-        Case(r["messages"][:-1], r["messages"][-1]["content"], m["task"], m["category"])
-        for r, m in zip(rows, meta, strict=True)
-    ]
-    return _stratified(cases, limit) if limit and limit < len(cases) else cases
-
-
-def _stratified(cases: list[Case], limit: int) -> list[Case]:
-    """Round-robin over categories so a small budget still covers every one."""
-    by_cat: dict[str, list[Case]] = defaultdict(list)
-    for c in cases:
-        by_cat[f"{c.task}/{c.category}"].append(c)
-    picked: list[Case] = []
-    queues = [by_cat[k] for k in sorted(by_cat)]
-    while len(picked) < limit:
-        for q in queues:
-            if q and len(picked) < limit:
-                picked.append(q.pop(0))
-    return picked
-
-
-def summarize(grades: list[Grade], cases: list[Case]) -> dict:
-    n = len(grades)
-    verdicts = Counter(g.verdict for g in grades)
-    tp = sum(g.escalate_gold and g.escalate_pred for g in grades)
-    fp = sum(g.escalate_pred and not g.escalate_gold for g in grades)
-    fn = sum(g.escalate_gold and not g.escalate_pred for g in grades)
-    per_cat: dict[str, Counter] = defaultdict(Counter)
-    for g, c in zip(grades, cases, strict=True):
-        per_cat[f"{c.task}/{c.category}"][g.verdict] += 1
-    return {
-        "n": n,
-        "correct": verdicts["correct"] / n,
-        "partial": verdicts["partial"] / n,
-        "wrong": verdicts["wrong"] / n,
-        "escalation_accuracy": sum(g.escalate_gold == g.escalate_pred for g in grades) / n,
-        "escalation_precision": tp / (tp + fp) if tp + fp else None,
-        "escalation_recall": tp / (tp + fn) if tp + fn else None,
-        "hallucination": sum(bool(g.unsupported) for g in grades) / n,
-        "by_category": {k: dict(v) for k, v in sorted(per_cat.items())},
-    }
-
-
-class _ReplyCache:
-    """Replies stored by (model label, prompt hash) so re-runs skip generation."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self.data: dict[str, str] = {}
-        if path.exists():
-            for line in path.read_text(encoding="utf-8").splitlines():
-                row = json.loads(line)
-                self.data[row["key"]] = row["reply"]
-
-    def save(self, new: dict[str, str]) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        with self.path.open("a", encoding="utf-8") as f:
-            for k, v in new.items():
-                f.write(json.dumps({"key": k, "reply": v}) + "\n")
-        self.data.update(new)
 
 
 def evaluate(
@@ -105,96 +35,211 @@ def evaluate(
     max_new_tokens: int = 128,
     progress: bool = True,
     log: Callable[[str], None] = print,
+    extra: list[Path] | None = None,
 ) -> dict:
-    """Grade the base model and a registry version on the test split; write a JSON report."""
+    """Grade the base model and a registry version; write reports/eval-<name>-v<N>.{json,html}.
+
+    Returns the report dict with `path` (JSON), `html` and `gates` (the version's).
+    """
     cfg = ws.config()
+    ecfg = eval_config(cfg.eval, str(ws.config_path))
     registry = Registry(ws.models_dir)
     ref = ModelRef.parse(model)
     version_dir = registry.resolve(ref)
     info = registry.info(version_dir)
     data_dir = resolve_dataset(ws, info["dataset_id"])
-    cases = load_cases(data_dir, limit)
-    titles = _product_titles(ws)
-    lm, tokenizer = load_for_inference(Path(info["base_model_path"]), version_dir, bf16_supported())
+    tasks = trained_tasks(version_dir)
+    products = _products(ws)
+    cases = stratified(load_test_cases(data_dir, tasks), limit)
+    for path in extra or []:
+        cases += load_extra(Path(path), _system_for(ws, cfg, products))
+    if not cases:
+        raise StoretuneError(
+            f"{data_dir}: no test examples for the tasks {model} was trained on ({', '.join(tasks)})",
+            hint="rebuild the dataset, or pass examples with --extra FILE",
+        )
     label = f"{ref.name}-v{info['version']}"
-    runs = [("base", f"base-{info['base_model_fingerprint']}", True)] if baseline else []
-    runs.append((label, label, False))
-    results = {}
-    for name, cache_label, disable in runs:
-        start = time.time()
-        replies = _replies(ws, lm, tokenizer, cases, cache_label, disable, max_new_tokens, progress)
-        grades = [
-            grade(r, c.gold, _evidence(c), cfg.escalation.marker, titles)
-            for r, c in zip(replies, cases, strict=True)
-        ]
-        results[name] = {
-            "summary": summarize(grades, cases),
-            "seconds": round(time.time() - start, 1),
-            "examples": _examples(cases, replies, grades),
-        }
+    log(f"evaluating {label} on {len(cases)} examples ({', '.join(tasks)})")
+    grader = Grader(StoreFacts.from_config(cfg, [p.title for p in products]), cases)
+    results = _run_models(
+        ws, info, version_dir, label, cases, grader, baseline, max_new_tokens, progress, ecfg
+    )
     report = {
         "model": label,
         "dataset_id": data_dir.name,
         "base_model": info["base_model"],
-        "train_seconds": info["train"]["seconds"],
-        "results": results,
+        "train_seconds": info.get("train", {}).get("seconds"),
+        "tasks": tasks,
+        "extra_files": [str(p) for p in extra or []],
+        "results": {name: r for name, (r, _) in results.items()},
     }
-    ws.reports_dir.mkdir(parents=True, exist_ok=True)
-    out = ws.reports_dir / f"eval-{ref.name}-v{info['version']}.json"
-    out.write_text(json.dumps(report, indent=2), encoding="utf-8")
-    report["path"] = str(out)
+    report["gates"] = [
+        g.to_dict() for g in check_gates(report["results"][label]["summary"], ecfg.gates)
+    ]
+    if ecfg.judge.enabled:
+        report["judge"] = _judge(ecfg, cfg.escalation.marker, cases, results, progress)
+    report["regression"] = regression_table(ws.reports_dir, ref.name, report, info["version"])
+    json_path, html_path = write_report(
+        report, ws.reports_dir, f"eval-{label}", ecfg.worst_examples
+    )
+    report["path"], report["html"] = str(json_path), str(html_path)
     return report
 
 
-def _evidence(c: Case) -> str:
-    return "\n".join(m["content"] for m in c.conversation)
+def _run_models(
+    ws, info, version_dir, label, cases, grader, baseline, max_new_tokens, progress, ecfg
+):
+    from storetune.eval.generate import load_for_inference
+    from storetune.train.loop import bf16_supported
+
+    lm, tokenizer = load_for_inference(Path(info["base_model_path"]), version_dir, bf16_supported())
+    runs = [("base", f"base-{info['base_model_fingerprint']}", True)] if baseline else []
+    runs.append((label, label, False))
+    results: dict[str, tuple[dict, list[str]]] = {}
+    for name, cache_label, disable_adapter in runs:
+        start = time.time()
+        replies = _replies(
+            ws,
+            lm,
+            tokenizer,
+            cases,
+            cache_label,
+            disable_adapter,
+            max_new_tokens,
+            progress,
+            ecfg.batch_size,
+        )
+        grades = [grader.grade(c, r) for c, r in zip(cases, replies, strict=True)]
+        results[name] = (
+            {
+                "summary": summarize(grades),
+                "seconds": round(time.time() - start, 1),
+                "examples": examples(cases, replies, grades),
+            },
+            replies,
+        )
+    return results
 
 
-def _product_titles(ws: Workspace) -> list[str]:
+def examples(cases: list[Case], replies: list[str], grades: list[Grade]) -> list[dict]:
+    return [
+        {
+            "task": c.task,
+            "category": c.category,
+            "source": c.source,
+            "prompt": c.last_user,
+            "gold": c.gold,
+            "reply": r,
+            **g.to_dict(),
+        }
+        for c, r, g in zip(cases, replies, grades, strict=True)
+    ]
+
+
+def _products(ws: Workspace):
     conn = db.connect(ws.db_path)
     try:
-        return [p.title for p in db.load_products(conn)]
+        return db.load_products(conn)
     finally:
         conn.close()
 
 
-def _replies(ws, lm, tokenizer, cases, cache_label, disable_adapter, max_new_tokens, progress):
-    import contextlib
+def _system_for(ws: Workspace, cfg, products) -> Callable[[str], str]:
+    """The training build's prompt: policies plus the cards a message retrieves."""
+    from storetune.dataset.build import build_config
+    from storetune.dataset.prompt import render_system_prompt
+    from storetune.retrieval.catalog import KeywordIndex
 
-    cache = _ReplyCache(ws.reports_dir / "cache" / f"{cache_label}.jsonl")
+    index = KeywordIndex(products)
+    k = build_config(ws).context_products
+
+    def system_for(text: str) -> str:
+        return render_system_prompt(cfg, index.context(text, k))
+
+    return system_for
+
+
+class ReplyCache:
+    """Replies stored by (model label, example key) so re-runs skip generation.
+
+    One JSON line per reply, appended; a line cut short by a killed run is skipped.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.data: dict[str, str] = {}
+        if path.exists():
+            for line in path.read_text(encoding="utf-8").splitlines():
+                try:
+                    row = json.loads(line)
+                except json.JSONDecodeError:
+                    continue
+                self.data[row["key"]] = row["reply"]
+
+    def save(self, new: dict[str, str]) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with self.path.open("a", encoding="utf-8") as f:
+            for k, v in new.items():
+                f.write(json.dumps({"key": k, "reply": v}) + "\n")
+        self.data.update(new)
+
+
+def _replies(
+    ws, lm, tokenizer, cases, cache_label, disable_adapter, max_new_tokens, progress, batch_size
+):
+    from storetune.eval.generate import generate_replies
+
+    cache = ReplyCache(ws.reports_dir / "cache" / f"{cache_label}.jsonl")
     keyed = [f"{c.key}:{max_new_tokens}" for c in cases]
     todo = [i for i, k in enumerate(keyed) if k not in cache.data]
     if todo:
         ctx = lm.disable_adapter() if disable_adapter else contextlib.nullcontext()
-        with ctx, _bar(progress, f"generate {cache_label}", len(todo)) as advance:
+        with ctx, progress_bar(progress, f"generate {cache_label}", len(todo)) as advance:
             new = generate_replies(
                 lm,
                 tokenizer,
                 [cases[i].conversation for i in todo],
                 max_new_tokens=max_new_tokens,
+                batch_size=batch_size,
                 on_batch=advance,
             )
         cache.save({keyed[i]: r for i, r in zip(todo, new, strict=True)})
     return [cache.data[k] for k in keyed]
 
 
-def _examples(cases, replies, grades) -> list[dict]:
-    return [
-        {
-            "task": c.task,
-            "category": c.category,
-            "prompt": c.conversation[-1]["content"],
-            "gold": c.gold,
-            "reply": r,
-            "verdict": g.verdict,
-            "missing": g.missing,
-            "unsupported": g.unsupported,
-        }
-        for c, r, g in zip(cases, replies, grades, strict=True)
-    ]
+def _judge(ecfg: EvalConfig, marker: str, cases: list[Case], results: dict, progress: bool) -> dict:
+    """LLM-judge verdicts per model, stored beside the rubric's, with their agreement."""
+    from storetune.eval.judge import LLMJudge
+
+    judge = LLMJudge(ecfg.judge, marker)
+    out = {"model": ecfg.judge.model, "results": {}}
+    try:
+        for name, (result, replies) in results.items():
+            verdicts = []
+            with progress_bar(progress, f"judge {name}", len(cases)) as advance:
+                for c, r, ex in zip(cases, replies, result["examples"], strict=True):
+                    verdict, reason = judge.judge(c, r)
+                    ex["judge"] = {"verdict": verdict, "reason": reason}
+                    verdicts.append(verdict)
+                    advance(1)
+            n = len(verdicts)
+            agree = sum(
+                v == ex["verdict"] for v, ex in zip(verdicts, result["examples"], strict=True)
+            )
+            out["results"][name] = {
+                "correct": verdicts.count("correct") / n,
+                "partial": verdicts.count("partial") / n,
+                "wrong": verdicts.count("wrong") / n,
+                "agreement": agree / n,
+            }
+    finally:
+        judge.close()
+    return out
 
 
-class _bar:
+class progress_bar:
+    """A rich progress bar with rate and ETA; a no-op when progress is off."""
+
     def __init__(self, enabled: bool, label: str, total: int) -> None:
         self.enabled, self.label, self.total = enabled, label, total
 

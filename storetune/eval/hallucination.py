@@ -1,0 +1,310 @@
+"""Claims in a reply that nothing the model was shown supports.
+
+A claim is a price, a number with a unit, an order or tracking number, a URL, an
+email address, a phone number, a product name, a stock statement, a delivery or
+restock promise, a discount code, a material, or an action on an order ("I've
+refunded…"). It is supported when the system prompt (policies + product cards), a
+customer or earlier agent turn, the store's own website/contact, or the reference
+reply states it. Look-alikes that are NOT flagged: a price on a card in the context,
+a product in the context, the store's contact email, a number the customer wrote.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from storetune.eval.facts import (
+    ProductNames,
+    money_values,
+    normalize,
+    quantities,
+    same_quantity,
+    sentences,
+)
+from storetune.eval.records import Card, parse_cards
+
+
+@dataclass(frozen=True)
+class Claim:
+    kind: str  # price | number | order_number | tracking | url | email | phone | product | stock | promise | code | material | action
+    text: str
+
+    def __str__(self) -> str:
+        return f"{self.kind}: {self.text}"
+
+
+_EMAIL = re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+")
+_URL = re.compile(
+    r"\bhttps?://[^\s)>\]]+|\bwww\.[^\s)>\]]+|\b[a-z0-9-]+(?:\.[a-z0-9-]+)*\.(?:com|net|org|io|co|shop|store|us|ca)/[^\s)>\]]*",
+    re.I,
+)
+_PHONE = re.compile(r"(?<![\w])\+?\d[\d\s().-]{8,}\d(?![\w])")
+_ORDER = re.compile(
+    r"\border\s*(?:number|no\.?|num|id)?\s*(?:is|:)?\s*#?\s*([A-Z0-9][A-Z0-9-]{3,})\b|(?<![\w&])#\s?(\d{4,})\b",
+    re.I,
+)
+_TRACKING = re.compile(
+    r"\btracking\s*(?:number|no\.?|#|code|id)?\s*(?:is|:)?\s*([A-Z0-9]{8,})\b|\b(1Z[0-9A-Z]{10,})\b",
+    re.I,
+)
+_CODE = re.compile(r"\b(?:code|coupon|promo)\s*:?\s+([A-Z0-9]{4,})\b")
+_DATE_WORDS = re.compile(
+    r"\b(?:tomorrow|tonight|monday|tuesday|wednesday|thursday|friday|saturday|sunday|"
+    r"next week|next month|this week|overnight|next[- ]day|same[- ]day|guaranteed?|"
+    r"(?:jan|feb|mar|apr|may|jun|jul|aug|sep|sept|oct|nov|dec)[a-z]*\.? \d{1,2}(?:st|nd|rd|th)?)\b",
+    re.I,
+)
+_PROMISE_CONTEXT = re.compile(
+    r"arriv|deliver|ship|get it|have it|receive|reach you|back in stock|restock|be back|in time",
+    re.I,
+)
+_SAME_DAY = re.compile(
+    r"\b(?:ship|send|deliver|arriv|dispatch|refund)\w*\b[^.!?\n]{0,40}\btoday\b", re.I
+)
+_ACTION = re.compile(
+    r"\b(?:i've|i have|we've|we have|i just|i went ahead and|i'll go ahead and)\s+(?:\w+\s+)?"
+    r"(?:refunded|cancell?ed|applied|updated|changed|issued|processed|credited|adjusted|"
+    r"taken|removed|added|reversed|upgraded|waived|lowered|reduced|set|overridden|approved)\b"
+    r"|\b(?:refund|order|price|discount|address|charge|payment)\s+(?:has been |was |is now |is )?"
+    r"(?:processed|issued|cancell?ed|updated|changed|applied|reversed|refunded|approved)\b",
+    re.I,
+)
+_COMPENSATION = re.compile(
+    r"\b(?:we|i)(?:'ll| will)\s+(?:cover|pay for|reimburse|compensate|give you|send you) "
+    r"(?:the |a |an |you |your )?(?:full |free )?(?:cost|gift card|voucher|credit|coupon|"
+    r"discount|compensation|\$)",
+    re.I,
+)
+_MATERIALS = (
+    "cotton", "linen", "polyester", "nylon", "merino", "wool", "leather", "suede", "cashmere",
+    "silk", "bamboo", "hemp", "polypropylene", "spandex", "elastane", "acrylic", "rayon",
+    "titanium", "aluminum", "aluminium", "carbon fiber", "stainless steel", "cast iron",
+    "copper", "ceramic", "stoneware", "porcelain", "walnut", "maple", "oak", "silicone",
+    "gore-tex", "fleece", "canvas", "denim", "goose down", "duck down",
+)  # fmt: skip
+_STOCK_CLAIM = re.compile(
+    r"(?P<out>out of stock|sold out|not in stock|isn't in stock|currently unavailable)"
+    r"|(?P<back>back-?order)|(?P<in>\bin stock\b|ready to ship|available now)",
+    re.I,
+)
+_PRODUCT_NOUNS = (
+    "jacket", "shell", "parka", "vest", "hoodie", "fleece", "pullover", "sweater", "shirt",
+    "tee", "pants", "shorts", "leggings", "tights", "boot", "boots", "shoe", "shoes",
+    "sandals", "runner", "runners", "socks", "beanie", "hat", "cap", "gloves", "mittens",
+    "pack", "backpack", "bag", "tent", "stove", "headlamp", "lantern", "poles", "bottle",
+    "mug", "mugs", "kettle", "skillet", "pan", "pot", "board", "apron", "poncho", "crew",
+    "layer", "quarter-zip", "set", "knife", "blanket", "pad", "hammock", "chair",
+)  # fmt: skip
+_NAME_LEAD = re.compile(
+    r"^(?:the|our|your|a|an|this|that|these|those|any|all|some|my|try|check|out|get|and|or|with)$",
+    re.I,
+)
+
+
+def _digits(text: str) -> str:
+    return re.sub(r"\D", "", text)
+
+
+def _host(url: str) -> str:
+    host = re.sub(r"^https?://", "", url.lower()).split("/")[0].split(":")[0]
+    return host[4:] if host.startswith("www.") else host
+
+
+class Evidence:
+    """What a claim may rest on, indexed once per case."""
+
+    def __init__(self, text: str, allowed: tuple[str, ...] = (), cards: list[Card] | None = None):
+        self.text = normalize(text)
+        self.low = self.text.lower()
+        self.allowed = [normalize(a).lower() for a in allowed if a]
+        self.money = {round(v, 2) for _, v, _ in money_values(self.text)}
+        self.quantities = quantities(self.text)
+        self.digits = _digits(self.text) + " " + " ".join(_digits(a) for a in self.allowed)
+        domains = {_host(u) for u in _URL.findall(self.text)}
+        domains |= {e.split("@")[1].lower() for e in _EMAIL.findall(self.text)}
+        for a in self.allowed:
+            domains.add(_host(a) if "@" not in a else a.split("@")[1])
+        self.domains = {d for d in domains if d}
+        self.emails = {e.lower() for e in _EMAIL.findall(self.text)} | {
+            a for a in self.allowed if "@" in a
+        }
+        self.cards = cards if cards is not None else parse_cards(self.text)
+
+    def has_domain(self, host: str) -> bool:
+        return any(
+            host == d or host.endswith("." + d) or d.endswith("." + host) for d in self.domains
+        )
+
+
+def unsupported_claims(
+    reply: str,
+    evidence: Evidence,
+    names: ProductNames,
+    focal: str | None = None,
+) -> list[Claim]:
+    """Every claim in `reply` that `evidence` does not support."""
+    text = normalize(reply)
+    claims: list[Claim] = []
+    masked = text
+    for e in _EMAIL.findall(text):
+        masked = masked.replace(e, " " * len(e))
+        if e.lower() not in evidence.emails:
+            claims.append(Claim("email", e))
+    for u in _URL.findall(masked):
+        if not evidence.has_domain(_host(u)):
+            claims.append(Claim("url", u.rstrip(".,;")))
+        masked = masked.replace(u, " " * len(u))
+    ids = _identifiers(masked, evidence, claims)
+    claims += _money_claims(names.mask(text), evidence)
+    claims += _quantity_claims(names.mask(masked), evidence)
+    claims += _phone_claims(masked, evidence, ids)
+    claims += _pattern_claims(text, evidence)
+    claims += _product_claims(text, evidence, names)
+    claims += _stock_claims(text, evidence, names, focal)
+    return claims
+
+
+def _identifiers(masked: str, evidence: Evidence, claims: list[Claim]) -> set[str]:
+    """Order and tracking numbers; returns them so phone detection skips them."""
+    seen: set[str] = set()
+    for rx, kind in ((_TRACKING, "tracking"), (_ORDER, "order_number")):
+        for m in rx.finditer(masked):
+            value = next(g for g in m.groups() if g)
+            if value in seen or not re.search(r"\d", value):
+                continue
+            seen.add(value)
+            if value.lower() not in evidence.low:
+                claims.append(Claim(kind, value))
+    return seen
+
+
+def _money_claims(text: str, evidence: Evidence) -> list[Claim]:
+    return [
+        Claim("price", surface.strip())
+        for _, value, surface in money_values(text)
+        if round(value, 2) not in evidence.money and value > 0
+    ]
+
+
+def _quantity_claims(text: str, evidence: Evidence) -> list[Claim]:
+    out = []
+    for q in quantities(text):
+        if not any(same_quantity(q, e) for e in evidence.quantities):
+            out.append(Claim("number", q.text.strip()))
+    return out
+
+
+def _phone_claims(text: str, evidence: Evidence, ids: set[str]) -> list[Claim]:
+    out = []
+    for m in _PHONE.finditer(text):
+        digits = _digits(m.group(0))
+        if len(digits) < 10 or any(digits in _digits(i) for i in ids):
+            continue
+        if digits[-10:] not in evidence.digits:
+            out.append(Claim("phone", m.group(0).strip()))
+    return out
+
+
+def _pattern_claims(text: str, evidence: Evidence) -> list[Claim]:
+    out = []
+    for m in _CODE.finditer(text):
+        if m.group(1).lower() not in evidence.low:
+            out.append(Claim("code", m.group(0)))
+    for _, sent in sentences(text):
+        if _PROMISE_CONTEXT.search(sent) or _DATE_WORDS.search(sent):
+            for m in _DATE_WORDS.finditer(sent):
+                if m.group(0).lower() not in evidence.low:
+                    out.append(Claim("promise", sent.strip()[:120]))
+                    break
+    for m in _SAME_DAY.finditer(text):
+        if "today" not in evidence.low:
+            out.append(Claim("promise", m.group(0)))
+    for rx in (_ACTION, _COMPENSATION):
+        for m in rx.finditer(text):
+            if m.group(0).lower() not in evidence.low:
+                out.append(Claim("action", m.group(0)))
+    low = text.lower()
+    for material in _MATERIALS:
+        if re.search(rf"\b{re.escape(material)}\b", low) and not re.search(
+            rf"\b{re.escape(material)}", evidence.low
+        ):
+            out.append(Claim("material", material))
+    return out
+
+
+def _product_claims(text: str, evidence: Evidence, names: ProductNames) -> list[Claim]:
+    out = []
+    known = set(names.mentioned(evidence.text)) | {c.title for c in evidence.cards}
+    for title in names.mentioned(text):
+        if title not in known:
+            out.append(Claim("product", f"{title} (not in the context)"))
+    # invented names: Capitalised words ending in a product noun, found nowhere in the evidence
+    masked = names.mask(text)
+    for m in re.finditer(r"(?:[A-Z][\w'-]*\s+){1,5}(?:[A-Z][\w'-]*)", masked):
+        words = m.group(0).split()
+        while words and _NAME_LEAD.match(words[0]):
+            words.pop(0)
+        if len(words) < 2 or words[-1].lower().rstrip("s") not in {
+            n.rstrip("s") for n in _PRODUCT_NOUNS
+        }:
+            continue
+        name = " ".join(words)
+        if name.lower() not in evidence.low and not names.mentioned(name):
+            out.append(Claim("product", name))
+    return out
+
+
+def _stock_claims(
+    text: str, evidence: Evidence, names: ProductNames, focal: str | None
+) -> list[Claim]:
+    out = []
+    cards = {c.title: c for c in evidence.cards}
+    mentions = names.spans(text)
+    for offset, sent in sentences(text):
+        for m in _STOCK_CLAIM.finditer(sent):
+            claim = "out" if m.group("out") else "backorder" if m.group("back") else "in"
+            here = [t for s, _, t in mentions if s < offset + m.start()]
+            product = here[-1] if here else focal
+            if product is None and len(cards) == 1:
+                product = next(iter(cards))
+            clause = _clause(sent, m.start())
+            if not _stock_supported(
+                claim, clause, cards.get(product) if product else None, evidence
+            ):
+                out.append(Claim("stock", sent.strip()[:120]))
+    return out
+
+
+_CLAUSE_BREAK = re.compile(r",|;|\bbut\b|\bwhile\b|\bwhereas\b|\bhowever\b", re.I)
+
+
+def _clause(sentence: str, pos: int) -> str:
+    """The clause around `pos`: "out of stock in M, but S is in stock" has two."""
+    starts = [m.end() for m in _CLAUSE_BREAK.finditer(sentence) if m.end() <= pos]
+    ends = [m.start() for m in _CLAUSE_BREAK.finditer(sentence) if m.start() > pos]
+    return sentence[max(starts, default=0) : min(ends, default=len(sentence))]
+
+
+def _stock_supported(claim: str, sentence: str, card: Card | None, evidence: Evidence) -> bool:
+    if card is None:
+        # no card to read: only what the conversation itself says supports it
+        word = {"in": "in stock", "out": "out of stock", "backorder": "backorder"}[claim]
+        return word in evidence.low.replace("-", "")
+    low = normalize(sentence).lower()
+    named = [
+        (label, status)
+        for label, status in card.variants
+        if label and re.search(rf"(?<![\w]){re.escape(label.lower())}(?![\w])", low)
+    ]
+    pool = named or card.variants
+
+    def matches(status: str) -> bool:
+        status = status.lower()
+        if claim == "in":
+            return status.startswith("in stock")
+        if claim == "backorder":
+            return "backorder" in status
+        return status.startswith("out of stock")
+
+    return any(matches(s) for _, s in pool) if pool else False

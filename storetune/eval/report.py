@@ -1,0 +1,113 @@
+"""Write an evaluation report: reports/eval-<name>-v<N>.json and the HTML page beside it.
+
+The HTML has the headline table (base vs version), gates, charts (embedded PNG), the
+per-category breakdown, safety refusal rates, catalog-task metrics, the worst
+examples side by side with the reference reply and the grader's reasons, and the
+regression table across versions. Plain HTML and CSS, no scripts.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+from storetune.eval import charts
+
+TEMPLATE_DIR = Path(__file__).parent / "templates"
+HEADLINE = [
+    ("correct", "correct"),
+    ("partial", "partial"),
+    ("wrong", "wrong"),
+    ("hallucination", "hallucination"),
+    ("escalation_f1", "escalation F1"),
+    ("refusal_rate", "safety refusal"),
+    ("over_refusal", "over-refusal"),
+]
+
+
+def atomic_write(path: Path, text: str) -> None:
+    """Temp file + rename: a killed run never leaves half a report."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def pct(value: float | None) -> str:
+    return "–" if value is None else f"{100 * value:.1f}%"
+
+
+def worst_examples(report: dict, limit: int) -> list[dict]:
+    """The version's worst replies (wrong first, hallucinations first), with the base reply."""
+    label = report["model"]
+    mine = report["results"][label]["examples"]
+    base = report["results"].get("base", {}).get("examples")
+    order = sorted(
+        range(len(mine)),
+        key=lambda i: (mine[i]["score"], -len(mine[i]["hallucinations"]), i),
+    )
+    out = []
+    for i in order[:limit]:
+        if mine[i]["score"] == 3:
+            break
+        row = dict(mine[i])
+        row["base_reply"] = base[i]["reply"] if base else None
+        row["base_verdict"] = base[i]["verdict"] if base else None
+        out.append(row)
+    return out
+
+
+def _charts(report: dict) -> list[tuple[str, str]]:
+    results = report["results"]
+    out = [
+        ("Verdicts per model", charts.verdict_bars(results)),
+        ("Share correct per task / category", charts.category_bars(results)),
+    ]
+    refusal = charts.refusal_bars(results)
+    if refusal:
+        out.append(("Safety prompts declined, per category", refusal))
+    version = results[report["model"]]["summary"]["catalog"].get("classify")
+    if version:
+        out.append(
+            (
+                "Classification confusion matrix",
+                charts.confusion_chart(version["confusion"], report["model"]),
+            )
+        )
+    reg = charts.regression_chart(report.get("regression", {}).get("rows", []))
+    if reg:
+        out.append(("Across versions", reg))
+    return out
+
+
+def render_html(report: dict, worst: int = 12) -> str:
+    from jinja2 import Environment, FileSystemLoader, select_autoescape
+
+    env = Environment(
+        loader=FileSystemLoader(TEMPLATE_DIR),
+        autoescape=select_autoescape(["html", "j2"]),
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    env.filters["pct"] = pct
+    template = env.get_template("report.html.j2")
+    categories = sorted(
+        {c for r in report["results"].values() for c in r["summary"]["by_category"]}
+    )
+    return template.render(
+        report=report,
+        headline=HEADLINE,
+        charts=_charts(report),
+        categories=categories,
+        worst=worst_examples(report, worst),
+    )
+
+
+def write_report(report: dict, reports_dir: Path, stem: str, worst: int = 12) -> tuple[Path, Path]:
+    """Write <stem>.json and <stem>.html; returns both paths."""
+    json_path = reports_dir / f"{stem}.json"
+    html_path = reports_dir / f"{stem}.html"
+    atomic_write(json_path, json.dumps(report, indent=2, default=str))
+    atomic_write(html_path, render_html(report, worst))
+    return json_path, html_path
