@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections import Counter
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -12,18 +13,26 @@ from storetune.dataset.build import build_dataset
 from storetune.dataset.example import Example
 from storetune.dataset.prompt import render_system_prompt
 from storetune.dataset.split import assign_splits, merge_duplicate_groups
+from storetune.dataset.validate import load_model_tokenizer
 from storetune.demo.store_gen import generate_demo_store
 from storetune.ingest import ingest_workspace
 from storetune.workspace import Workspace
 
 
 @pytest.fixture(scope="module")
-def built(tmp_path_factory):
+def tiny(tiny_model_dir):
+    # validate with the tiny test tokenizer (its 400-token vocabulary makes examples
+    # ~3x longer than a real model's, hence the room) rather than load the default model
+    return replace(load_model_tokenizer(str(tiny_model_dir)), context=1 << 16)
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory, tiny):
     root = tmp_path_factory.mktemp("ds")
     generate_demo_store(root, seed=1, n_products=40, n_tickets=400)
     ws = Workspace(root)
     ingest_workspace(ws, progress=False)
-    report = build_dataset(ws)
+    report = build_dataset(ws, model=tiny, progress=False)
     return ws, report
 
 
@@ -31,10 +40,10 @@ def _read(path: Path) -> list[dict]:
     return [json.loads(line) for line in path.read_text().splitlines()]
 
 
-def test_same_seed_same_bytes(built):
+def test_same_seed_same_bytes(built, tiny):
     ws, report = built
     first = {p.name: p.read_bytes() for p in report.path.glob("*.jsonl")}
-    again = build_dataset(ws)
+    again = build_dataset(ws, model=tiny, progress=False)
     assert again.dataset_id == report.dataset_id
     assert {p.name: p.read_bytes() for p in again.path.glob("*.jsonl")} == first
 

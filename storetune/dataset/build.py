@@ -8,10 +8,13 @@ import os
 import shutil
 import tempfile
 from collections import Counter
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from storetune.dataset.builders.escalation import build_escalation, build_lookalikes
+from storetune.dataset.builders.feedback import build_feedback
 from storetune.dataset.builders.grounded import build_grounded
 from storetune.dataset.builders.product_qa import build_product_qa
 from storetune.dataset.builders.recommend import build_recommend
@@ -20,10 +23,19 @@ from storetune.dataset.builders.support import PolicyCorrector, build_support
 from storetune.dataset.builders.tasks import build_tasks
 from storetune.dataset.config import BuildConfig
 from storetune.dataset.context import BuildContext
+from storetune.dataset.dedup import group_duplicates, remove_exact_duplicates
 from storetune.dataset.example import Example
 from storetune.dataset.paraphrase import paraphrase_examples
 from storetune.dataset.prompt import render_system_prompt
-from storetune.dataset.split import SPLITS, assign_splits, merge_duplicate_groups
+from storetune.dataset.split import SPLITS, assign_splits
+from storetune.dataset.validate import (
+    ModelTokenizer,
+    ValidationReport,
+    estimate_line,
+    load_model_tokenizer,
+    validate_dataset,
+)
+from storetune.dataset.validate import markdown as validation_markdown
 from storetune.errors import StoretuneError
 from storetune.store import db
 from storetune.workspace import Workspace
@@ -52,9 +64,23 @@ class BuildReport:
     dataset_id: str
     path: Path
     counts: dict[str, int]
-    by_task: dict[str, dict[str, int]]
-    by_category: dict[str, int]
+    by_task: dict[str, dict[str, int]]  # task -> split -> examples
+    by_category: dict[str, int]  # "task/category" -> examples
     notes: dict[str, int] = field(default_factory=dict)
+    by_builder: dict[str, dict[str, int]] = field(default_factory=dict)  # builder -> split
+    by_category_split: dict[str, dict[str, int]] = field(default_factory=dict)
+    validation: ValidationReport | None = None
+
+    @property
+    def safety(self) -> dict[str, int]:
+        """Safety and edge-case examples by category."""
+        return {
+            k.split("/", 1)[1]: v for k, v in self.by_category.items() if k.startswith("safety/")
+        }
+
+    @property
+    def leakage(self) -> dict[str, int]:
+        return dict(self.validation.leakage) if self.validation else {}
 
     def to_dict(self) -> dict:
         return {
@@ -62,8 +88,13 @@ class BuildReport:
             "path": str(self.path),
             "counts": self.counts,
             "by_task": self.by_task,
+            "by_builder": self.by_builder,
             "by_category": self.by_category,
+            "by_category_split": self.by_category_split,
+            "safety": self.safety,
+            "leakage": self.leakage,
             "notes": self.notes,
+            "validation": self.validation.to_dict() if self.validation else None,
         }
 
 
@@ -104,6 +135,7 @@ def collect_examples(ws: Workspace, bcfg: BuildConfig) -> tuple[list[Example], d
     examples += build_grounded(ctx)
     examples += build_safety(ctx, base=len(examples))
     examples += build_tasks(ctx)
+    examples += build_feedback(ctx, ws.db_path)  # agents' approved/edited drafts
     notes = {
         "tickets_read": len(tickets),
         "support_skipped_human_only": skipped["human_only"],
@@ -114,17 +146,19 @@ def collect_examples(ws: Workspace, bcfg: BuildConfig) -> tuple[list[Example], d
 
 
 def dedupe(examples: list[Example]) -> tuple[list[Example], int]:
-    seen: set[str] = set()
-    kept = []
-    for ex in examples:
-        k = ex.key()
-        if k not in seen:
-            seen.add(k)
-            kept.append(ex)
-    return kept, len(examples) - len(kept)
+    """Drop exact duplicates (same normalised non-system text); keep the first."""
+    return remove_exact_duplicates(examples)
 
 
-def build_dataset(ws: Workspace) -> BuildReport:
+def build_dataset(
+    ws: Workspace, *, model: ModelTokenizer | None = None, progress: bool = True
+) -> BuildReport:
+    """Build, split, write and validate a dataset; mark it LATEST only if it passes.
+
+    `model` is the tokenizer to validate with (default: store.yaml's base_model).
+    On validation errors the dataset is still written (its report.md says what is
+    wrong) but not marked LATEST, and StoretuneError is raised.
+    """
     bcfg = build_config(ws)
     examples, notes = collect_examples(ws, bcfg)
     examples, paraphrased = paraphrase_examples(examples, bcfg.paraphrase, bcfg.seed)
@@ -132,9 +166,54 @@ def build_dataset(ws: Workspace) -> BuildReport:
     examples, notes["exact_duplicates_removed"] = dedupe(examples)
     if not examples:
         raise StoretuneError("no training examples could be built from store.db")
-    merge_duplicate_groups(examples)
+    # near duplicates (and one ticket's examples, and same opening messages) share a
+    # group, so the split never puts them on both sides of the train/test line
+    with _progress(progress) as advance:
+        grouping = group_duplicates(examples, advance(len(examples)))
+    notes["near_duplicate_pairs"] = grouping.near_pairs
+    notes["groups_merged_as_near_duplicates"] = grouping.merged_groups
     splits = assign_splits(examples, bcfg.split, bcfg.seed)
-    return _write(ws, examples, splits, notes)
+    tok = model or _base_tokenizer(ws)
+    report = _write(ws, examples, splits, notes, tok, progress, grouping.signatures)
+    if report.validation and report.validation.errors:
+        raise StoretuneError(
+            f"{report.path}: dataset failed validation "
+            f"({len(report.validation.errors)} error finding(s)); not marked as latest",
+            hint=f"see {report.path / 'report.md'}",
+        )
+    return report
+
+
+def _base_tokenizer(ws: Workspace) -> ModelTokenizer:
+    return load_model_tokenizer(ws.config().base_model)
+
+
+@contextmanager
+def _progress(enabled: bool) -> Iterator[Callable[[int], Callable[[int], None]]]:
+    if not enabled:
+        yield lambda total: lambda n: None
+        return
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
+
+    columns = ("{task.description}", BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
+    with Progress(*columns, console=Console(stderr=True), transient=True) as bar:
+
+        def track(total: int) -> Callable[[int], None]:
+            task = bar.add_task("grouping near duplicates", total=total)
+            return lambda n: bar.advance(task, n)
+
+        yield track
+
+
+def _train_options(ws: Workspace) -> dict:
+    from storetune.train.config import TrainConfig
+
+    try:
+        tc = TrainConfig.model_validate(ws.config().train)
+    except Exception as e:
+        raise StoretuneError(f"{ws.config_path}: invalid 'train' options: {e}") from None
+    return {"epochs": tc.epochs, "train_max_length": tc.max_length}
 
 
 def _lines(examples: list[Example], splits: list[str]) -> dict[str, list[str]]:
@@ -153,50 +232,96 @@ def _lines(examples: list[Example], splits: list[str]) -> dict[str, list[str]]:
     return out
 
 
-def _write(ws: Workspace, examples: list[Example], splits: list[str], notes: dict) -> BuildReport:
+def _mix(examples: list[Example], splits: list[str], key) -> dict[str, dict[str, int]]:
+    out: dict[str, Counter[str]] = {}
+    for ex, split in zip(examples, splits, strict=True):
+        out.setdefault(key(ex), Counter())[split] += 1
+    return {k: dict(v) for k, v in sorted(out.items())}
+
+
+def _write(
+    ws: Workspace,
+    examples: list[Example],
+    splits: list[str],
+    notes: dict,
+    model: ModelTokenizer,
+    progress: bool = True,
+    signatures: dict | None = None,
+) -> BuildReport:
     lines = _lines(examples, splits)
     digest = hashlib.sha256("\n".join("\n".join(v) for v in lines.values()).encode()).hexdigest()
     dataset_id = f"ds-{digest[:10]}"
     ws.datasets_dir.mkdir(parents=True, exist_ok=True)
     final = ws.datasets_dir / dataset_id
-    by_task: dict[str, dict[str, int]] = {}
-    for ex, split in zip(examples, splits, strict=True):
-        by_task.setdefault(ex.task, Counter())[split] += 1
     report = BuildReport(
         dataset_id=dataset_id,
         path=final,
         counts={s: len(lines[s]) for s in SPLITS},
-        by_task={k: dict(v) for k, v in sorted(by_task.items())},
+        by_task=_mix(examples, splits, lambda e: e.task),
         by_category=dict(sorted(Counter(f"{e.task}/{e.category}" for e in examples).items())),
         notes=notes,
+        by_builder=_mix(examples, splits, lambda e: e.builder),
+        by_category_split=_mix(examples, splits, lambda e: f"{e.task}/{e.category}"),
     )
     tmp = Path(tempfile.mkdtemp(prefix=".build-", dir=ws.datasets_dir))
     try:
-        for name, rows in lines.items():
+        for name in list(lines):
+            rows = lines.pop(name)  # freed as written: validation reads the files back
             (tmp / f"{name}.jsonl").write_text("".join(r + "\n" for r in rows), encoding="utf-8")
+        del rows
+        opts = _train_options(ws)
+        report.validation = validate_dataset(
+            tmp, model, progress=progress, signatures=signatures, **opts
+        )
+        report.validation.files = {k: str(final / k) for k in report.validation.files}
         (tmp / "report.json").write_text(json.dumps(report.to_dict(), indent=2), encoding="utf-8")
         (tmp / "report.md").write_text(report_markdown(report), encoding="utf-8")
         shutil.rmtree(final, ignore_errors=True)
         os.replace(tmp, final)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-    (ws.datasets_dir / "LATEST").write_text(dataset_id + "\n", encoding="utf-8")
+    if report.validation.ok:
+        _write_atomic(ws.datasets_dir / "LATEST", dataset_id + "\n")
     return report
 
 
+def _write_atomic(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def _split_table(title: str, mix: dict[str, dict[str, int]]) -> list[str]:
+    rows = [f"| {title} | train | val | test | total |", "|---|---:|---:|---:|---:|"]
+    for name, c in mix.items():
+        cells = [c.get(s, 0) for s in SPLITS]
+        rows.append(f"| {name} | " + " | ".join(map(str, cells)) + f" | {sum(cells)} |")
+    totals = [sum(c.get(s, 0) for c in mix.values()) for s in SPLITS]
+    rows.append("| **total** | " + " | ".join(map(str, totals)) + f" | {sum(totals)} |")
+    return rows
+
+
 def report_markdown(r: BuildReport) -> str:
-    rows = ["| task | train | val | test |", "|---|---:|---:|---:|"]
-    rows += [
-        f"| {t} | {c.get('train', 0)} | {c.get('val', 0)} | {c.get('test', 0)} |"
-        for t, c in r.by_task.items()
-    ]
-    cats = "\n".join(f"- {k}: {v}" for k, v in r.by_category.items())
-    notes = "\n".join(f"- {k}: {v}" for k, v in r.notes.items())
-    return (
-        f"# Dataset {r.dataset_id}\n\n"
-        + "\n".join(rows)
-        + f"\n\n## Categories\n{cats}\n\n## Notes\n{notes}\n"
-    )
+    v = r.validation
+    out = [f"# Dataset {r.dataset_id}", ""]
+    out += [", ".join(f"{s}: {r.counts.get(s, 0):,}" for s in SPLITS) + " examples"]
+    if v:
+        out += [
+            f"leakage between splits: {v.leakage['exact']} exact, {v.leakage['near']} near "
+            "(expected 0)",
+            estimate_line(v) or "",
+        ]
+    out += ["", "## Mix by builder", "", *_split_table("builder", r.by_builder)]
+    out += ["", "## Mix by task", "", *_split_table("task", r.by_task)]
+    out += ["", "## Mix by task/category", "", *_split_table("task/category", r.by_category_split)]
+    if r.safety:
+        out += ["", "## Safety and edge cases", "", "| category | examples |", "|---|---:|"]
+        out += [f"| {k} | {n} |" for k, n in r.safety.items()]
+    out += ["", "## Notes", "", "| note | count |", "|---|---:|"]
+    out += [f"| {k.replace('_', ' ')} | {n} |" for k, n in r.notes.items()]
+    if v:
+        out += ["", "## Validation", "", validation_markdown(v)]
+    return "\n".join(out) + "\n"
 
 
 def resolve_dataset(ws: Workspace, dataset_id: str | None = None) -> Path:
@@ -210,4 +335,52 @@ def resolve_dataset(ws: Workspace, dataset_id: str | None = None) -> Path:
     path = ws.datasets_dir / dataset_id
     if not (path / "train.jsonl").exists():
         raise StoretuneError(f"{path}: dataset not found or incomplete")
+    if _failed_validation(path):
+        raise StoretuneError(
+            f"{path}: this dataset failed validation; training on it would waste the run",
+            hint=f"see {path / 'report.md'}, fix the data and run 'storetune build' again",
+        )
     return path
+
+
+def _failed_validation(path: Path) -> bool:
+    try:
+        report = json.loads((path / "report.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False  # datasets from before validation existed have no verdict
+    return (report.get("validation") or {}).get("ok") is False
+
+
+def build_summary(r: BuildReport):
+    """What `storetune build` prints (a rich Group): the mix, leakage, warnings, where
+    the report is."""
+    from rich.console import Group
+    from rich.table import Table
+    from rich.text import Text
+
+    table = Table(title=f"dataset {r.dataset_id}")
+    for col in ("builder", *SPLITS, "total"):
+        table.add_column(col, justify="left" if col == "builder" else "right")
+    for name, c in r.by_builder.items():
+        cells = [c.get(s, 0) for s in SPLITS]
+        table.add_row(name, *map(str, cells), str(sum(cells)))
+    out: list = [table]
+    if r.safety:
+        out.append(Text("safety: " + ", ".join(f"{k} {n}" for k, n in r.safety.items())))
+    v = r.validation
+    if v:
+        bad = v.leakage["exact"] or v.leakage["near"]
+        out.append(
+            Text(
+                f"leakage between splits: {v.leakage['exact']} exact, {v.leakage['near']} near",
+                style="bold red" if bad else "green",
+            )
+        )
+        counts = {c: n for c, n in v.counts().items() if c not in ("leakage_exact", "leakage_near")}
+        if counts:
+            out.append(Text("warnings: " + ", ".join(f"{c} {n}" for c, n in counts.items())))
+        if estimate_line(v):
+            out.append(Text(estimate_line(v)))
+    removed = r.notes.get("exact_duplicates_removed", 0)
+    out.append(Text(f"exact duplicates removed: {removed}; report: {r.path / 'report.md'}"))
+    return Group(*out)
