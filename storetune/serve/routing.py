@@ -29,7 +29,7 @@ from storetune.errors import StoretuneError
 from storetune.retrieval.index import HybridIndex, Retrieval, index_exists
 from storetune.retrieval.knn import KnnOpinion, TicketClassifier
 from storetune.serve.guard import Evidence, Finding, Guard, redact
-from storetune.serve.review.queue import NewTicket, ReviewQueue
+from storetune.serve.review.queue import NewTicket, ReviewQueue, conversation, thread_turns
 from storetune.store import db
 from storetune.workspace import StoreConfig, Workspace
 
@@ -224,24 +224,6 @@ class Routed:
         }
 
 
-_ROLES = {"customer": "user", "user": "user", "agent": "assistant", "assistant": "assistant"}
-
-
-def thread_turns(thread: list[dict]) -> list[dict]:
-    """Earlier turns as chat messages (customer -> user, agent -> assistant)."""
-    turns: list[dict] = []
-    for i, m in enumerate(thread):
-        role = _ROLES.get(str(m.get("role", "")).lower())
-        if role is None:
-            raise StoretuneError(
-                f"thread[{i}].role must be customer or agent, not {m.get('role')!r}"
-            )
-        content = str(m.get("content") or "").strip()
-        if content:
-            turns.append({"role": role, "content": content})
-    return turns
-
-
 class TicketRouter:
     """Routes tickets for one workspace: retrieval, prompt, decision, queue."""
 
@@ -297,14 +279,7 @@ class TicketRouter:
         customer_texts = [t["content"] for t in turns if t["role"] == "user"] + [ticket.message]
         retrieval = self._retrieve(ticket.message, customer_texts)
         system = render_system_prompt(self.cfg, retrieval.context)
-        messages = [{"role": "system", "content": system}, *turns]
-        if messages[-1]["role"] == "user":  # consecutive customer turns read as one
-            messages[-1] = {
-                "role": "user",
-                "content": messages[-1]["content"] + "\n\n" + ticket.message,
-            }
-        else:
-            messages.append({"role": "user", "content": ticket.message})
+        messages = conversation(system, ticket.thread, ticket.message)
         topic = human_only_reason(customer_texts, self.cfg.escalation.always or None)
         knn = None
         if self.classifier is not None and self.index is not None:

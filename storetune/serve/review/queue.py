@@ -275,6 +275,33 @@ class ReviewQueue:
         ]
 
 
+_ROLES = {"customer": "user", "user": "user", "agent": "assistant", "assistant": "assistant"}
+
+
+def thread_turns(thread: list[dict]) -> list[dict]:
+    """Earlier turns as chat messages (customer -> user, agent -> assistant)."""
+    turns: list[dict] = []
+    for i, m in enumerate(thread):
+        role = _ROLES.get(str(m.get("role", "")).lower())
+        if role is None:
+            raise ReviewError(f"thread[{i}].role must be customer or agent, not {m.get('role')!r}")
+        content = str(m.get("content") or "").strip()
+        if content:
+            turns.append({"role": role, "content": content})
+    return turns
+
+
+def conversation(system: str, thread: list[dict], message: str) -> list[dict]:
+    """The chat a routed ticket was (or would be) generated from: system prompt, earlier
+    turns, the new message (joined to a customer turn it follows)."""
+    messages = [{"role": "system", "content": system}, *thread_turns(thread)]
+    if messages[-1]["role"] == "user":
+        messages[-1] = {"role": "user", "content": messages[-1]["content"] + "\n\n" + message}
+    else:
+        messages.append({"role": "user", "content": message})
+    return messages
+
+
 def _same(a: str, b: str) -> bool:
     # Browsers turn newlines in a textarea into CRLF; that is not an edit.
     return " ".join(a.split()) == " ".join(b.split())

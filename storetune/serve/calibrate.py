@@ -1,0 +1,294 @@
+"""`storetune calibrate`: log-prob thresholds fitted on the validation split.
+
+Each validation example is answered by the served model exactly as the router would
+(greedy, token log-probs on) and graded with the eval rubric against the reference
+reply. Replies the router could never send on their own (a hand-over, or one the
+grounding check blocks) are set aside; over the rest, the thresholds on the mean
+and the minimum token log-prob are chosen to rate as many replies `high` as
+possible while the `high` ones are wrong at most `target` (5%) of the time, with
+at least `min_support` replies to measure that on. The Wilson 95% upper bound of
+that error rate is reported too: on a small validation split it is the honest
+figure.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import tempfile
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor, as_completed
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+from storetune.errors import StoretuneError
+from storetune.serve.guard import Evidence, Guard
+from storetune.serve.routing import Thresholds, calibration_path, logprob_stats
+from storetune.workspace import Workspace
+
+TARGET = 0.05
+MIN_SUPPORT = 20
+LOW_WRONG = 0.5  # below the low threshold, at least half the replies were wrong
+
+
+@dataclass
+class Point:
+    """One graded validation reply."""
+
+    mean: float
+    min: float
+    wrong: bool
+    escalated: bool  # the reply handed over (never auto-sent)
+    blocked: bool  # the grounding check blocked a fact (never high)
+
+
+def wilson_upper(wrong: int, n: int, z: float = 1.96) -> float:
+    """95% upper confidence bound of a wrong-rate measured as wrong/n."""
+    if n == 0:
+        return 1.0
+    p = wrong / n
+    centre = p + z * z / (2 * n)
+    spread = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n))
+    return min(1.0, (centre + spread) / (1 + z * z / n))
+
+
+def fit_thresholds(
+    points: list[Point], target: float = TARGET, min_support: int = MIN_SUPPORT
+) -> Thresholds:
+    """The loosest (mean, min) log-prob cut-offs whose `high` replies are wrong <= target."""
+    candidates = [p for p in points if not p.escalated and not p.blocked]
+    details: dict = {
+        "validation_replies": len(points),
+        "handed_over": sum(p.escalated for p in points),
+        "blocked_by_grounding": sum(p.blocked and not p.escalated for p in points),
+        "candidates": len(candidates),
+        "candidates_wrong": sum(p.wrong for p in candidates),
+        "target_wrong_rate": target,
+        "min_support": min_support,
+    }
+    best: tuple[int, float, float] | None = None
+    for tm in sorted({p.mean for p in candidates}):
+        for tn in _min_grid(candidates):
+            chosen = [p for p in candidates if p.mean >= tm and p.min >= tn]
+            if len(chosen) < min_support or sum(p.wrong for p in chosen) > target * len(chosen):
+                continue
+            key = (len(chosen), tm, tn)  # most replies; ties: the stricter cut-offs
+            if best is None or key > best:
+                best = key
+    mean_low = _low_threshold(candidates)
+    if best is None:
+        details["note"] = (
+            f"no cut-off rates {min_support}+ replies high with at most {target:.0%} wrong; "
+            "nothing will be rated high (every draft waits for an agent)"
+        )
+        return Thresholds(1.0, 0.0, mean_low, True, details)
+    n, tm, tn = best
+    wrong = sum(p.wrong for p in candidates if p.mean >= tm and p.min >= tn)
+    details |= {
+        "high": n,
+        "high_share_of_candidates": round(n / len(candidates), 4),
+        "high_wrong": wrong,
+        "high_wrong_rate": round(wrong / n, 4),
+        "high_wrong_rate_upper95": round(wilson_upper(wrong, n), 4),
+    }
+    return Thresholds(round(tm, 4), round(tn, 4), mean_low, True, details)
+
+
+def _min_grid(points: list[Point], steps: int = 20) -> list[float]:
+    """Candidate cut-offs for the minimum log-prob: quantiles, plus 'no cut-off'."""
+    values = sorted(p.min for p in points)
+    if not values:
+        return [-1e9]
+    picks = {values[round(i * (len(values) - 1) / steps)] for i in range(steps + 1)}
+    return [-1e9, *sorted(picks)]
+
+
+def _low_threshold(points: list[Point], min_n: int = 5) -> float:
+    """The highest mean log-prob below which at least half the replies were wrong."""
+    ordered = sorted(points, key=lambda p: p.mean)
+    best = ordered[0].mean if ordered else -1.0  # nothing is below the lowest seen
+    wrong = 0
+    for i, p in enumerate(ordered):
+        wrong += p.wrong
+        n = i + 1
+        nxt = ordered[i + 1].mean if i + 1 < len(ordered) else None
+        if n >= min_n and wrong >= LOW_WRONG * n and nxt is not None and nxt > p.mean:
+            best = nxt
+    return round(best, 4)
+
+
+# ---- the run --------------------------------------------------------------------------------
+
+
+@dataclass
+class CalibrationResult:
+    path: Path
+    model: str
+    thresholds: Thresholds
+    seconds: float
+
+    def to_dict(self) -> dict:
+        return {"path": str(self.path), "model": self.model, "seconds": self.seconds} | asdict(
+            self.thresholds
+        )
+
+
+def calibrate(
+    ws: Workspace,
+    model: str = "support",
+    limit: int | None = 100,
+    max_new_tokens: int = 128,
+    target: float = TARGET,
+    min_support: int = MIN_SUPPORT,
+    engine=None,
+    progress: bool = True,
+    log: Callable[[str], None] = print,
+) -> CalibrationResult:
+    """Fit and store the routing thresholds of a model version (see the module doc)."""
+    import time
+
+    from storetune.dataset.build import resolve_dataset
+    from storetune.dataset.example import SUPPORT_TASKS
+    from storetune.eval.cases import stratified, trained_tasks
+    from storetune.models.registry import ModelRef, Registry
+
+    started = time.perf_counter()
+    cfg = ws.config()
+    registry = Registry(ws.models_dir)
+    ref = ModelRef.parse(model)
+    version_dir = registry.resolve(ref)
+    info = registry.info(version_dir)
+    version = int(info.get("version") or version_dir.name.lstrip("v"))
+    data_dir = resolve_dataset(ws, info.get("dataset_id"))
+    tasks = [t for t in trained_tasks(version_dir) if t in SUPPORT_TASKS]
+    cases = stratified(_val_cases(data_dir, tasks), limit)
+    if not cases:
+        raise StoretuneError(
+            f"{data_dir}: the validation split has no support examples to calibrate on",
+            hint="rebuild the dataset with more tickets ('storetune build')",
+        )
+    label = f"{ref.name}@v{version}"
+    log(f"calibrating {label} on {len(cases)} validation replies ({data_dir.name})")
+    owns = engine is None
+    engine = engine or _engine(ws, label, version_dir, info)
+    try:
+        replies = _generate(engine, label, cases, max_new_tokens, progress)
+    finally:
+        if owns:
+            engine.close()
+    points = _grade(ws, cfg, cases, replies)
+    thresholds = fit_thresholds(points, target, min_support)
+    thresholds.details |= {
+        "model": label,
+        "dataset_id": data_dir.name,
+        "max_new_tokens": max_new_tokens,
+        "calibrated_at": datetime.now(UTC).isoformat(timespec="seconds"),
+    }
+    path = calibration_path(ws, ref.name, version)
+    _atomic_json(path, thresholds.to_dict())
+    return CalibrationResult(path, label, thresholds, round(time.perf_counter() - started, 1))
+
+
+def _val_cases(data_dir: Path, tasks: list[str]):
+    from storetune.eval.records import Case
+    from storetune.train.data import read_jsonl
+
+    rows = read_jsonl(data_dir / "val.jsonl")
+    meta = [m for m in read_jsonl(data_dir / "meta.jsonl") if m["split"] == "val"]
+    if len(rows) != len(meta):
+        raise StoretuneError(
+            f"{data_dir}: val.jsonl has {len(rows)} rows but meta.jsonl lists {len(meta)}",
+            hint="rebuild the dataset with 'storetune build'",
+        )
+    return [
+        Case(r["messages"][:-1], r["messages"][-1]["content"], m["task"], m["category"], "val")
+        for r, m in zip(rows, meta, strict=True)
+        if m["task"] in tasks and r["messages"][-1]["role"] == "assistant"
+    ]
+
+
+def _engine(ws: Workspace, label: str, version_dir: Path, info: dict):
+    from storetune.models.base import resolve_base_model
+    from storetune.serve.engine import Engine
+
+    recorded = Path(info.get("base_model_path") or "")
+    base = (
+        recorded
+        if (recorded / "config.json").exists()
+        else resolve_base_model(ws.config().base_model).path
+    )
+    return Engine(base, {label: version_dir}, base_name=str(info.get("base_model", base.name)))
+
+
+def _generate(engine, label: str, cases, max_new_tokens: int, progress: bool):
+    """Replies with log-probs; requests go in together so the engine can batch them."""
+    from storetune.retrieval.index import progress_bar
+
+    out: list = [None] * len(cases)
+    workers = max(1, getattr(engine, "max_batch", 4))
+    with (
+        progress_bar("calibrate", len(cases), progress) as advance,
+        ThreadPoolExecutor(workers) as pool,
+    ):
+        futures = {
+            pool.submit(
+                engine.generate,
+                c.conversation,
+                label,
+                max_tokens=max_new_tokens,
+                temperature=0.0,
+                logprobs=True,
+            ): i
+            for i, c in enumerate(cases)
+        }
+        for f in as_completed(futures):
+            out[futures[f]] = f.result()
+            advance(1)
+    return out
+
+
+def _grade(ws: Workspace, cfg, cases, replies) -> list[Point]:
+    from storetune.eval.graders import Grader
+    from storetune.eval.records import StoreFacts
+    from storetune.store import db
+
+    conn = db.connect(ws.db_path)
+    try:
+        rows = conn.execute("SELECT title, product_type FROM products").fetchall()
+    finally:
+        conn.close()
+    titles = [r[0] for r in rows]
+    grader = Grader(StoreFacts.from_config(cfg, titles), cases)
+    guard = Guard(titles, {r[1] for r in rows if r[1]})
+    marker = cfg.escalation.marker
+    points = []
+    for case, gen in zip(cases, replies, strict=True):
+        mean, low = logprob_stats(gen.token_logprobs)
+        if mean is None:
+            continue  # an empty reply says nothing about confidence
+        draft = gen.text.replace(marker, " ").strip()
+        evidence = Evidence.for_prompt(case.system, case.customer, cfg.brand.website)
+        points.append(
+            Point(
+                mean,
+                low,
+                grader.grade(case, gen.text).verdict == "wrong",
+                marker in gen.text,
+                not guard.check(draft, evidence).ok,
+            )
+        )
+    return points
+
+
+def _atomic_json(path: Path, data: dict) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            json.dump(data, f, indent=2)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
