@@ -154,6 +154,23 @@ def test_examples_longer_than_train_max_length_warn_that_training_cuts_them(tmp_
     assert "truncated" not in codes(validate_file(path, tiny, train_max_length=max(lengths)))
 
 
+def test_for_storetune_training_a_cut_that_fits_the_model_only_warns(tmp_path, tiny):
+    rows = varied(3)
+    lengths = [len(tokenize_chat(tiny.tokenizer, r["messages"], 1 << 20).input_ids) for r in rows]
+    path = write(tmp_path / "a.jsonl", rows)
+    limit = min(lengths)  # the model's context, say; two examples are longer
+    fits = validate_file(
+        path, tiny, max_length=limit, train_max_length=limit - 1, train_truncates=True
+    )
+    assert fits.ok and "too_long" not in codes(fits)
+    assert lines_of(fits, "truncated") == [1, 2, 3]
+    # training would feed more than the model takes: an error again
+    past = validate_file(
+        path, tiny, max_length=limit, train_max_length=limit + 1000, train_truncates=True
+    )
+    assert lines_of(past, "too_long") == [i + 1 for i, n in enumerate(lengths) if n > limit]
+
+
 def test_zero_trainable_tokens(tmp_path, tiny):
     silenced = chat("Where is my parcel?", "It left today.")
     silenced["messages"][-1]["weight"] = 0

@@ -213,7 +213,7 @@ def _train_options(ws: Workspace) -> dict:
         tc = TrainConfig.model_validate(ws.config().train)
     except Exception as e:
         raise StoretuneError(f"{ws.config_path}: invalid 'train' options: {e}") from None
-    return {"epochs": tc.epochs, "train_max_length": tc.max_length}
+    return {"epochs": tc.epochs, "train_max_length": tc.max_length, "train_truncates": True}
 
 
 def _lines(examples: list[Example], splits: list[str]) -> dict[str, list[str]]:

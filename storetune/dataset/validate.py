@@ -699,7 +699,10 @@ def _report_group(
 
 
 def _check_duplicates(
-    rows: Sequence[_Row], report: ValidationReport, advance: Callable[[int], None]
+    rows: Sequence[_Row],
+    report: ValidationReport,
+    advance: Callable[[int], None],
+    cache: dict[int, object] | None = None,
 ) -> None:
     by_key: dict[str, list[int]] = {}
     for i, row in enumerate(rows):
@@ -708,8 +711,9 @@ def _check_duplicates(
     for members in by_key.values():
         if len(members) > 1:
             _report_group(rows, members, "exact", report)
-    sigs = dedup.signatures(unique, advance)
-    pairs = dedup.near_duplicate_pairs(sigs, [dedup.key_rank(k) for k in unique])
+    ranks = [dedup.key_rank(k) for k in unique]
+    sigs = dedup.cached_signatures(unique, ranks, cache, advance)
+    pairs = dedup.near_duplicate_pairs(sigs, ranks)
     uf = dedup.UnionFind(len(unique))
     for a, b in pairs:
         uf.union(a, b)
@@ -812,6 +816,9 @@ class Options:
     epochs: float = DEFAULT_EPOCHS
     min_examples: int = MIN_EXAMPLES
     progress: bool = False
+    # the data is for storetune train, which cuts examples to train_max_length
+    train_truncates: bool = False
+    signatures: dict | None = None  # key_rank -> MinHash row, from the build's grouping
 
 
 def _as_model(tokenizer) -> ModelTokenizer | None:
@@ -875,7 +882,8 @@ def _validate(
             report.notes.append("token checks skipped: no tokenizer given")
         _check_placeholders(rows, report.findings)
         _check_pii(rows, report.findings)
-        _check_duplicates(rows, report, track("near-duplicates", len(rows)))
+        dup_track = track("near-duplicates", len(rows))
+        _check_duplicates(rows, report, dup_track, opts.signatures)
     _check_labels(rows, labels, report, train)
     n_train = report.examples.get(train, 0)
     if n_train < opts.min_examples:
@@ -919,7 +927,12 @@ def _token_checks(
     if not _verify_sample(rows, ct, totals, trained, report.notes):
         totals, trained = _exact_all(rows, ct)
     _shape_findings(rows, ct, report.findings)
-    _length_findings(rows, totals, trained, limit, opts.train_max_length, report.findings)
+    # storetune train keeps the last train.max_length tokens of an example: when that
+    # fits the model, a longer example is cut (a warning), never fed past its context
+    cut_fits = opts.train_truncates and opts.train_max_length <= limit
+    _length_findings(
+        rows, totals, trained, (None if cut_fits else limit), opts.train_max_length, report
+    )
     for label in report.examples:
         idx = [i for i, r in enumerate(rows) if r.file == label and totals[i] >= 0]
         report.stats[label] = TokenStats.of([totals[i] for i in idx], [trained[i] for i in idx])
@@ -931,12 +944,13 @@ def _length_findings(
     rows: list[_Row],
     totals: list[int],
     trained: list[int],
-    limit: int,
+    limit: int | None,
     train_limit: int,
-    findings: list[Finding],
+    report: ValidationReport,
 ) -> None:
-    over = [i for i, n in enumerate(totals) if n > limit]
-    cut = [i for i, n in enumerate(totals) if train_limit < n <= limit]
+    findings = report.findings
+    over = [i for i, n in enumerate(totals) if limit is not None and n > limit]
+    cut = [i for i, n in enumerate(totals) if train_limit < n <= (limit or n)]
     untrained = [i for i, n in enumerate(totals) if n >= 0 and trained[i] == 0]
     for members in _by_file(rows, over).values():
         longest = max(totals[i] for i in members)
