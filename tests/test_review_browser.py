@@ -1,0 +1,146 @@
+"""A real Chromium drives the review page on a real uvicorn server.
+
+Three tickets are routed through POST /v1/tickets by the real engine (tiny model,
+LoRA adapter); an agent logs in, approves one, edits another and rejects the
+third in the browser; store.db then holds the three states and their audit rows,
+and `feedback export` contains the edit.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+
+import httpx
+import pytest
+import yaml
+from test_retrieval import copy_store, indexed_store_template
+from test_serve_support import KEY, LiveServer, serve_base, serve_engine, serve_models  # noqa: F401
+
+from storetune.feedback import export_feedback
+from storetune.serve.app import create_app
+from storetune.serve.review.queue import ReviewQueue
+from storetune.serve.security import hash_password
+from storetune.workspace import Workspace
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+CHROMEDRIVER = shutil.which("chromedriver") or "/usr/bin/chromedriver"
+PASSWORD = "trail-mix-42"
+EDIT = "Hi there! Returns are free within 30 days of delivery, unused and with tags."
+
+
+def _browser_present() -> bool:
+    return os.path.exists(CHROMIUM) and os.path.exists(CHROMEDRIVER)
+
+
+if not _browser_present() and not os.environ.get("CI"):
+    pytest.skip(
+        "Debian chromium + chromium-driver are not installed (run 'make browser')",
+        allow_module_level=True,
+    )
+
+
+@pytest.fixture(scope="module")
+def browser():
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = CHROMIUM
+    for arg in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu"):
+        options.add_argument(arg)
+    driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
+    driver.set_page_load_timeout(60)
+    yield driver
+    driver.quit()
+
+
+@pytest.fixture(scope="module")
+def live(tmp_path_factory, serve_engine):  # noqa: F811  (fixture)
+    root = copy_store(indexed_store_template(), tmp_path_factory.mktemp("browser") / "store")
+    cfg = yaml.safe_load((root / "store.yaml").read_text())
+    cfg["serve"] = {
+        "api_keys": [KEY],
+        "max_tokens": 24,
+        "default_max_tokens": 16,
+        "review_users": [
+            {"username": "ana", "password_hash": hash_password(PASSWORD, iterations=1000)}
+        ],
+    }
+    (root / "store.yaml").write_text(yaml.safe_dump(cfg))
+    ws = Workspace(root)
+    with LiveServer(create_app(ws, serve_engine)) as server:
+        yield server, ws
+
+
+def route(server, message: str) -> dict:
+    r = httpx.post(
+        f"{server.url}/v1/tickets",
+        json={"message": message},
+        headers={"Authorization": f"Bearer {KEY}"},
+        timeout=120,
+    )
+    assert r.status_code == 200, r.text
+    return r.json()
+
+
+def test_agent_works_the_queue_in_chromium(live, browser):
+    from selenium.webdriver.common.by import By
+
+    server, ws = live
+    a = route(server, "How much is the Larch 1P Dome Tent?")["ticket_id"]
+    b = route(server, "What's your return window?")["ticket_id"]
+    c = route(server, "Do you ship to Canada?")["ticket_id"]
+
+    browser.get(f"{server.url}/review")
+    assert browser.current_url.endswith("/review/login")  # the page is behind the login
+    browser.find_element(By.ID, "username").send_keys("ana")
+    browser.find_element(By.ID, "password").send_keys("not-the-password")
+    browser.find_element(By.ID, "login-submit").click()
+    assert "Wrong username or password" in browser.find_element(By.ID, "login-error").text
+
+    browser.find_element(By.ID, "username").send_keys("ana")
+    browser.find_element(By.ID, "password").send_keys(PASSWORD)
+    browser.find_element(By.ID, "login-submit").click()
+    assert browser.current_url.endswith("/review")
+    for t in (a, b, c):
+        assert browser.find_element(By.ID, f"ticket-{t}").is_displayed()
+    assert "Larch 1P Dome Tent" in browser.find_element(By.ID, f"ticket-{a}").text
+
+    # approve in one click
+    browser.find_element(By.CSS_SELECTOR, f"#approve-{a} button").click()
+    assert f"Ticket {a} approved" in browser.find_element(By.ID, "flash").text
+    # edit, then send
+    box = browser.find_element(By.ID, f"text-{b}")
+    box.clear()
+    box.send_keys(EDIT)
+    browser.find_element(By.CSS_SELECTOR, f"#edit-{b} button").click()
+    assert f"Ticket {b} edited" in browser.find_element(By.ID, "flash").text
+    # reject with a reason
+    browser.find_element(By.ID, f"reason-{c}").send_keys("the carrier must confirm")
+    browser.find_element(By.CSS_SELECTOR, f"#reject-{c} button").click()
+    assert f"Ticket {c} rejected" in browser.find_element(By.ID, "flash").text
+    assert browser.find_elements(By.ID, "empty")  # nothing left waiting
+
+    q = ReviewQueue(ws.db_path)
+    states = {t: q.get(t) for t in (a, b, c)}
+    assert [states[t].status for t in (a, b, c)] == ["approved", "edited", "rejected"]
+    assert states[a].final_text == states[a].response
+    assert states[b].final_text == EDIT
+    assert states[c].reject_reason == "the carrier must confirm" and states[c].final_text is None
+    audit = {r.ticket_id: r for r in q.audit() if r.actor == "ana"}
+    assert {t: audit[t].action for t in (a, b, c)} == {a: "approved", b: "edited", c: "rejected"}
+    assert audit[b].before["status"] == "waiting" and audit[b].after["text"] == EDIT
+    assert audit[c].after["reason"] == "the carrier must confirm"
+
+    browser.get(f"{server.url}/review/history")
+    assert "the carrier must confirm" in browser.find_element(By.ID, "audit").text
+
+    exported = export_feedback(ws)
+    rows = [json.loads(line) for line in exported.path.read_text().splitlines()]
+    edits = [r for r in rows if r["provenance"]["edited"]]
+    assert len(rows) == 2 and len(edits) == 1
+    assert edits[0]["provenance"]["ticket_id"] == b and edits[0]["provenance"]["agent"] == "ana"
+    assert edits[0]["messages"][-1] == {"role": "assistant", "content": EDIT}
+    assert edits[0]["messages"][0]["content"] == states[b].system_prompt
