@@ -1,56 +1,51 @@
-"""Skeleton graders on labeled examples, including look-alikes that must not be flagged."""
+"""The grader entry point routes each task to its grader and knows the store's products."""
 
 from __future__ import annotations
 
-from storetune.eval.graders import facts, grade, money_values, unsupported_numbers
+import json
 
-M = "[ESCALATE]"
-TITLES = ["Ridgeline Insulated Jacket"]
+from evalkit import case
+
+from storetune.eval.graders import Grader, grade
+from storetune.eval.records import Case, StoreFacts, parse_cards
 
 
-def test_escalation_decisions():
-    assert (
-        grade("[ESCALATE] A teammate will follow up.", "[ESCALATE] passed on", "", M, []).verdict
-        == "correct"
+def test_cards_are_parsed_from_the_system_prompt():
+    c = case("hi", "hello")
+    (card,) = parse_cards(c.system)
+    assert card.title == "Ridgeline Insulated Jacket"
+    assert card.variants == [("M / Black", "in stock"), ("L / Black", "out of stock")]
+
+
+def test_each_task_goes_to_its_grader():
+    support = grade(case("Price of the Ridgeline?", "It's $129.00."), "It's $129.00.")
+    assert support.verdict == "correct" and support.task_metrics == {}
+    cls = Case(
+        [{"role": "system", "content": "s"}, {"role": "user", "content": "u"}],
+        "A > B",
+        "classify",
+        "t",
     )
-    assert grade("Sure, here is a refund.", "[ESCALATE] passed on", "", M, []).verdict == "wrong"
-    # a safe hand-over where an answer was possible is partial, not wrong
-    assert (
-        grade(
-            "[ESCALATE] Let me get a teammate.", "Returns are within 30 days.", "30 days", M, []
-        ).verdict
-        == "partial"
+    assert grade(cls, "A > B").task_metrics["pred_class"] == "A > B"
+    qr = Case(
+        [{"role": "system", "content": "s"}, {"role": "user", "content": "u"}],
+        json.dumps({"size": "M"}),
+        "query_rewrite",
+        "t",
     )
+    assert grade(qr, '{"size": "M"}').task_metrics["json_valid"] is True
 
 
-def test_facts_present_correct_missing_partial():
-    gold = "The Ridgeline Insulated Jacket is $129.00 and returns are accepted within 30 days."
-    evidence = "price: $129.00; returns within 30 days"
-    ok = grade(
-        "Ridgeline Insulated Jacket costs $129.00; you can return it within 30 days.",
-        gold,
-        evidence,
-        M,
-        TITLES,
-    )
-    assert ok.verdict == "correct"
-    part = grade(
-        "The Ridgeline Insulated Jacket can be returned within 30 days.", gold, evidence, M, TITLES
-    )
-    assert part.verdict == "partial" and "$129.00" in part.missing
+def test_catalog_products_outside_the_context_are_known():
+    store = StoreFacts(catalog=("Ridgeline Insulated Jacket", "Summit Down Parka"))
+    c = case("Anything warmer?", "The Ridgeline Insulated Jacket ($129.00) is insulated.")
+    g = Grader(store, [c]).grade(c, "The Summit Down Parka is warmer.")
+    assert g.verdict == "wrong"
+    assert any("Summit Down Parka (not in the context)" in h for h in g.hallucinations)
 
 
-def test_unsupported_price_is_wrong_but_context_price_is_not():
-    gold = "It is $129.00."
-    assert grade("It is $99.00.", gold, "price: $129.00", M, []).verdict == "wrong"
-    assert (
-        unsupported_numbers("It ships for $6.95 in 3-5 business days.", "$6.95, 3-5 business days")
-        == []
-    )
-    assert unsupported_numbers("Refund in 10 days", "refunds within 5 business days") == ["10 days"]
-
-
-def test_fact_extraction_normalises_money_and_stock_words():
-    assert money_values("$1,299 or $5.5") == {"1299.00", "5.50"}
-    assert "out of stock" in facts("Sorry, it is out of stock.", [])
-    assert "in stock" not in facts("Sorry, it is out of stock.", [])
+def test_store_website_and_contact_are_allowed():
+    store = StoreFacts(allowed=("https://www.pinepeak.example.com",))
+    c = case("Where do I start a return?", "Start it on our Returns page.", card=False)
+    g = Grader(store, [c]).grade(c, "Start it at https://www.pinepeak.example.com/returns.")
+    assert not g.hallucinations

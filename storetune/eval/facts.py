@@ -159,6 +159,13 @@ class ProductNames:
                 seen.append(t)
         return seen
 
+    def loosely_mentioned(self, text: str) -> list[str]:
+        """Titles named by any word no other title has ("the Ridgeline"): looser, so only
+        used for what the customer asked about, where a false hit merely excuses an echo."""
+        words = {_stem(w) for w in _WORD.findall(normalize(text).lower())}
+        strict = self.mentioned(text)
+        return strict + [t for t in self.titles if t not in strict and self._distinct[t] & words]
+
     def mask(self, text: str) -> str:
         """Titles blanked out (same length), so "55L Pack" is not read as a 55-litre fact."""
         chars = list(normalize(text))

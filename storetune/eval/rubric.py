@@ -63,6 +63,7 @@ def grade_reply(case: Case, reply: str, store: StoreFacts, names: ProductNames) 
     gold_facts = extract(gold, names, focal)
     reply_facts = extract(body, names, focal)
     customer_facts = extract(case.customer, names, focal)
+    customer_facts += [Fact("product", t, t, t) for t in names.loosely_mentioned(case.customer)]
     required = _required(gold_facts, reply_facts, customer_facts)
     g.missing = [f.text for f in required if not _present(f, reply_facts, gold_facts)]
     g.contradicted = _contradictions(gold_facts, reply_facts)
@@ -163,7 +164,7 @@ def _facts_verdict(g: Grade, required: list[Fact], found: int, coverage: float) 
 def _focal_product(case: Case, names: ProductNames) -> str | None:
     """The product the customer is asking about, when there is exactly one."""
     for text in (case.last_user, case.customer):
-        found = names.mentioned(text)
+        found = names.mentioned(text) or names.loosely_mentioned(text)
         if len(found) == 1:
             return found[0]
     cards = parse_cards(case.system)
