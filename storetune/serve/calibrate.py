@@ -30,7 +30,6 @@ from storetune.workspace import Workspace
 
 TARGET = 0.05
 MIN_SUPPORT = 20
-LOW_WRONG = 0.5  # below the low threshold, at least half the replies were wrong
 
 
 @dataclass
@@ -106,17 +105,19 @@ def _min_grid(points: list[Point], steps: int = 20) -> list[float]:
 
 
 def _low_threshold(points: list[Point], min_n: int = 5) -> float:
-    """The highest mean log-prob below which at least half the replies were wrong."""
+    """The mean log-prob cut-off that best separates wrong replies (below it) from the
+    rest: most wrong minus right replies below; no cut-off when nothing separates."""
     ordered = sorted(points, key=lambda p: p.mean)
-    best = ordered[0].mean if ordered else -1.0  # nothing is below the lowest seen
-    wrong = 0
+    if not ordered:
+        return -1.0
+    best_t, best_score = ordered[0].mean, 0  # nothing is below the lowest seen
+    score = 0
     for i, p in enumerate(ordered):
-        wrong += p.wrong
-        n = i + 1
+        score += 1 if p.wrong else -1
         nxt = ordered[i + 1].mean if i + 1 < len(ordered) else None
-        if n >= min_n and wrong >= LOW_WRONG * n and nxt is not None and nxt > p.mean:
-            best = nxt
-    return round(best, 4)
+        if nxt is not None and nxt > p.mean and i + 1 >= min_n and score > best_score:
+            best_t, best_score = nxt, score
+    return round(best_t, 4)
 
 
 # ---- the run --------------------------------------------------------------------------------
@@ -181,6 +182,7 @@ def calibrate(
     points = _grade(ws, cfg, cases, replies)
     thresholds = fit_thresholds(points, target, min_support)
     thresholds.details |= {
+        "skipped": len(cases) - len(points),  # too long for the context, or empty
         "model": label,
         "dataset_id": data_dir.name,
         "max_new_tokens": max_new_tokens,
@@ -225,6 +227,7 @@ def _engine(ws: Workspace, label: str, version_dir: Path, info: dict):
 def _generate(engine, label: str, cases, max_new_tokens: int, progress: bool):
     """Replies with log-probs; requests go in together so the engine can batch them."""
     from storetune.retrieval.index import progress_bar
+    from storetune.serve.engine import RequestError
 
     out: list = [None] * len(cases)
     workers = max(1, getattr(engine, "max_batch", 4))
@@ -244,7 +247,10 @@ def _generate(engine, label: str, cases, max_new_tokens: int, progress: bool):
             for i, c in enumerate(cases)
         }
         for f in as_completed(futures):
-            out[futures[f]] = f.result()
+            try:
+                out[futures[f]] = f.result()
+            except RequestError:
+                pass  # longer than the model's context: the router would refuse it too
             advance(1)
     return out
 
@@ -265,6 +271,8 @@ def _grade(ws: Workspace, cfg, cases, replies) -> list[Point]:
     marker = cfg.escalation.marker
     points = []
     for case, gen in zip(cases, replies, strict=True):
+        if gen is None:
+            continue
         mean, low = logprob_stats(gen.token_logprobs)
         if mean is None:
             continue  # an empty reply says nothing about confidence
