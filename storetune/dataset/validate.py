@@ -222,9 +222,11 @@ def _context(model_dir: Path) -> int | None:
 def _eos_ids(tokenizer, model_dir: Path | None = None) -> frozenset[int]:
     ids = {tokenizer.eos_token_id} if tokenizer.eos_token_id is not None else set()
     gen = model_dir / "generation_config.json" if model_dir else None
-    if gen and gen.exists():  # chat models often stop on an end-of-turn id besides EOS
-        value = json.loads(gen.read_text(encoding="utf-8")).get("eos_token_id")
-        ids.update(value if isinstance(value, list) else [value] if value is not None else [])
+    try:  # chat models often stop on an end-of-turn id besides EOS
+        value = json.loads(gen.read_text(encoding="utf-8")).get("eos_token_id") if gen else None
+    except (OSError, ValueError):
+        value = None
+    ids.update(value if isinstance(value, list) else [value] if isinstance(value, int) else [])
     return frozenset(ids)
 
 
@@ -280,7 +282,7 @@ class _Reader:
         rows: list[_Row] = []
         index = 0
         try:
-            f = path.open(encoding="utf-8")
+            f = path.open(encoding="utf-8-sig")  # a BOM from a Windows editor is fine
         except OSError as e:
             raise StoretuneError(f"{path}: cannot read ({e.strerror})") from None
         with f:
@@ -300,7 +302,7 @@ class _Reader:
 
     def _parse(self, label: str, n: int, index: int, raw: str) -> _Row | None:
         try:
-            obj = json.loads(raw)
+            obj = json.loads(raw.strip())  # so the column is the line's, not past its end
         except json.JSONDecodeError as e:
             self._flag(label, n, "invalid_json", f"not valid JSON: {e.msg} at column {e.colno}")
             return None
