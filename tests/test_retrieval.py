@@ -227,3 +227,12 @@ def test_ticket_classifier_needs_both_labels():
     rows = [("ticket", f"k{i}", "h", "answer", np.ones(4, np.float32).tobytes()) for i in range(12)]
     conn.executemany("INSERT INTO index_vectors VALUES (?, ?, ?, ?, ?)", rows)
     assert TicketClassifier.load(conn) is None
+
+
+def test_bench_retrieval_reports_latencies():
+    from storetune.retrieval.index import bench_retrieval
+
+    result = bench_retrieval(n_products=3000, rounds=1)
+    assert result["n_products"] == 3000 and result["queries"] > 10
+    for part in ("retrieve_uncached", "retrieve_cached_embedding", "vector_scoring"):
+        assert result[part]["p95_ms"] >= result[part]["p50_ms"] > 0

@@ -315,3 +315,14 @@ def test_real_engine_injection_reply_is_grounding_checked(real_client):
     # sentence of the instructions
     assert not re.search(r"\$\s?1(?:\.00)?\b", body["response"])
     assert "Only state facts found" not in body["response"]
+
+
+def test_bench_route_leaves_the_queue_alone(real_client, serve_engine):  # noqa: F811
+    from storetune.serve.tickets import bench_route
+
+    _, ws = real_client
+    before = ReviewQueue(ws.db_path).counts()
+    result = bench_route(ws, serve_engine, [f"How much is the {TENT}?"] * 3, max_tokens=4)
+    assert result["tickets"] == 3 and 0 < result["mean_completion_tokens"] <= 4
+    assert result["route_p95_ms"] >= result["route_p50_ms"] > 0
+    assert ReviewQueue(ws.db_path).counts() == before

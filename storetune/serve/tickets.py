@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import shutil
+import sqlite3
 import statistics
 import tempfile
 import threading
@@ -187,7 +188,11 @@ def bench_route(
     Drafts go to a throw-away copy of the review queue, never the workspace's own."""
     tmp = Path(tempfile.mkdtemp(prefix="storetune-bench-route-"))
     try:
-        shutil.copy2(ws.db_path, tmp / "store.db")
+        # SQLite's backup API: a plain file copy would miss what is still in the WAL
+        with sqlite3.connect(ws.db_path) as src, sqlite3.connect(tmp / "store.db") as dst:
+            src.backup(dst)
+        src.close()
+        dst.close()
         bench_ws = Workspace(tmp)
         (tmp / "store.yaml").write_bytes(ws.config_path.read_bytes())
         router_ = TicketRouter.load(bench_ws, ws.config())
