@@ -218,3 +218,14 @@ def test_sessions_survive_a_restart_with_the_same_secret(site, tmp_path):
     with TestClient(app2, follow_redirects=False) as other:
         other.cookies.set("storetune_review", cookie, path="/review")
         assert other.get("/review").status_code == 200
+
+
+def test_login_page_says_when_no_agent_is_configured(tmp_path):
+    root = tmp_path / "ws"
+    root.mkdir()
+    (root / "store.yaml").write_text(
+        f"brand: {{name: Tiny Outfitters, voice: friendly}}\nserve: {{api_keys: [{KEY}]}}\n"
+    )
+    with TestClient(create_app(Workspace(root), ScriptedEngine())) as client:
+        page = client.get("/review/login")
+    assert page.status_code == 200 and "serve.review_users" in page.text

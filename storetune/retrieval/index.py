@@ -335,6 +335,17 @@ class Retrieval:
         ]
 
 
+@dataclass
+class _Loaded:
+    """One `storetune index` run, loaded; replaced whole so a search never mixes two."""
+
+    generation: int
+    handles: list[str]
+    keyword: BM25Index
+    matrix: object  # torch float16 (n, dim), rows aligned with handles
+    by_sku: dict[str, int]
+
+
 class HybridIndex:
     """The catalog index loaded for queries; reloads itself after `storetune index`."""
 
@@ -348,12 +359,8 @@ class HybridIndex:
         self.embedder = embedder
         self.min_similarity = min_similarity
         self._local = threading.local()
-        self._lock = threading.Lock()
-        self._generation = -1
-        self.handles: list[str] = []
-        self.by_sku: dict[str, int] = {}
-        self.keyword = BM25Index([])
-        self.matrix = None  # torch float16 (n, dim), rows aligned with handles
+        self._reload_lock = threading.Lock()
+        self._state: _Loaded | None = None
         self.reload()
 
     # connections are per thread: a server answers from several
@@ -365,6 +372,10 @@ class HybridIndex:
         return conn
 
     def reload(self) -> None:
+        with self._reload_lock:
+            self._state = self._load()
+
+    def _load(self) -> _Loaded:
         import torch
 
         conn = self._conn()
@@ -385,58 +396,58 @@ class HybridIndex:
             i = position.get(key)
             if i is not None:  # a product archived since the last index is skipped
                 matrix[i] = np.frombuffer(blob, dtype=np.float32)
-        keyword = BM25Index([d.keyword for d in docs])
-        by_sku = {s.lower(): i for i, d in enumerate(docs) for s in d.skus}
-        with self._lock:
-            self.handles = [d.handle for d in docs]
-            self.by_sku = by_sku
-            self.keyword = keyword
-            self.matrix = torch.from_numpy(matrix).to(torch.float16)
-            self._generation = generation
+        return _Loaded(
+            generation,
+            [d.handle for d in docs],
+            BM25Index([d.keyword for d in docs]),
+            torch.from_numpy(matrix).to(torch.float16),
+            {s.lower(): i for i, d in enumerate(docs) for s in d.skus},
+        )
 
     @property
     def generation(self) -> int:
         """Which `storetune index` run the loaded data comes from."""
-        return self._generation
+        return self._state.generation if self._state else -1
+
+    @property
+    def handles(self) -> list[str]:
+        return self._state.handles if self._state else []
+
+    @property
+    def keyword(self) -> BM25Index:
+        return self._state.keyword if self._state else BM25Index([])
 
     def reload_if_stale(self) -> None:
-        if _generation(self._conn()) != self._generation:
+        if _generation(self._conn()) != self.generation:
             self.reload()
 
     def search(self, query: str, k: int = 3) -> list[Hit]:
         """Best k active products for the query, most relevant first (may be fewer)."""
         self.reload_if_stale()
-        if not query.strip() or not self.handles:
+        st = self._state
+        if st is None or not query.strip() or not st.handles:
             return []
-        sims = self.similarities(self.embedder.embed_query(query))
+        sims = _similarities(st, self.embedder.embed_query(query))
         by_vector = _top(sims, CANDIDATES)
-        by_keyword = self.keyword.top(query, CANDIDATES)
-        by_sku = self.sku_matches(query)
+        by_keyword = st.keyword.top(query, CANDIDATES)
+        by_sku = _sku_matches(st, query)
         fused: dict[int, float] = {}
         for ranking, weight in ((by_vector, 1.0), (by_keyword, KEYWORD_WEIGHT), (by_sku, 2.0)):
             for rank, i in enumerate(ranking.tolist()):
                 fused[i] = fused.get(i, 0.0) + weight / (RRF_K + rank + 1)
         # Relevant: close in meaning, or a keyword hit that names the product's title,
         # or a SKU quoted exactly. Anything else is left out of the prompt.
-        titled = set(self.keyword.title_matches(query).tolist()) & set(by_keyword.tolist())
+        titled = set(st.keyword.title_matches(query).tolist()) & set(by_keyword.tolist())
         named = titled | set(by_sku.tolist())
         relevant = [i for i in fused if sims[i] >= self.min_similarity or i in named]
         relevant.sort(key=lambda i: (-fused[i], i))
-        kw = self.keyword.scores(query) if relevant else None
-        return [Hit(self.handles[i], fused[i], float(sims[i]), float(kw[i])) for i in relevant[:k]]
-
-    def sku_matches(self, query: str) -> np.ndarray:
-        """Products with a SKU written out in the query, in order of mention."""
-        found = [self.by_sku.get(t.lower()) for t in _SKU_LIKE.findall(query)]
-        return np.asarray(list(dict.fromkeys(i for i in found if i is not None)), dtype=np.int64)
+        kw = st.keyword.scores(query) if relevant else None
+        return [Hit(st.handles[i], fused[i], float(sims[i]), float(kw[i])) for i in relevant[:k]]
 
     def similarities(self, query_vec: np.ndarray) -> np.ndarray:
-        import torch
-
-        with self._lock:
-            matrix = self.matrix
-        q = torch.tensor(np.asarray(query_vec, dtype=np.float32), dtype=torch.float16)
-        return (matrix @ q).float().numpy()
+        """Cosine of the query with every product of the loaded index."""
+        assert self._state is not None
+        return _similarities(self._state, query_vec)
 
     def retrieve(self, query: str, k: int = 3) -> Retrieval:
         """Search, then read the hits' current rows (price, stock) from store.db."""
@@ -449,6 +460,19 @@ class HybridIndex:
             return []
         rows = {p.handle: p for p in db.load_products(self._conn(), True, handles=handles)}
         return [rows[h] for h in handles if h in rows]
+
+
+def _similarities(st: _Loaded, query_vec: np.ndarray) -> np.ndarray:
+    import torch
+
+    q = torch.tensor(np.asarray(query_vec, dtype=np.float32), dtype=torch.float16)
+    return (st.matrix @ q).float().numpy()
+
+
+def _sku_matches(st: _Loaded, query: str) -> np.ndarray:
+    """Products with a SKU written out in the query, in order of mention."""
+    found = [st.by_sku.get(t.lower()) for t in _SKU_LIKE.findall(query)]
+    return np.asarray(list(dict.fromkeys(i for i in found if i is not None)), dtype=np.int64)
 
 
 def _top(scores: np.ndarray, n: int) -> np.ndarray:

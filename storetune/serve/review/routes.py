@@ -170,9 +170,16 @@ def _to_login() -> RedirectResponse:
 async def login_page(request: Request, error: str | None = None) -> Response:
     token = secrets.token_urlsafe(16)
     response = templates.TemplateResponse(
-        request, "login.html", {"csrf": token, "error": error, "brand": _brand(request)},
+        request,
+        "login.html",
+        {
+            "csrf": token,
+            "error": error,
+            "brand": _brand(request),
+            "no_users": not request.app.state.serve_cfg.review_users,
+        },
         status_code=401 if error else 200,
-    )  # fmt: skip
+    )
     _cookie(response, request, LOGIN_CSRF_COOKIE, token, 900)
     return response
 
