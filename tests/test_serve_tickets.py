@@ -322,7 +322,7 @@ def test_bench_route_leaves_the_queue_alone(real_client, serve_engine):  # noqa:
 
     _, ws = real_client
     before = ReviewQueue(ws.db_path).counts()
-    result = bench_route(ws, serve_engine, [f"How much is the {TENT}?"] * 3, max_tokens=4)
+    result = bench_route(serve_engine, ws, [f"How much is the {TENT}?"] * 3, max_tokens=4)
     assert result["tickets"] == 3 and 0 < result["mean_completion_tokens"] <= 4
     assert result["route_p95_ms"] >= result["route_p50_ms"] > 0
     assert ReviewQueue(ws.db_path).counts() == before
