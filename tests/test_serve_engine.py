@@ -290,3 +290,26 @@ def test_policy_prefix_is_shared_when_context_follows_it(serve_engine, serve_bas
         model, tok, [with_context(c) for c in cards], max_new_tokens=8, share_prefix=False
     )
     assert [g.strip() for g in got] == expected
+
+
+def test_promotion_and_rollback_take_effect_without_restart(serve_base, tmp_path):
+    from storetune.models.registry import Registry
+
+    models = tmp_path / "models"
+    save_adapter(serve_base, models, "support", 1, seed=1)
+    save_adapter(serve_base, models, "support", 2, seed=2)
+    engine = Engine(
+        serve_base, {"support": models / "support/v2"}, registry_root=models, bf16=False
+    )
+    try:
+        ask = lambda model: engine.generate(chat("Return?"), model=model, max_tokens=8)  # noqa: E731
+        v2, v1 = ask("support").text, ask("support@v1").text
+        assert v1 != v2
+        registry = Registry(models)
+        registry.promote("support", 1)
+        promoted = ask("support")
+        assert promoted.text == v1 and promoted.model == "support"
+        registry.rollback("support")
+        assert ask("support").text == v2
+    finally:
+        engine.close()

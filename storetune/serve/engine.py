@@ -194,6 +194,7 @@ class Engine:
         self._prefix_cache_size = prefix_cache_size
         self._recent: dict[str | None, list[int]] = {}  # last prompt per adapter
         self._listeners: list[Callable[[ModelEntry, Generation], None]] = []
+        self._base_fingerprint: str | None = None
         self._load(bf16 if bf16 is not None else default_bf16(), adapters or {}, progress)
         self.default_model = default_model or ("support" if "support" in self._entries else BASE)
         self.resolve(self.default_model)  # fail at start-up, not on the first request
@@ -313,17 +314,42 @@ class Engine:
         if wanted in (BASE, self.base_name):
             return self._entries[BASE]
         if wanted in self._entries:
-            return self._entries[wanted]
+            entry = self._entries[wanted]
+            return self._promoted(entry) if "@" not in wanted else entry
         name, _, ver = wanted.partition("@")
         if ver and name in self._entries and self.registry_root is not None:
             path = self.registry_root / name / f"v{ver.lstrip('v')}"
-            if ver.lstrip("v").isdigit() and path.is_dir():
+            if ver.lstrip("v").isdigit() and path.is_dir() and self._fits(path):
                 return self._entry_for(f"{name}@v{int(ver.lstrip('v'))}", path)
         known = ", ".join(sorted(self._entries))
         raise UnknownModelError(
             f"model '{wanted}' does not exist on this server (available: {known})",
             hint="list models with GET /v1/models; train one with 'storetune train --name NAME'",
         )
+
+    def _promoted(self, entry: ModelEntry) -> ModelEntry:
+        """The registry's current version of an adapter name: a promotion or rollback
+        takes effect on the next request, no restart (the new version loads on first use)."""
+        if entry.adapter_key is None or self.registry_root is None or entry.version is None:
+            return entry
+        from storetune.models.registry import Registry
+
+        try:
+            current = Registry(self.registry_root).current(entry.id)
+        except StoretuneError as e:  # a broken registry file must not take serving down
+            log.warning("keeping %s v%s: %s", entry.id, entry.version, e)
+            return entry
+        path = self.registry_root / entry.id / f"v{current}"
+        if current in (None, entry.version) or not path.is_dir() or not self._fits(path):
+            return entry
+        return self._entry_for(entry.id, path)
+
+    def _fits(self, adapter_dir: Path) -> bool:
+        if self._base_fingerprint is None:
+            from storetune.models.base import fingerprint
+
+            self._base_fingerprint = fingerprint(self.base_path)
+        return _fits_base(adapter_dir, self._base_fingerprint)
 
     def add_listener(self, fn: Callable[[ModelEntry, Generation], None]) -> None:
         """Called from the worker thread after every finished generation (metrics)."""
