@@ -187,6 +187,7 @@ def test_from_workspace_loads_current_versions_and_skips_foreign_adapters(
     ws = Workspace(make_workspace(tmp_path / "ws", serve_base))
     save_adapter(serve_base, ws.models_dir, "support", 1, seed=11)
     save_adapter(serve_base, ws.models_dir, "other", 1, seed=12)
+    save_adapter(serve_base, ws.models_dir, "size-guide.en", 1, seed=13)  # '-' and '.' in a name
     info = ws.models_dir / "other/v1/version.json"
     info.write_text(json.dumps({"base_model_fingerprint": "a-different-base"}))
     engine = Engine.from_workspace(ws, bf16=False)
@@ -195,6 +196,11 @@ def test_from_workspace_loads_current_versions_and_skips_foreign_adapters(
         assert {"base", "support", "support@v1"} <= ids
         assert "other" not in ids  # trained on another base model: not served
         assert engine.default_model == "support"
+        assert "size-guide.en" in ids
+        assert (
+            engine.generate(chat("hi"), model="size-guide.en", max_tokens=2).model
+            == "size-guide.en"
+        )
     finally:
         engine.close()
 

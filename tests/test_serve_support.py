@@ -51,6 +51,7 @@ def save_adapter(base_dir: Path, models_dir: Path, name: str, version: int, seed
     lora = LoraConfig(
         r=4,
         lora_alpha=8,
+        lora_dropout=0.1,  # dropout left on at inference would make replies random
         target_modules="all-linear",
         init_lora_weights=False,
         task_type="CAUSAL_LM",

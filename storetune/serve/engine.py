@@ -23,6 +23,7 @@ import itertools
 import logging
 import queue
 import random
+import re
 import threading
 import time
 from collections import OrderedDict, deque
@@ -238,8 +239,9 @@ class Engine:
     def _entry_for(self, served: str, path: Path) -> ModelEntry:
         name, _, ver = served.partition("@")
         version = int(ver.lstrip("v")) if ver else _version_of(path)
-        # peft keys its modules by adapter name: keep it free of '@' and '.'
-        key = f"{name}__v{version}" if version is not None else name
+        # peft keys its modules by adapter name: keep it free of '@', '.' and '-'
+        safe = re.sub(r"\W", "_", name)
+        key = f"{safe}__v{version}" if version is not None else safe
         return ModelEntry(served, key, path, version, BASE)
 
     def _attach(self, entry: ModelEntry) -> None:
