@@ -157,3 +157,19 @@ def test_day_ranges_are_checked_at_both_ends(guard, cfg):
     assert ("days", "3-9 business days") in blocked(
         guard, cfg, "Standard shipping takes 3-9 business days."
     )
+
+
+def test_size_runs_are_not_phone_numbers(guard, cfg):
+    assert blocked(guard, cfg, "Waist sizes 30 32 34 36 38 are cut the same way.") == []
+
+
+def test_titles_are_found_in_a_large_catalog(cfg):
+    titles = [f"Model {i} Trail Jacket" for i in range(50_000)] + [JACKET.title]
+    big = Guard(titles, ["Jackets"])
+    result = big.check(
+        "The Model 4242 Trail Jacket is lovely, and so is the Women's Talus Storm Rain Jacket.",
+        evidence(cfg),
+    )
+    products = {(f.text, f.blocked) for f in result.findings if f.kind == "product"}
+    assert ("Model 4242 Trail Jacket", True) in products
+    assert ("Women's Talus Storm Rain Jacket", False) in products

@@ -169,9 +169,10 @@ class Guard:
             if last.isalpha():
                 nouns.add(_singular(last))
         self.nouns = frozenset(nouns)
-        self._titles_rx = (
-            re.compile("|".join(re.escape(t) for t in self.titles), re.I) if self.titles else None
-        )
+        # Titles are found by word n-gram lookup, not one big regex: a catalog of 100,000
+        # titles would make an alternation pattern far too slow to scan each draft with.
+        self._title_keys = {_title_key(t): t for t in self.titles}
+        self._longest = max((len(k) for k in self._title_keys), default=0)
 
     def check(self, draft: str, evidence: Evidence) -> GroundingResult:
         store = evidence.store + "\n" + evidence.website
@@ -272,6 +273,9 @@ class Guard:
         }
         for m in _PHONE.finditer(draft):
             digits = re.sub(r"\D", "", m.group())
+            groups = [g for g in re.split(r"\D+", m.group()) if g]
+            if all(len(g) <= 2 for g in groups):
+                continue  # "32 34 36 38 40" is a size run, not a phone number
             if free(m) and 10 <= len(digits) <= 15:
                 ok = digits in digits_known
                 add(
@@ -303,15 +307,11 @@ class Guard:
             )
 
     def _products(self, draft, store_low, customer_low, add, free) -> None:
-        if self._titles_rx is not None:
-            for m in self._titles_rx.finditer(draft):
-                t = m.group().lower()
-                ok = t in store_low or t in customer_low
-                add(
-                    _finding(
-                        "product", m, ok, f"product '{m.group()}' is not in the retrieved context"
-                    )
-                )
+        for start, end, title in self._title_mentions(draft):
+            t = title.lower()
+            ok = t in store_low or t in customer_low
+            why = "" if ok else f"product '{draft[start:end]}' is not in the retrieved context"
+            add(Finding("product", draft[start:end], start, end, not ok, why))
         evidence_words = set(re.findall(r"[\w'’.-]+", store_low + " " + customer_low))
         for m in _PHRASE.finditer(draft):
             if not free(m):
@@ -335,6 +335,24 @@ class Guard:
                     "" if ok else f"product '{phrase}' is not in the catalog context",
                 )
             )
+
+    def _title_mentions(self, draft: str) -> list[tuple[int, int, str]]:
+        """(start, end, title) of catalog titles in the draft, longest match first."""
+        tokens = [
+            (_norm_token(m.group()), m.start(), m.start() + len(m.group().rstrip(".,-")))
+            for m in _TITLE_TOKEN.finditer(draft)
+        ]
+        found, i = [], 0
+        while i < len(tokens):
+            for n in range(min(self._longest, len(tokens) - i), 0, -1):
+                title = self._title_keys.get(tuple(t[0] for t in tokens[i : i + n]))
+                if title is not None:
+                    found.append((tokens[i][1], tokens[i + n - 1][2], title))
+                    i += n
+                    break
+            else:
+                i += 1
+        return found
 
     def _disclosure(self, draft: str, instructions: str, add, n: int = 8) -> None:
         """Block every run of n words or more copied from the prompt's instructions."""
@@ -407,6 +425,17 @@ def _finding(kind: str, m: re.Match, ok: bool, reason: str) -> Finding:
 def day_values(text: str) -> set[str]:
     """Day counts a text states ("3-5 business days" gives {"3", "5"})."""
     return {n for m in _DAYS.finditer(text) for n in re.findall(r"\d+", m.group())}
+
+
+_TITLE_TOKEN = re.compile(r"[\w'’°.&/-]+")
+
+
+def _norm_token(token: str) -> str:
+    return token.lower().strip(".,-").replace("’", "'")
+
+
+def _title_key(title: str) -> tuple[str, ...]:
+    return tuple(_norm_token(t) for t in _TITLE_TOKEN.findall(title))
 
 
 def _singular(word: str) -> str:
