@@ -260,3 +260,34 @@ def test_mass_conversions_count_as_the_same_fact():
     ask = "How heavy is the Ridgeline?"
     assert verdict(ask, gold, "About 19 oz.", "product_qa", "weight").verdict == "correct"
     assert verdict(ask, gold, "It's 1.2 kg.", "product_qa", "weight").verdict == "wrong"
+
+
+def test_stock_words_in_the_question_are_not_an_answer():
+    gold = "Yes, the Ridgeline Insulated Jacket in M / Black is in stock."
+    ask = "Ridgeline M / Black - in stock??"
+    assert (
+        verdict(ask, gold, "Yes, M / Black is in stock.", "product_qa", "stock").verdict
+        == "correct"
+    )
+    assert verdict(ask, gold, "Thanks for asking!", "product_qa", "stock").verdict == "wrong"
+
+
+def test_negated_fit_terms_are_not_read_as_stated():
+    gold = "The Ridgeline Insulated Jacket fits true to size."
+    ask = "Does the Ridgeline run small?"
+    reply = "No, it doesn't run small; it's true to size."
+    assert verdict(ask, gold, reply, "product_qa", "fit").verdict == "correct"
+    assert (
+        verdict(ask, gold, "Yes, it runs small, size up.", "product_qa", "fit").verdict == "wrong"
+    )
+
+
+def test_a_claim_repeated_in_a_loop_counts_once():
+    g = verdict(
+        "Price?",
+        "The Ridgeline Insulated Jacket is $129.00.",
+        "It's $99. " * 5,
+        "product_qa",
+        "price",
+    )
+    assert g.hallucinations == ["price: $99"]

@@ -207,7 +207,9 @@ def _grade_description(case: Case, reply: str, names: ProductNames) -> Grade:
     coverage = sum(covered.values()) / len(covered) if covered else 1.0
     issues = voice_issues(reply)
     evidence = Evidence(case.evidence + "\n" + case.gold)
-    g.hallucinations = [str(c) for c in unsupported_claims(reply, evidence, names)]
+    g.hallucinations = list(
+        dict.fromkeys(str(c) for c in unsupported_claims(reply, evidence, names))
+    )
     g.task_metrics = {"coverage": coverage, "voice_ok": not issues, "voice_issues": issues}
     missing = [k for k, ok in covered.items() if not ok]
     g.missing = missing

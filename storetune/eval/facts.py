@@ -292,10 +292,12 @@ def same_quantity(a: Quantity, b: Quantity) -> bool:
 
 _STOCK_OUT = re.compile(
     r"out of stock|sold out|not in stock|isn't in stock|is not in stock|aren't in stock|"
-    r"currently unavailable|none left|no longer available",
+    r"currently unavailable|none left|no longer available|(?:not|isn't|aren't) available",
     re.I,
 )
-_STOCK_IN = re.compile(r"\bin stock\b|ready to ship|available now|\bin-stock\b", re.I)
+_STOCK_IN = re.compile(
+    r"\bin stock\b|ready to ship|available now|\bin-stock\b|\b(?:is|are) available\b", re.I
+)
 _BACKORDER = re.compile(r"back-?order", re.I)
 
 _ABILITY_VERBS = {
@@ -377,10 +379,18 @@ _GREETING = re.compile(
 )
 
 
+_NEGATED = re.compile(
+    r"\b(?:not|don't|doesn't|do not|does not|isn't|won't|no need to|never)\s+(?:\w+\s+)?$", re.I
+)
+
+
 def _terms(text: str, table: dict[str, str]) -> list[tuple[int, str, str]]:
     out = []
     for name, pattern in table.items():
         for m in re.finditer(pattern, text, re.I):
+            # "they don't run small" states the opposite; "not dishwasher safe" has its own term
+            if not name.startswith("not ") and _NEGATED.search(text[: m.start()]):
+                continue
             out.append((m.start(), name, m.group(0)))
     # "not dishwasher safe" also matches "dishwasher safe": keep the negative only
     negs = {pos for pos, name, _ in out if name.startswith("not ")}
