@@ -119,15 +119,32 @@ class ProductNames:
             t: {w for w in ws if count[w] == 1 and len(w) > 2} for t, ws in words.items()
         }
         self._full = {t: _GENDER.sub("", normalize(t).lower()) for t in self.titles}
+        self._rank = {t: i for i, t in enumerate(self.titles)}
+        # indexes, so a 3,000-product catalog costs a few lookups per word, not a scan
+        self._by_first: dict[str, list[str]] = {}
+        for t in self.titles:
+            first = _WORD.match(self._full[t])
+            self._by_first.setdefault(first.group(0) if first else "", []).append(t)
+        self._owner = {w: t for t, ds in self._distinct.items() for w in ds}
+        self._cache: dict[str, list[tuple[int, int, str]]] = {}
 
     def spans(self, text: str) -> list[tuple[int, int, str]]:
         """(start, end, title) of each mention, leftmost first, non-overlapping."""
+        if text not in self._cache:
+            if len(self._cache) > 4096:
+                self._cache.clear()
+            self._cache[text] = self._spans(text)
+        return self._cache[text]
+
+    def _spans(self, text: str) -> list[tuple[int, int, str]]:
         low = normalize(text).lower()
         found: list[tuple[int, int, str]] = []
         taken = [False] * len(low)
-        for t in self.titles:  # longest first: full titles win over short forms
-            full = self._full[t]
-            for m in re.finditer(re.escape(full), low):
+        raw = [(m.start(), m.end(), m.group(0)) for m in _WORD.finditer(low)]
+        candidates = {t for _, _, w in raw for t in self._by_first.get(w, ())}
+        candidates |= set(self._by_first.get("", ()))
+        for t in sorted(candidates, key=self._rank.__getitem__):  # longest titles first
+            for m in re.finditer(re.escape(self._full[t]), low):
                 s = m.start()
                 # include a leading "men's " etc. in the span
                 g = re.search(r"(?:men's|women's|kids'|unisex)\s+$", low[max(0, s - 9) : s])
@@ -136,8 +153,9 @@ class ProductNames:
                 if not any(taken[s : m.end()]):
                     found.append((s, m.end(), t))
                     taken[s : m.end()] = [True] * (m.end() - s)
-        tokens = [(m.start(), m.end(), _stem(m.group(0))) for m in _WORD.finditer(low)]
-        for t in self.titles:
+        tokens = [(s, e, _stem(w)) for s, e, w in raw]
+        owners = {self._owner[w] for _, _, w in tokens if w in self._owner}
+        for t in sorted(owners, key=self._rank.__getitem__):
             distinct, title_words = self._distinct[t], set(self._words[t])
             for i, (s, e, w) in enumerate(tokens):
                 if w not in distinct or taken[s]:
@@ -164,7 +182,10 @@ class ProductNames:
         used for what the customer asked about, where a false hit merely excuses an echo."""
         words = {_stem(w) for w in _WORD.findall(normalize(text).lower())}
         strict = self.mentioned(text)
-        return strict + [t for t in self.titles if t not in strict and self._distinct[t] & words]
+        loose = sorted(
+            {self._owner[w] for w in words if w in self._owner}, key=self._rank.__getitem__
+        )
+        return strict + [t for t in loose if t not in strict]
 
     def mask(self, text: str) -> str:
         """Titles blanked out (same length), so "55L Pack" is not read as a 55-litre fact."""
