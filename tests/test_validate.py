@@ -450,6 +450,7 @@ def test_signatures_are_datasketch_minhashes():
     keys = ["user: where is my order\nassistant: it shipped", "two words", "", "a b c d e f"]
     sigs = dedup.signatures(keys)
     values, starts = dedup.shingles(keys, dedup._WordHashes())
+    assert len(values) == 6 + 2 + 1 + 4  # 3-grams, the two words, one zero, 3-grams
     ends = [*starts[1:], len(values)]
     for i in range(len(keys)):
         m = MinHash(num_perm=dedup.NUM_PERM, seed=dedup.SEED, hashfunc=int)

@@ -9,7 +9,7 @@ import shutil
 import tempfile
 from collections import Counter
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -174,7 +174,10 @@ def build_dataset(
     notes["groups_merged_as_near_duplicates"] = grouping.merged_groups
     splits = assign_splits(examples, bcfg.split, bcfg.seed)
     tok = model or _base_tokenizer(ws)
-    report = _write(ws, examples, splits, notes, tok, progress, grouping.signatures)
+    report = _summary(examples, splits, notes)
+    staged = _stage_files(ws, examples, splits, report)
+    del examples, splits  # the files hold them now: free them before validation reads them
+    _validate_and_publish(ws, report, staged, tok, progress, grouping.signatures)
     if report.validation and report.validation.errors:
         raise StoretuneError(
             f"{report.path}: dataset failed validation "
@@ -216,22 +219,6 @@ def _train_options(ws: Workspace) -> dict:
     return {"epochs": tc.epochs, "train_max_length": tc.max_length, "train_truncates": True}
 
 
-def _lines(examples: list[Example], splits: list[str]) -> dict[str, list[str]]:
-    out: dict[str, list[str]] = {s: [] for s in (*SPLITS, "meta")}
-    for ex, split in zip(examples, splits, strict=True):
-        out[split].append(json.dumps({"messages": ex.messages}, ensure_ascii=False))
-        meta = {
-            "split": split,
-            "index": len(out[split]) - 1,
-            "task": ex.task,
-            "category": ex.category,
-            "builder": ex.builder,
-            "source_ids": ex.source_ids,
-        }
-        out["meta"].append(json.dumps(meta, ensure_ascii=False))
-    return out
-
-
 def _mix(examples: list[Example], splits: list[str], key) -> dict[str, dict[str, int]]:
     out: dict[str, Counter[str]] = {}
     for ex, split in zip(examples, splits, strict=True):
@@ -239,50 +226,88 @@ def _mix(examples: list[Example], splits: list[str], key) -> dict[str, dict[str,
     return {k: dict(v) for k, v in sorted(out.items())}
 
 
-def _write(
-    ws: Workspace,
-    examples: list[Example],
-    splits: list[str],
-    notes: dict,
-    model: ModelTokenizer,
-    progress: bool = True,
-    signatures: dict | None = None,
-) -> BuildReport:
-    lines = _lines(examples, splits)
-    digest = hashlib.sha256("\n".join("\n".join(v) for v in lines.values()).encode()).hexdigest()
-    dataset_id = f"ds-{digest[:10]}"
-    ws.datasets_dir.mkdir(parents=True, exist_ok=True)
-    final = ws.datasets_dir / dataset_id
-    report = BuildReport(
-        dataset_id=dataset_id,
-        path=final,
-        counts={s: len(lines[s]) for s in SPLITS},
+def _summary(examples: list[Example], splits: list[str], notes: dict) -> BuildReport:
+    """The report's counts and mix; id and path are set once the files are written."""
+    counts = Counter(splits)
+    return BuildReport(
+        dataset_id="",
+        path=Path(),
+        counts={s: counts[s] for s in SPLITS},
         by_task=_mix(examples, splits, lambda e: e.task),
         by_category=dict(sorted(Counter(f"{e.task}/{e.category}" for e in examples).items())),
         notes=notes,
         by_builder=_mix(examples, splits, lambda e: e.builder),
         by_category_split=_mix(examples, splits, lambda e: f"{e.task}/{e.category}"),
     )
+
+
+def _stage_files(
+    ws: Workspace, examples: list[Example], splits: list[str], report: BuildReport
+) -> Path:
+    """Write the split files and meta.jsonl into a temp directory, one line at a time
+    (no copy of the whole set in memory), and name the dataset by their content."""
+    ws.datasets_dir.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=".build-", dir=ws.datasets_dir))
+    names = (*SPLITS, "meta")
+    digests = {n: hashlib.sha256() for n in names}
+    index: Counter[str] = Counter()
     try:
-        for name in list(lines):
-            rows = lines.pop(name)  # freed as written: validation reads the files back
-            (tmp / f"{name}.jsonl").write_text("".join(r + "\n" for r in rows), encoding="utf-8")
-        del rows
+        with ExitStack() as stack:
+            files = {
+                n: stack.enter_context((tmp / f"{n}.jsonl").open("w", encoding="utf-8"))
+                for n in names
+            }
+
+            def put(name: str, obj: dict) -> None:
+                line = json.dumps(obj, ensure_ascii=False) + "\n"
+                files[name].write(line)
+                digests[name].update(line.encode("utf-8"))
+
+            for ex, split in zip(examples, splits, strict=True):
+                put(split, {"messages": ex.messages})
+                meta = {
+                    "split": split,
+                    "index": index[split],
+                    "task": ex.task,
+                    "category": ex.category,
+                    "builder": ex.builder,
+                    "source_ids": ex.source_ids,
+                }
+                put("meta", meta)
+                index[split] += 1
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    digest = hashlib.sha256("".join(digests[n].hexdigest() for n in names).encode())
+    report.dataset_id = f"ds-{digest.hexdigest()[:10]}"
+    report.path = ws.datasets_dir / report.dataset_id
+    return tmp
+
+
+def _validate_and_publish(
+    ws: Workspace,
+    report: BuildReport,
+    tmp: Path,
+    model: ModelTokenizer,
+    progress: bool,
+    signatures: dict | None,
+) -> None:
+    """Validate the staged files as training will read them, write the report, move
+    the directory into place; mark it LATEST only when validation passed."""
+    try:
         opts = _train_options(ws)
         report.validation = validate_dataset(
             tmp, model, progress=progress, signatures=signatures, **opts
         )
-        report.validation.files = {k: str(final / k) for k in report.validation.files}
+        report.validation.files = {k: str(report.path / k) for k in report.validation.files}
         (tmp / "report.json").write_text(json.dumps(report.to_dict(), indent=2), encoding="utf-8")
         (tmp / "report.md").write_text(report_markdown(report), encoding="utf-8")
-        shutil.rmtree(final, ignore_errors=True)
-        os.replace(tmp, final)
+        shutil.rmtree(report.path, ignore_errors=True)
+        os.replace(tmp, report.path)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     if report.validation.ok:
-        _write_atomic(ws.datasets_dir / "LATEST", dataset_id + "\n")
-    return report
+        _write_atomic(ws.datasets_dir / "LATEST", report.dataset_id + "\n")
 
 
 def _write_atomic(path: Path, text: str) -> None:

@@ -36,7 +36,7 @@ LSH_PARAMS = (10, 6)
 # Candidates in one bucket are compared with a few representatives, not pairwise, so a
 # bucket of thousands of templated examples stays linear.
 MAX_REPRESENTATIVES = 4
-_BLOCK = 1024  # keys per vectorised MinHash block (~20 MB of intermediate arrays)
+_BLOCK = 256  # keys per vectorised MinHash block (~5 MB of intermediates: cache-sized)
 _WORD = re.compile(r"\w+")
 _M1, _M2, _M3 = 0x9E3779B1, 0x85EBCA77, 0xC2B2AE3D
 
@@ -63,21 +63,19 @@ class _WordHashes:
     def __init__(self) -> None:
         self._seen: dict[str, int] = {}
 
-    def __call__(self, word: str) -> int:
-        h = self._seen.get(word)
-        if h is None:
-            h = self._seen[word] = zlib.crc32(word.encode("utf-8"))
-        return h
+    def hashes(self, words: list[str]) -> np.ndarray:
+        for w in set(words).difference(self._seen):
+            self._seen[w] = zlib.crc32(w.encode("utf-8"))
+        # map() over the dict's own lookup: no Python frame per word
+        return np.fromiter(map(self._seen.__getitem__, words), dtype=np.uint64, count=len(words))
 
 
-def shingles(keys: Sequence[str], word_hash: Callable[[str], int]) -> tuple[np.ndarray, np.ndarray]:
+def shingles(keys: Sequence[str], word_hashes: _WordHashes) -> tuple[np.ndarray, np.ndarray]:
     """32-bit hashes of the word 3-grams of each key, flat, and where each key's run
     starts. A key of one or two words is its words; an empty key is one zero."""
     words = [_WORD.findall(k) for k in keys]
     lens = np.fromiter(map(len, words), dtype=np.int64, count=len(words))
-    flat = np.fromiter(
-        (word_hash(w) for ws in words for w in ws), dtype=np.uint64, count=int(lens.sum())
-    )
+    flat = word_hashes.hashes([w for ws in words for w in ws])
     owner = np.repeat(np.arange(len(keys)), lens)
     rel = np.arange(len(flat)) - (np.cumsum(lens) - lens)[owner]
     long = lens[owner] >= 3
@@ -110,15 +108,43 @@ def signatures(keys: Sequence[str], advance: Callable[[int], None] | None = None
     100,000 examples.
     """
     a, b = MinHash(num_perm=NUM_PERM, seed=SEED, scheme="affine32").permutations
-    word_hash = _WordHashes()
+    word_hashes = _WordHashes()
     out = np.empty((len(keys), NUM_PERM), dtype=np.uint32)
+    buf = np.empty(0, dtype=np.uint32)
     for start in range(0, len(keys), _BLOCK):
         block = keys[start : start + _BLOCK]
-        values, offsets = shingles(block, word_hash)
-        permuted = _fmix32(values)[:, None] * a[None, :] + b[None, :]  # wraps mod 2^32
+        values, offsets = shingles(block, word_hashes)
+        if buf.size < values.size * NUM_PERM:
+            buf = np.empty(values.size * NUM_PERM, dtype=np.uint32)
+        # a * h + b for every permutation, in place in one reused buffer (wraps mod 2^32)
+        permuted = buf[: values.size * NUM_PERM].reshape(values.size, NUM_PERM)
+        np.multiply(_fmix32(values)[:, None], a[None, :], out=permuted)
+        permuted += b
         out[start : start + len(block)] = np.minimum.reduceat(permuted, offsets, axis=0)
         if advance:
             advance(len(block))
+    return out
+
+
+def cached_signatures(
+    keys: Sequence[str],
+    ranks: Sequence[int],
+    cache: dict[int, np.ndarray] | None = None,
+    advance: Callable[[int], None] | None = None,
+) -> np.ndarray:
+    """signatures(), reusing rows already computed for the same keys (by key_rank):
+    a build hands the ones it grouped with to the validation of the written files."""
+    if not cache:
+        return signatures(keys, advance)
+    missing = [i for i, r in enumerate(ranks) if r not in cache]
+    out = np.empty((len(keys), NUM_PERM), dtype=np.uint32)
+    if missing:
+        out[missing] = signatures([keys[i] for i in missing], advance)
+    hits = [i for i, r in enumerate(ranks) if r in cache]
+    if hits:
+        out[hits] = np.stack([cache[ranks[i]] for i in hits])
+    if advance:
+        advance(len(hits))
     return out
 
 
@@ -214,11 +240,12 @@ def remove_exact_duplicates(examples: list[Example]) -> tuple[list[Example], int
 class Grouping:
     near_pairs: int  # verified near-duplicate pairs
     merged_groups: int  # groups absorbed into another group because of them
+    signatures: dict[int, np.ndarray]  # key_rank -> MinHash signature, for reuse
 
 
 def _first_user(ex: Example) -> str:
     first = next((m["content"] for m in ex.messages if m["role"] == "user"), "")
-    return ex.task + "|" + normalize(first)
+    return ex.task + "|" + " ".join(re.findall(r"[a-z0-9]+", first.lower()))
 
 
 def group_duplicates(
@@ -240,11 +267,14 @@ def group_duplicates(
         uf.union(i, first_of.setdefault("u|" + _first_user(ex), i))
     before = len({uf.find(i) for i in range(n)})
     keys = [content_key(ex.messages) for ex in examples]
-    pairs = near_duplicate_pairs(signatures(keys, advance), [key_rank(k) for k in keys])
+    ranks = [key_rank(k) for k in keys]
+    sigs = signatures(keys, advance)
+    pairs = near_duplicate_pairs(sigs, ranks)
     for a, b in pairs:
         uf.union(a, b)
     roots = [uf.find(i) for i in range(n)]
     labels = [examples[r].group for r in roots]
     for ex, label in zip(examples, labels, strict=True):
         ex.group = label
-    return Grouping(near_pairs=len(pairs), merged_groups=before - len(set(roots)))
+    merged = before - len(set(roots))
+    return Grouping(len(pairs), merged, dict(zip(ranks, sigs, strict=True)))

@@ -451,8 +451,9 @@ class ChatTokens:
         return out
 
     def _piece_key(self, p: _Piece, messages: list[dict]) -> tuple:
-        # The system strings themselves, not the rendered piece: the reader keeps one
-        # object per distinct prompt, whose hash Python computes once.
+        # The message strings themselves, not the rendered piece: no new string per
+        # example, and Python computes a string's hash once (the reader keeps one
+        # object per distinct system prompt).
         return (id(p), *(messages[x]["content"] for x in p.parts[1::2]))
 
     def _count_cacheable(self, texts: dict[tuple, str]) -> None:
@@ -511,8 +512,11 @@ class ChatTokens:
         self._prime(rows)
         totals = [0] * len(rows)
         trained = [0] * len(rows)
-        # text -> [(row, tokens of it left untrained; -1 = all of them)]
-        pending: dict[str, list[tuple[int, int]]] = {}
+        # Replies repeat (a third of the sample store's are distinct): count each
+        # distinct (piece, text) once. key -> tokens; key -> (text, [(row, untrained)]),
+        # where untrained is the tokens after the end-of-turn token, -1 = the whole piece.
+        counts: dict[tuple, int] = {}
+        pending: dict[tuple, tuple[str, list[tuple[int, int]]]] = {}
         for i, row in enumerate(rows):
             msgs = row.messages
             shape = self.shape(tuple(m["role"] for m in msgs))
@@ -522,24 +526,29 @@ class ChatTokens:
             for p in shape.pieces:
                 is_trained = p.trained and msgs[p.turn].get("weight", 1) != 0
                 untrained = p.after_eos_tokens if is_trained else -1
-                if p.cacheable:
-                    n = self._cached[self._piece_key(p, msgs)]
-                    totals[i] += n
-                    trained[i] += n - untrained if untrained >= 0 else 0
-                else:
-                    pending.setdefault(p.fill(msgs), []).append((i, untrained))
+                key = self._piece_key(p, msgs)
+                n = (self._cached if p.cacheable else counts).get(key)
+                if n is None:
+                    if key not in pending:
+                        pending[key] = (p.fill(msgs), [])
+                    pending[key][1].append((i, untrained))
+                    continue
+                totals[i] += n
+                trained[i] += n - untrained if untrained >= 0 else 0
             if len(pending) >= _BATCH:
-                self._flush(pending, totals, trained)
+                self._flush(pending, counts, totals, trained)
             if i % 1024 == 1023:
                 advance(1024)
-        self._flush(pending, totals, trained)
+        self._flush(pending, counts, totals, trained)
         advance(len(rows) % 1024)
         return totals, trained
 
-    def _flush(self, pending, totals, trained) -> None:
-        texts = list(pending)
-        for text, n in zip(texts, self._whole(texts), strict=True):
-            for i, untrained in pending[text]:
+    def _flush(self, pending, counts, totals, trained) -> None:
+        entries = list(pending.items())
+        sizes = self._whole([text for _, (text, _) in entries])
+        for (key, (_, targets)), n in zip(entries, sizes, strict=True):
+            counts[key] = n
+            for i, untrained in targets:
                 totals[i] += n
                 trained[i] += n - untrained if untrained >= 0 else 0
         pending.clear()
@@ -592,17 +601,14 @@ def placeholder_kinds(text: str, role: str) -> list[str]:
 
 def _check_placeholders(rows: Sequence[_Row], findings: list[Finding]) -> None:
     hits: dict[tuple[str, str], list[int]] = defaultdict(list)
-    systems: dict[str, list[str]] = {}
+    seen: dict[tuple[str, str], list[str]] = {}  # system prompts and replies repeat
     for row in rows:
         kinds: set[str] = set()
         for m in row.messages:
-            text = m["content"]
-            if m["role"] == "system":  # shared by many examples: look once
-                if text not in systems:
-                    systems[text] = placeholder_kinds(text, "system")
-                kinds.update(systems[text])
-            else:
-                kinds.update(placeholder_kinds(text, m["role"]))
+            key = (m["role"], m["content"])
+            if key not in seen:
+                seen[key] = placeholder_kinds(m["content"], m["role"])
+            kinds.update(seen[key])
         for kind in kinds:
             hits[(row.file, kind)].append(row.line)
     for (file, kind), lines in hits.items():
@@ -646,13 +652,20 @@ def pii_in(text: str, allowed: str = "") -> list[tuple[str, str]]:
 def _check_pii(rows: Sequence[_Row], findings: list[Finding]) -> None:
     hits: dict[tuple[str, str], list[int]] = defaultdict(list)
     sample: dict[tuple[str, str], str] = {}
+    seen: dict[str, list[tuple[str, str]]] = {}  # replies repeat: scan each text once
     for row in rows:
-        system = "\n".join(m["content"] for m in row.messages if m["role"] == "system")
         kinds: dict[str, str] = {}
         for m in row.messages:
-            if m["role"] != "system":
-                for kind, value in pii_in(m["content"], system):
-                    kinds.setdefault(kind, value)
+            if m["role"] == "system":
+                continue
+            if m["content"] not in seen:
+                seen[m["content"]] = pii_in(m["content"])
+            found = seen[m["content"]]
+            if found:  # the store's own contact, in this example's system prompt, is fine
+                system = "\n".join(x["content"] for x in row.messages if x["role"] == "system")
+                for kind, value in found:
+                    if value not in system:
+                        kinds.setdefault(kind, value)
         for kind, value in kinds.items():
             hits[(row.file, kind)].append(row.line)
             sample.setdefault((row.file, kind), value)
