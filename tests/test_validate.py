@@ -287,6 +287,17 @@ def test_training_time_estimate(tmp_path, tiny):
     }
 
 
+def test_the_light_tokenizer_load_matches_autotokenizer(tiny_model_dir, tiny):
+    from transformers import AutoTokenizer
+
+    auto = AutoTokenizer.from_pretrained(tiny_model_dir)
+    messages = chat("Where is my parcel?", "It left today.")["messages"]
+    assert tiny.tokenizer.apply_chat_template(messages, tokenize=False) == auto.apply_chat_template(
+        messages, tokenize=False
+    )
+    assert tiny.tokenizer.eos_token_id == auto.eos_token_id and tiny.eos_ids == {auto.eos_token_id}
+
+
 def test_without_a_tokenizer_the_token_checks_are_skipped_not_passed(tmp_path):
     report = validate_file(write(tmp_path / "a.jsonl", varied(3)), None)
     assert report.stats == {} and report.estimate is None

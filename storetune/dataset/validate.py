@@ -194,12 +194,18 @@ class ModelTokenizer:
 
 def load_model_tokenizer(model: str | None = None) -> ModelTokenizer:
     """Tokenizer, context length and end-of-sequence ids of a base model."""
-    from transformers import AutoTokenizer
-
     from storetune.models.base import resolve_base_model
 
     base = resolve_base_model(model)
-    tok = AutoTokenizer.from_pretrained(base.path)
+    if (base.path / "tokenizer.json").exists():
+        # The fast tokenizer class alone: AutoTokenizer imports torch (~4 s, ~300 MB)
+        from transformers import PreTrainedTokenizerFast
+
+        tok = PreTrainedTokenizerFast.from_pretrained(base.path)
+    else:
+        from transformers import AutoTokenizer
+
+        tok = AutoTokenizer.from_pretrained(base.path)
     if not getattr(tok, "chat_template", None):
         raise StoretuneError(
             f"{base.path}: the tokenizer has no chat template",
