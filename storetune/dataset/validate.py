@@ -951,9 +951,8 @@ def _token_checks(
     # storetune train keeps the last train.max_length tokens of an example: when that
     # fits the model, a longer example is cut (a warning), never fed past its context
     cut_fits = opts.train_truncates and opts.train_max_length <= limit
-    _length_findings(
-        rows, totals, trained, (None if cut_fits else limit), opts.train_max_length, report
-    )
+    limit_or_none = None if cut_fits else limit
+    _length_findings(rows, totals, trained, limit_or_none, opts.train_max_length, report.findings)
     for label in report.examples:
         idx = [i for i, r in enumerate(rows) if r.file == label and totals[i] >= 0]
         report.stats[label] = TokenStats.of([totals[i] for i in idx], [trained[i] for i in idx])
@@ -967,9 +966,8 @@ def _length_findings(
     trained: list[int],
     limit: int | None,
     train_limit: int,
-    report: ValidationReport,
+    findings: list[Finding],
 ) -> None:
-    findings = report.findings
     over = [i for i, n in enumerate(totals) if limit is not None and n > limit]
     cut = [i for i, n in enumerate(totals) if train_limit < n <= (limit or n)]
     untrained = [i for i, n in enumerate(totals) if n >= 0 and trained[i] == 0]
