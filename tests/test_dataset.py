@@ -148,3 +148,41 @@ def test_split_depends_on_seed_but_is_deterministic():
     a = assign_splits(examples, (0.8, 0.1, 0.1), seed=0)
     assert a == assign_splits(examples, (0.8, 0.1, 0.1), seed=0)
     assert a != assign_splits(examples, (0.8, 0.1, 0.1), seed=1)
+
+
+_SEARCH_IN_CHILD = """
+import random, sys
+from pathlib import Path
+from storetune.retrieval.catalog import KeywordIndex, words
+from storetune.store import db
+products = db.load_products(db.connect(Path(sys.argv[1])))
+index = KeywordIndex(products)
+vocab = sorted({w for p in products for w in words(p.title)})
+rng = random.Random(0)
+for _ in range(3000):
+    query = " ".join(rng.sample(vocab, 4))
+    print("|".join(p.handle for p in index.search(query, 3)))
+"""
+
+
+def test_catalog_lookup_is_the_same_in_every_process(tmp_path):
+    # the prompt's product cards come from this lookup; set iteration order changes
+    # with PYTHONHASHSEED, and the dataset bytes must not
+    import os
+    import subprocess
+    import sys
+
+    generate_demo_store(tmp_path, seed=0, n_products=160, n_tickets=20)
+    ingest_workspace(Workspace(tmp_path), progress=False)
+    runs = [
+        subprocess.run(
+            [sys.executable, "-c", _SEARCH_IN_CHILD, str(tmp_path / "store.db")],
+            env={**os.environ, "PYTHONHASHSEED": seed},
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+        for seed in ("1", "2", "3")
+    ]
+    assert runs[0] == runs[1] == runs[2]
+    assert len(set(runs[0].splitlines())) > 100  # the queries do find varied products

@@ -72,7 +72,7 @@ class KeywordIndex:
     def search(self, text: str, k: int = 2) -> list[Product]:
         found = set(words(text))
         scores: dict[int, float] = defaultdict(float)
-        for w in found:
+        for w in sorted(found):  # float sums in a fixed order: same cards in every process
             hits = self._by_word.get(w, ())
             for i in hits:
                 scores[i] += 1.0 / len(hits)  # rare title words count more
