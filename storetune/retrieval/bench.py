@@ -122,8 +122,25 @@ def _ms(values: list[float]) -> dict[str, float]:
     }
 
 
-def run(n_products: int = 100_000, rounds: int = 4, seed: int = 0) -> dict[str, Any]:
-    """Latency of `HybridIndex.retrieve` (k=2, as the router asks) at n_products."""
+def run(
+    n_products: int = 100_000, rounds: int = 4, seed: int = 0, threads: int | None = None
+) -> dict[str, Any]:
+    """Latency of `HybridIndex.retrieve` (k=2, as the router asks) at n_products.
+
+    `threads` sets torch's intra-op threads for the run (restored afterwards): on a
+    busy 2-core machine one thread is several times faster for these small operations."""
+    import torch
+
+    before = torch.get_num_threads()
+    if threads:
+        torch.set_num_threads(threads)
+    try:
+        return _run(n_products, rounds, seed) | {"torch_threads": torch.get_num_threads()}
+    finally:
+        torch.set_num_threads(before)
+
+
+def _run(n_products: int, rounds: int, seed: int) -> dict[str, Any]:
     from storetune.retrieval.embed import default_embedder
     from storetune.retrieval.index import HybridIndex
 

@@ -90,11 +90,36 @@ class MiniLMEmbedder:
         return self.cache.get(text, self._encode_one)
 
     def _encode_one(self, text: str) -> np.ndarray:
-        with self._lock:
-            vec = self.model.encode(
-                [text], normalize_embeddings=True, convert_to_numpy=True, show_progress_bar=False
-            )[0]
-        return vec.astype(np.float32)
+        # One short text: call the transformer directly (mean pooling + normalising, as
+        # the model's own modules do); encode()'s batching machinery costs more than the
+        # forward pass itself here.
+        if not self._mean_pooled():
+            with self._lock:
+                vec = self.model.encode(
+                    [text],
+                    normalize_embeddings=True,
+                    convert_to_numpy=True,
+                    show_progress_bar=False,
+                )[0]
+            return vec.astype(np.float32)
+        import torch
+
+        with self._lock, torch.inference_mode():
+            batch = self.model.tokenizer(
+                [text], return_tensors="pt", truncation=True, max_length=self.model.max_seq_length
+            )
+            hidden = self.model[0].auto_model(**batch).last_hidden_state
+            mask = batch["attention_mask"].unsqueeze(-1).to(hidden.dtype)
+            pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
+            vec = torch.nn.functional.normalize(pooled, dim=-1)[0]
+        return vec.float().numpy().copy()
+
+    def _mean_pooled(self) -> bool:
+        try:
+            pooling = self.model[1].get_config_dict().get("pooling_mode")
+        except (IndexError, AttributeError):
+            return False
+        return pooling == "mean" and len(self.model) == 3
 
 
 @cache
