@@ -326,6 +326,7 @@ def run() -> dict:
     from storetune.serve.app import create_app
     from storetune.serve.engine import Engine
 
+    load_before = os.getloadavg()[0]  # other work on the machine skews every figure here
     tmp = Path(tempfile.mkdtemp(prefix="bench-serve-"))
     try:
         ws, base, names = _workspace(tmp / "ws")
@@ -363,6 +364,8 @@ def run() -> dict:
         "memory": memory,
         "retrieval_100k": retrieval.get("result", retrieval["status"]),
         "routing": routing.get("result", routing["status"]),
+        "load_avg_1m": {"before": load_before, "after": os.getloadavg()[0]},
+        "cpus": os.cpu_count(),
     }
     return {
         "summary": summary,
