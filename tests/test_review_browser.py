@@ -85,8 +85,26 @@ def route(server, message: str) -> dict:
     return r.json()
 
 
+def wait_for(browser, condition, what: str):
+    """Wait for the page a click started to load (the limit only stops a hung test)."""
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    return WebDriverWait(browser, 30, poll_frequency=0.05).until(condition, message=what)
+
+
+def flash_says(text: str):
+    from selenium.webdriver.common.by import By
+
+    def check(browser):
+        found = browser.find_elements(By.ID, "flash")
+        return bool(found) and text in found[0].text
+
+    return check
+
+
 def test_agent_works_the_queue_in_chromium(live, browser):
     from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions as ec
 
     server, ws = live
     a = route(server, "How much is the Larch 1P Dome Tent?")["ticket_id"]
@@ -98,29 +116,30 @@ def test_agent_works_the_queue_in_chromium(live, browser):
     browser.find_element(By.ID, "username").send_keys("ana")
     browser.find_element(By.ID, "password").send_keys("not-the-password")
     browser.find_element(By.ID, "login-submit").click()
-    assert "Wrong username or password" in browser.find_element(By.ID, "login-error").text
+    error = wait_for(browser, ec.presence_of_element_located((By.ID, "login-error")), "error")
+    assert "Wrong username or password" in error.text
 
     browser.find_element(By.ID, "username").send_keys("ana")
     browser.find_element(By.ID, "password").send_keys(PASSWORD)
     browser.find_element(By.ID, "login-submit").click()
-    assert browser.current_url.endswith("/review")
+    wait_for(browser, ec.url_matches(r"/review$"), "the queue page after login")
     for t in (a, b, c):
         assert browser.find_element(By.ID, f"ticket-{t}").is_displayed()
     assert "Larch 1P Dome Tent" in browser.find_element(By.ID, f"ticket-{a}").text
 
     # approve in one click
     browser.find_element(By.CSS_SELECTOR, f"#approve-{a} button").click()
-    assert f"Ticket {a} approved" in browser.find_element(By.ID, "flash").text
+    wait_for(browser, flash_says(f"Ticket {a} approved"), "approval")
     # edit, then send
     box = browser.find_element(By.ID, f"text-{b}")
     box.clear()
     box.send_keys(EDIT)
     browser.find_element(By.CSS_SELECTOR, f"#edit-{b} button").click()
-    assert f"Ticket {b} edited" in browser.find_element(By.ID, "flash").text
+    wait_for(browser, flash_says(f"Ticket {b} edited"), "edit")
     # reject with a reason
     browser.find_element(By.ID, f"reason-{c}").send_keys("the carrier must confirm")
     browser.find_element(By.CSS_SELECTOR, f"#reject-{c} button").click()
-    assert f"Ticket {c} rejected" in browser.find_element(By.ID, "flash").text
+    wait_for(browser, flash_says(f"Ticket {c} rejected"), "rejection")
     assert browser.find_elements(By.ID, "empty")  # nothing left waiting
 
     q = ReviewQueue(ws.db_path)
@@ -134,7 +153,7 @@ def test_agent_works_the_queue_in_chromium(live, browser):
     assert audit[b].before["status"] == "waiting" and audit[b].after["text"] == EDIT
     assert audit[c].after["reason"] == "the carrier must confirm"
 
-    browser.get(f"{server.url}/review/history")
+    browser.get(f"{server.url}/review/history")  # get() waits for the page itself
     assert "the carrier must confirm" in browser.find_element(By.ID, "audit").text
 
     exported = export_feedback(ws)
