@@ -454,3 +454,32 @@ def test_two_processes_match_one_with_gradient_accumulation(tiny_model_dir, tmp_
     assert one.keys() == two.keys()
     for k in one:
         assert torch.allclose(one[k], two[k], atol=1e-5), k
+
+
+def test_skipping_peft_input_cast_under_bf16_changes_no_number(tiny_model_dir):
+    """The bf16 path turns off peft's fp32 copy of LoRA inputs; loss and grads must not move."""
+    from storetune.train.data import collate
+    from storetune.train.loop import assistant_loss, load_model_for_training
+
+    base = resolve_base_model(str(tiny_model_dir))
+    model, tok = load_model_for_training(base, _cfg(), use_bf16=True)
+    model.train()
+    items = [tokenize_chat(tok, r["messages"], 512) for r in ROWS[:4]]
+    ids, mask, labels = collate(items, tok.pad_token_id)
+    layers = [m for m in model.modules() if hasattr(m, "cast_input_dtype_enabled")]
+    assert layers and not any(m.cast_input_dtype_enabled for m in layers)
+
+    def loss_and_grads(cast: bool):
+        for m in layers:
+            m.cast_input_dtype_enabled = cast
+        model.zero_grad()
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            loss, n = assistant_loss(model, ids, mask, labels)
+        (loss / n).backward()
+        grads = {k: p.grad.clone() for k, p in model.named_parameters() if p.requires_grad}
+        return loss.item(), grads
+
+    fast_loss, fast = loss_and_grads(False)
+    slow_loss, slow = loss_and_grads(True)
+    assert fast_loss == slow_loss
+    assert all(torch.equal(fast[k], slow[k]) for k in fast)

@@ -31,9 +31,11 @@ class TrainConfig(BaseModel):
         description="Peak learning rate (HF default 5e-5 suits full fine-tuning, not LoRA).",
     )
     warmup_ratio: float = Field(
-        0.05, ge=0, le=0.5, description="Share of steps for linear warm-up."
+        0.05, ge=0, le=0.5, description="Share of steps for linear warm-up (HF default: 0)."
     )
-    scheduler: str = Field("cosine", pattern="^(cosine|linear|constant)$")
+    scheduler: str = Field(
+        "cosine", pattern="^(cosine|linear|constant)$", description="LR decay (HF default: linear)."
+    )
     weight_decay: float = Field(0.0, ge=0)
     max_grad_norm: float = Field(1.0, gt=0)
     lora_r: int = Field(16, ge=1, description="LoRA rank (peft default: 8).")
@@ -45,7 +47,8 @@ class TrainConfig(BaseModel):
     batch_tokens: int = Field(
         4096,
         ge=64,
-        description="Token budget per micro-batch (padded), examples grouped by length.",
+        description="Token budget per micro-batch (padded), examples grouped by length "
+        "(HF default: 8 examples per device, padded to the longest).",
     )
     grad_accum: int = Field(1, ge=1, description="Micro-batches per optimizer step.")
     max_length: int = Field(
@@ -54,18 +57,21 @@ class TrainConfig(BaseModel):
         description="Longer examples are truncated from the left (policy prompts are long).",
     )
     eval_every: int | None = Field(
-        None, ge=1, description="Validation every N steps; default once per epoch."
+        None, ge=1, description="Validation every N steps; default once per epoch (HF: never)."
     )
     early_stop_patience: int = Field(
-        2, ge=0, description="Stop after this many evaluations without improvement (0: never)."
+        2,
+        ge=0,
+        description="Stop after this many evaluations without improvement, keeping the best "
+        "adapter (0: never; HF: no early stopping).",
     )
     checkpoint_every: int = Field(
-        50, ge=1, description="Save a resumable checkpoint every N steps."
+        50, ge=1, description="Save a resumable checkpoint every N steps (HF: 500)."
     )
     bf16: str = Field(
         "auto",
         pattern="^(auto|on|off)$",
-        description="bf16 autocast; auto = when the CPU/GPU has it.",
+        description="bf16 autocast; auto = when the CPU/GPU has it (HF default: off).",
     )
     seed: int = 0
     threads: int | None = Field(None, ge=1, description="CPU threads; default: all cores.")
@@ -73,7 +79,7 @@ class TrainConfig(BaseModel):
         "none",
         pattern="^(none|tensorboard|mlflow)$",
         description="Also log metrics.jsonl's records to TensorBoard or MLflow "
-        "(HF Trainer default: every installed integration).",
+        "(same default as transformers 5: none).",
     )
     device: str = Field(
         "auto",

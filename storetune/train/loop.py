@@ -165,6 +165,13 @@ def load_model_for_training(
     for p in model.parameters():
         if p.requires_grad:
             p.data = p.data.float()
+    if use_bf16:
+        # peft copies each LoRA input to the LoRA weights' dtype (fp32), and autocast
+        # then casts it back to bf16 for the matmul: the same numbers after a full
+        # copy of the activations per adapted layer. Skip the round trip.
+        for module in model.modules():
+            if hasattr(module, "cast_input_dtype_enabled"):
+                module.cast_input_dtype_enabled = False
     return model, tokenizer
 
 
