@@ -285,6 +285,7 @@ def demo(
     result = run_demo(directory, QUICK if quick else None, base_model, log=console.print)
     console.print(headline_table(result["eval"], result["train"].seconds))
     console.print(f"stage times (s): {result['timings']}\nworkspace: {result['workspace']}")
+    console.print(f"eval report: {result['eval']['html']}", soft_wrap=True)
 
 
 @app.command()

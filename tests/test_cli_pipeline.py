@@ -98,3 +98,27 @@ def test_init_writes_a_valid_config(tmp_path):
     assert cfg.brand.name == "Pine Co"
     result = runner.invoke(app, ["-w", str(tmp_path / "new"), "init"])
     assert result.exit_code != 0
+
+
+def test_demo_ends_with_the_headline_table_and_the_report_path(
+    tmp_path, tiny_model_dir, monkeypatch
+):
+    from dataclasses import replace
+    from pathlib import Path
+
+    from storetune.demo import pipeline
+
+    small = replace(pipeline.QUICK, products=20, tickets=80, build_max_tickets=40, eval_limit=4)
+    monkeypatch.setattr(pipeline, "QUICK", replace(small, max_new_tokens=8, product_qa=8))
+    out = invoke(
+        "demo",
+        "--quick",
+        "--directory",
+        str(tmp_path / "demo"),
+        "--base-model",
+        str(tiny_model_dir),
+    ).output
+    assert "correct" in out and "wrong" in out and "support-v1" in out
+    report = Path(out.split("eval report:")[1].split()[0])
+    assert report.suffix == ".html" and report.exists()
+    assert "support" in report.read_text(encoding="utf-8")
