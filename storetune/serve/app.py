@@ -119,8 +119,15 @@ async def health(request: Request) -> Response:
         "in_flight": state.limiter.active,
         "queue_depth": engine.queue_depth,
         "capacity": state.limiter.capacity,
+        "threads": _torch_threads(),
     }
     return JSONResponse(body, status_code=200 if alive else 503)
+
+
+def _torch_threads() -> int:
+    import torch  # already loaded by the engine
+
+    return torch.get_num_threads()
 
 
 async def metrics(request: Request) -> Response:
@@ -147,6 +154,10 @@ def serve_workspace(
     api_keys_or_refuse(cfg.serve, insecure_no_auth, str(workspace.config_path))
     if insecure_no_auth and host not in ("127.0.0.1", "localhost", "::1"):
         log(f"[bold yellow]warning:[/] serving without authentication on {host}")
+    if cfg.serve.threads:
+        import torch
+
+        torch.set_num_threads(cfg.serve.threads)  # this process only serves: global is fine
     names = (
         cfg.serve.adapters
         if cfg.serve.adapters is not None

@@ -74,6 +74,12 @@ class ServeConfig(_Strict):
     batch_window_ms: float = Field(
         4.0, ge=0, description="How long an idle engine waits to batch concurrent requests."
     )
+    threads: int | None = Field(
+        None,
+        gt=0,
+        description="torch compute threads for the server process (default: torch's, one per "
+        "core); 1 is faster when other heavy processes share the cores.",
+    )
     default_model: str | None = Field(
         None,
         description="Model for requests that name none: default the 'support' adapter "
