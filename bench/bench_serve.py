@@ -319,6 +319,12 @@ def _optional(module: str, func: str, **offered) -> dict:
     return {"status": "ok", "seconds": round(time.perf_counter() - started, 1), "result": result}
 
 
+def _threads() -> int:
+    import torch
+
+    return torch.get_num_threads()
+
+
 # ---- entry points --------------------------------------------------------------------------------
 
 
@@ -366,6 +372,7 @@ def run() -> dict:
         "routing": routing.get("result", routing["status"]),
         "load_avg_1m": {"before": load_before, "after": os.getloadavg()[0]},
         "cpus": os.cpu_count(),
+        "torch_threads": _threads(),
     }
     return {
         "summary": summary,
