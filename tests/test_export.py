@@ -165,7 +165,7 @@ def test_gguf_export_via_cli_writes_parity_report(trained, tmp_path):
     assert "6/6 identical" in result.output
     parity = json.loads((out / "parity.json").read_text())
     assert parity["prompts"] == 6 and parity["identical"] == 6 and parity["tokenizer_identical"]
-    assert parity["last_prompt_max_abs_logit_diff"] < 1e-4
+    assert parity["first_token_max_abs_logit_diff"] < 1e-4
     assert (out / "support-v1.f32.gguf").stat().st_size > 0
 
 
@@ -382,3 +382,26 @@ def test_vllm_check_rejects_what_vllm_would(tmp_path, bad, why):
     ex.check_vllm_adapter(good, tmp_path / "adapter_config.json")
     with pytest.raises(StoretuneError, match=why):
         ex.check_vllm_adapter({**good, **bad}, tmp_path / "adapter_config.json")
+
+
+def test_parity_prefix_cache_decodes_like_plain_generate(trained):
+    model, tok = ex.merge_adapter(
+        trained.models_dir / "support" / "v1",
+        json.loads((trained.models_dir / "support/v1/version.json").read_text())["base_model_path"],
+    )
+    convs = [r["messages"][:2] for r in _rows(4)]
+    prompts = [ex._chat_ids(tok, c) for c in convs]
+    greedy = ex._PrefixGreedy(model, prompts)
+    assert len(greedy.prefix) > 10  # the shared system prompt and question start
+    for ids in prompts:
+        cached, _ = greedy(ids, 12, tok)
+        x = torch.tensor([ids])
+        plain = model.generate(
+            x,
+            attention_mask=torch.ones_like(x),
+            max_new_tokens=12,
+            do_sample=False,
+            eos_token_id=tok.eos_token_id,
+            pad_token_id=tok.pad_token_id,
+        )[0, len(ids) :].tolist()
+        assert cached == plain
