@@ -150,10 +150,12 @@ def validation_loss(base_path: str, adapter_dir: Path, val: list[dict], device: 
         for item in val:
             ids = torch.tensor([item["input_ids"]], device=device)
             labels = torch.tensor(item["labels"][1:], device=device)
-            logits = model(ids).logits[0, :-1].float()
-            keep = labels != -100
-            total += F.cross_entropy(logits[keep], labels[keep], reduction="sum").item()
-            count += int(keep.sum())
+            # Logits only where a label is predicted: the same numbers, without the
+            # 49k-wide projection of every prompt token.
+            where = (labels != -100).nonzero().flatten()
+            logits = model(ids, logits_to_keep=where).logits[0].float()
+            total += F.cross_entropy(logits, labels[where], reduction="sum").item()
+            count += len(where)
     return total / count
 
 
