@@ -405,3 +405,34 @@ def test_parity_prefix_cache_decodes_like_plain_generate(trained):
             pad_token_id=tok.pad_token_id,
         )[0, len(ids) :].tolist()
         assert cached == plain
+
+
+def test_parity_prompts_come_from_the_versions_tasks(tmp_path):
+    from storetune.workspace import Workspace
+
+    ws = Workspace(tmp_path)
+    data = ws.datasets_dir / "ds-y"
+    data.mkdir(parents=True)
+    rows = [
+        ({"role": "user", "content": "Classify: Fleece"}, "classify"),
+        ({"role": "user", "content": "Where is my order?"}, "support"),
+    ]
+    lines = [
+        json.dumps(
+            {
+                "messages": [
+                    {"role": "system", "content": "s"},
+                    m,
+                    {"role": "assistant", "content": "a"},
+                ]
+            }
+        )
+        for m, _ in rows
+    ]
+    (data / "test.jsonl").write_text("\n".join(lines) + "\n")
+    meta = [{"split": "test", "index": i, "task": t} for i, (_, t) in enumerate(rows)]
+    (data / "meta.jsonl").write_text("".join(json.dumps(m) + "\n" for m in meta))
+    convs = ex.parity_conversations(ws, {"dataset_id": "ds-y", "tasks": ["classify"]}, 3)
+    assert convs[0] == [{"role": "system", "content": "s"}, rows[0][0]]  # no assistant turn
+    # The support row is skipped: fixed store questions fill the rest.
+    assert len(convs) == 3 and convs[1] == [{"role": "user", "content": ex.FIXED_PROMPTS[0]}]

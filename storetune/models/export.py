@@ -399,11 +399,17 @@ FIXED_PROMPTS = [
 
 
 def parity_conversations(ws: Workspace, info: dict, n: int) -> list[list[dict]]:
-    """Up to n prompts (system + user turns) from the version's test split, else fixed ones."""
-    from storetune.train.data import read_jsonl
+    """Up to n prompts (system + user turns) from the test split of the version's tasks,
+    topped up with fixed store questions when the dataset is gone or too small."""
+    from storetune.train import select_rows
 
-    test = ws.datasets_dir / str(info.get("dataset_id")) / "test.jsonl"
-    rows = read_jsonl(test) if test.exists() else []
+    data_dir = ws.datasets_dir / str(info.get("dataset_id"))
+    rows: list[dict] = []
+    if (data_dir / "test.jsonl").exists():
+        tasks = info.get("tasks") or ["all"]
+        rows, _ = select_rows(
+            data_dir, "test", tasks if (data_dir / "meta.jsonl").exists() else ["all"]
+        )
     convs = []
     for row in rows:
         msgs = row["messages"]
