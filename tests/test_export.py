@@ -184,6 +184,9 @@ def test_a_failed_export_leaves_nothing_behind(trained, tmp_path, monkeypatch):
     with pytest.raises(RuntimeError):
         ex.export_model(trained, "support@v1", "gguf", out=tmp_path / "x", progress=False)
     assert list(tmp_path.iterdir()) == []  # neither the target nor a temporary directory
+    (tmp_path / ".x.k1ll3d").mkdir()  # what a SIGKILLed export leaves (no finally ran)
+    ex.export_model(trained, "support@v1", "vllm", out=tmp_path / "x", progress=False)
+    assert [p.name for p in tmp_path.iterdir()] == ["x"]
 
 
 # --- ollama -------------------------------------------------------------------------

@@ -73,6 +73,8 @@ def export_model(
     if dest.exists() and not force:
         raise StoretuneError(f"{dest} already exists", hint="pass --force to replace it, or --out")
     dest.parent.mkdir(parents=True, exist_ok=True)
+    for stale in dest.parent.glob(f".{dest.name}.*"):  # left by a killed export
+        shutil.rmtree(stale, ignore_errors=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", dir=dest.parent))
     try:
         result = _EXPORTERS[fmt](
