@@ -18,19 +18,13 @@ from __future__ import annotations
 
 import json
 import os
-import resource
-import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+from bench._child import rss_mb, spawn
+
 TARGET_S = 120.0
-
-
-def _rss_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
 
 
 def _child_setup(out: str, n: str) -> dict:
@@ -48,7 +42,7 @@ def _child_storetune(out: str) -> dict:
     from storetune.dataset.build import build_dataset
     from storetune.workspace import Workspace
 
-    base = _rss_mb()
+    base = rss_mb()
     start = time.perf_counter()
     report = build_dataset(Workspace(Path(out)))
     seconds = time.perf_counter() - start
@@ -56,7 +50,7 @@ def _child_storetune(out: str) -> dict:
     return {
         "seconds": seconds,
         "rss_after_imports_mb": base,
-        "peak_rss_mb": _rss_mb(),
+        "peak_rss_mb": rss_mb(),
         "examples": sum(data["counts"].values()),
         "counts": data["counts"],
         "notes": data.get("notes", {}),
@@ -67,7 +61,7 @@ def _child_storetune(out: str) -> dict:
 def _child_floor(out: str) -> dict:
     from storetune.store import db
 
-    base = _rss_mb()
+    base = rss_mb()
     start = time.perf_counter()
     conn = db.connect(Path(out) / "store.db")
     tickets = db.load_tickets(conn, resolved_only=True)
@@ -84,7 +78,7 @@ def _child_floor(out: str) -> dict:
     return {
         "seconds": time.perf_counter() - start,
         "rss_after_imports_mb": base,
-        "peak_rss_mb": _rss_mb(),
+        "peak_rss_mb": rss_mb(),
         "examples": n,
     }
 
@@ -94,23 +88,12 @@ def child(name: str, *args: str) -> None:
     print("RESULT " + json.dumps(fn(*args)))
 
 
-def _spawn(name: str, *args: str) -> dict:
-    code = f"from bench.bench_build import child; child({name!r}, *{list(args)!r})"
-    proc = subprocess.run(
-        [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=False
-    )
-    lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("RESULT ")]
-    if proc.returncode != 0 or not lines:
-        raise RuntimeError(f"bench child {name} failed:\n{proc.stderr[-4000:]}")
-    return json.loads(lines[-1].removeprefix("RESULT "))
-
-
 def run() -> dict:
     n = int(os.environ.get("STORETUNE_BENCH_BUILD_TICKETS", "105000"))
     with tempfile.TemporaryDirectory(prefix="storetune-bench-build-") as tmp:
-        setup = _spawn("setup", tmp, str(n))
-        floor = _spawn("floor", tmp)
-        ours = _spawn("storetune", tmp)
+        setup = spawn("bench_build", "setup", tmp, str(n))
+        floor = spawn("bench_build", "floor", tmp)
+        ours = spawn("bench_build", "storetune", tmp)
     secs = ours["seconds"]
     per_100k = secs * 100_000 / max(ours["examples"], 1)
     summary = {

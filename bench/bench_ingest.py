@@ -15,19 +15,13 @@ from __future__ import annotations
 
 import json
 import os
-import resource
-import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+from bench._child import rss_mb, spawn
+
 TARGET_S, TARGET_MB = 60.0, 2048.0
-
-
-def _rss_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
 
 
 def _child_generate(out: str, n: str) -> dict:
@@ -47,7 +41,7 @@ def _child_storetune(out: str) -> dict:
     from storetune.ingest import ingest_workspace
     from storetune.workspace import Workspace
 
-    base = _rss_mb()
+    base = rss_mb()
     start = time.perf_counter()
     report = ingest_workspace(Workspace(Path(out)), progress=False)
     seconds = time.perf_counter() - start
@@ -55,7 +49,7 @@ def _child_storetune(out: str) -> dict:
     return {
         "seconds": seconds,
         "rss_after_imports_mb": base,
-        "peak_rss_mb": _rss_mb(),
+        "peak_rss_mb": rss_mb(),
         "counts": counts,
         "reconciles": report.reconciles,
         "db_counts": report.db_counts,
@@ -65,7 +59,7 @@ def _child_storetune(out: str) -> dict:
 def _child_floor(out: str) -> dict:
     import sqlite3
 
-    base = _rss_mb()
+    base = rss_mb()
     start = time.perf_counter()
     tickets, comments = [], []
     for page in sorted((Path(out) / "zendesk").glob("*.json")):
@@ -89,7 +83,7 @@ def _child_floor(out: str) -> dict:
     return {
         "seconds": time.perf_counter() - start,
         "rss_after_imports_mb": base,
-        "peak_rss_mb": _rss_mb(),
+        "peak_rss_mb": rss_mb(),
         "tickets": len(tickets),
         "comments": len(comments),
     }
@@ -101,23 +95,12 @@ def child(name: str, *args: str) -> None:
     print("RESULT " + json.dumps(result))
 
 
-def _spawn(name: str, *args: str) -> dict:
-    code = f"from bench.bench_ingest import child; child({name!r}, *{list(args)!r})"
-    proc = subprocess.run(
-        [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=False
-    )
-    lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("RESULT ")]
-    if proc.returncode != 0 or not lines:
-        raise RuntimeError(f"bench child {name} failed:\n{proc.stderr[-4000:]}")
-    return json.loads(lines[-1].removeprefix("RESULT "))
-
-
 def run() -> dict:
     n = int(os.environ.get("STORETUNE_BENCH_TICKETS", "100000"))
     with tempfile.TemporaryDirectory(prefix="storetune-bench-ingest-") as tmp:
-        gen = _spawn("generate", tmp, str(n))
-        floor = _spawn("floor", tmp)
-        ours = _spawn("storetune", tmp)
+        gen = spawn("bench_ingest", "generate", tmp, str(n))
+        floor = spawn("bench_ingest", "floor", tmp)
+        ours = spawn("bench_ingest", "storetune", tmp)
         size_mb = sum(p.stat().st_size for p in (Path(tmp) / "zendesk").glob("*.json")) / 2**20
     tickets = ours["counts"].get("tickets", {})
     read_tickets = tickets.get("ticket", {}).get("read", gen["tickets"])
