@@ -154,6 +154,19 @@ def test_masking_multi_turn_and_template_with_markers(tiny_model_dir):
     assert marked.input_ids == plain.input_ids and marked.labels == plain.labels
 
 
+def test_masking_skips_assistant_turns_with_weight_zero(tiny_model_dir):
+    tok = AutoTokenizer.from_pretrained(tiny_model_dir)
+    convo = [
+        {"role": "user", "content": "Hi"},
+        {"role": "assistant", "content": "Hello there", "weight": 0},
+        {"role": "user", "content": "Returns?"},
+        {"role": "assistant", "content": "Within 30 days", "weight": 1},
+    ]
+    out = tokenize_chat(tok, convo, 512)
+    assert _trained_text(tok, out) == "Within 30 days<|im_end|>"
+    assert "Hello there" in tok.decode(out.input_ids)  # still in context
+
+
 def test_masking_rejects_a_template_that_rewrites_history(tiny_model_dir):
     from storetune.errors import StoretuneError
 
@@ -356,7 +369,12 @@ def test_kill_9_then_resume_matches_an_uninterrupted_run(workspace):
     )
     assert proc.returncode == -signal.SIGKILL, proc.stderr.decode()[-2000:]
     assert Registry(workspace.models_dir).versions("support") == []  # nothing half-published
-    out = CliRunner().invoke(app, ["-w", str(workspace.root), "train", "--resume"])
+    runner = CliRunner()
+    refused = runner.invoke(app, ["-w", str(workspace.root), "train", "--resume", "--epochs", "3"])
+    assert refused.exit_code != 0
+    assert "--epochs (saved: 2.0, given: 3.0)" in " ".join(refused.output.split())
+    # The same value as the saved run is no contradiction.
+    out = runner.invoke(app, ["-w", str(workspace.root), "train", "--resume", "--epochs", "2"])
     assert out.exit_code == 0, out.output
     assert "resuming at step 4" in out.output  # checkpoint every 2 steps: step 5 was lost
     info = json.loads((workspace.models_dir / "support" / "v1" / "version.json").read_text())

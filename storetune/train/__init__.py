@@ -74,7 +74,7 @@ def train_model(
     main = int(os.environ.get("RANK", "0")) == 0
     run_dir = ws.models_dir / name / ".run"
     if resume:
-        dataset_id, cfg = _saved_run(run_dir)
+        dataset_id, cfg = _resumed_run(run_dir, dataset_id, cfg, overrides or {})
     check_tracker(cfg.report_to)
     data_dir = resolve_dataset(ws, dataset_id)
     base = resolve_base_model(ws.config().base_model)
@@ -120,6 +120,31 @@ def train_model(
     final = registry.publish(name, version, staging)
     shutil.rmtree(run_dir, ignore_errors=True)
     return final, result
+
+
+def _resumed_run(
+    run_dir: Path, dataset_id: str | None, asked: TrainConfig, overrides: dict
+) -> tuple[str, TrainConfig]:
+    """The interrupted run's own dataset and config; refuse options that contradict them.
+
+    A resumed run must follow the one it continues, so a changed option would silently
+    be ignored — say so instead.
+    """
+    saved_id, saved = _saved_run(run_dir)
+    changed = [
+        f"--{k.replace('_', '-')} (saved: {getattr(saved, k)!r}, given: {getattr(asked, k)!r})"
+        for k in overrides
+        if getattr(saved, k) != getattr(asked, k)
+    ]
+    if dataset_id is not None and dataset_id != saved_id:
+        changed.append(f"--dataset (saved: {saved_id!r}, given: {dataset_id!r})")
+    if changed:
+        raise StoretuneError(
+            f"{run_dir}: --resume continues the interrupted run with its saved settings, "
+            "but these differ: " + "; ".join(changed),
+            hint="drop those options to resume, or start a new run without --resume",
+        )
+    return saved_id, saved
 
 
 def _saved_run(run_dir: Path) -> tuple[str, TrainConfig]:

@@ -62,8 +62,10 @@ def tokenize_chat(tokenizer, messages: list[dict], max_length: int) -> Tokenized
                 hint="use a model whose template renders each turn independently",
             )
         start = len(ids)
-        _append(tokenizer, ids, labels, full[len(rendered) :], train=msg["role"] == "assistant")
-        if msg["role"] == "assistant":
+        # OpenAI's fine-tuning format: an assistant turn with "weight": 0 is context only.
+        trained = msg["role"] == "assistant" and msg.get("weight", 1) != 0
+        _append(tokenizer, ids, labels, full[len(rendered) :], train=trained)
+        if trained:
             _mask_after_end_of_turn(labels, ids, start, tokenizer.eos_token_id)
         rendered = full
     if len(ids) > max_length:  # keep the end: that is where the trained reply is
