@@ -236,3 +236,17 @@ def test_bench_retrieval_reports_latencies():
     assert result["n_products"] == 3000 and result["queries"] > 10
     for part in ("retrieve_uncached", "retrieve_cached_embedding", "vector_scoring"):
         assert result[part]["p95_ms"] >= result[part]["p50_ms"] > 0
+
+
+def test_query_vector_matches_the_document_encoder():
+    # A query is embedded by a direct (bf16 where supported) forward pass, documents by
+    # encode() in fp32; both must land on the same unit vector for the scores to mean
+    # the same thing.
+    embedder = default_embedder()
+    text = "a warm waterproof jacket for winter hiking, size M"
+    query = embedder._encode_one(text)
+    doc = embedder.embed([text])[0]
+    assert abs(float(np.linalg.norm(query)) - 1.0) < 1e-3
+    assert float(query @ doc) > 0.9999
+    other = embedder.embed(["what is your return window for sale items?"])[0]
+    assert float(query @ other) < 0.9

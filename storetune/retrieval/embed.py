@@ -68,6 +68,7 @@ class MiniLMEmbedder:
         self.batch_size = batch_size
         self.cache = QueryCache()
         self._lock = threading.Lock()  # one forward pass at a time on 2 cores
+        self._use_bf16: bool | None = None  # decided on the first query
 
     def embed(self, texts: list[str], on_batch: Callable[[int], None] | None = None) -> np.ndarray:
         out = np.zeros((len(texts), self.dim), dtype=np.float32)
@@ -104,7 +105,13 @@ class MiniLMEmbedder:
             return vec.astype(np.float32)
         import torch
 
-        with self._lock, torch.inference_mode():
+        # bf16 where the CPU has it: ~30% faster for one short text, and the vector
+        # keeps a cosine of 0.99999 with the fp32 one (documents stay fp32).
+        with (
+            self._lock,
+            torch.inference_mode(),
+            torch.autocast("cpu", torch.bfloat16, self._bf16()),
+        ):
             batch = self.model.tokenizer(
                 [text], return_tensors="pt", truncation=True, max_length=self.model.max_seq_length
             )
@@ -113,6 +120,13 @@ class MiniLMEmbedder:
             pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
             vec = torch.nn.functional.normalize(pooled, dim=-1)[0]
         return vec.float().numpy().copy()
+
+    def _bf16(self) -> bool:
+        if self._use_bf16 is None:
+            from storetune.train.loop import bf16_supported
+
+            self._use_bf16 = bf16_supported("cpu")
+        return self._use_bf16
 
     def _mean_pooled(self) -> bool:
         try:

@@ -429,7 +429,7 @@ class HybridIndex:
             return []
         sims = _similarities(st, self.embedder.embed_query(query))
         by_vector = _top(sims, CANDIDATES)
-        by_keyword = st.keyword.top(query, CANDIDATES)
+        by_keyword, kw = st.keyword.rank(query, CANDIDATES)
         by_sku = _sku_matches(st, query)
         fused: dict[int, float] = {}
         for ranking, weight in ((by_vector, 1.0), (by_keyword, KEYWORD_WEIGHT), (by_sku, 2.0)):
@@ -441,7 +441,6 @@ class HybridIndex:
         named = titled | set(by_sku.tolist())
         relevant = [i for i in fused if sims[i] >= self.min_similarity or i in named]
         relevant.sort(key=lambda i: (-fused[i], i))
-        kw = st.keyword.scores(query) if relevant else None
         return [Hit(st.handles[i], fused[i], float(sims[i]), float(kw[i])) for i in relevant[:k]]
 
     def similarities(self, query_vec: np.ndarray) -> np.ndarray:

@@ -105,13 +105,17 @@ class BM25Index:
         """Ids of the n best-scoring documents, best first, among those matching enough
         of the query's terms: half of them, but never more than MAX_REQUIRED, so one
         common word ("camping") in a long question does not pull in every tent."""
+        return self.rank(query, n)[0]
+
+    def rank(self, query: str, n: int) -> tuple[np.ndarray, np.ndarray]:
+        """`top(query, n)` and the score of every document, from one pass."""
         query_terms = set(terms(query))
-        if not query_terms:
-            return np.zeros(0, dtype=np.int64)
         s, matched = self._score(query_terms)
+        if not query_terms:
+            return np.zeros(0, dtype=np.int64), s
         need = min(MAX_REQUIRED, (len(query_terms) + 1) // 2)
         hits = np.flatnonzero(matched >= need)
         if len(hits) > n:
             hits = hits[np.argpartition(-s[hits], n - 1)[:n]]
         # Ties break by document id, so results never depend on partition order.
-        return hits[np.lexsort((hits, -s[hits]))]
+        return hits[np.lexsort((hits, -s[hits]))], s
