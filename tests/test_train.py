@@ -378,6 +378,8 @@ def test_kill_9_then_resume_matches_an_uninterrupted_run(workspace):
     out = runner.invoke(app, ["-w", str(workspace.root), "train", "--resume", "--epochs", "2"])
     assert out.exit_code == 0, out.output
     assert "resuming at step 4" in out.output  # checkpoint every 2 steps: step 5 was lost
+    # Not a terminal: plain progress lines instead of a bar drawn only at the end.
+    assert f"train {full.steps}/{full.steps} loss" in out.output
     info = json.loads((workspace.models_dir / "support" / "v1" / "version.json").read_text())
     assert info["train"]["steps"] == full.steps
     assert abs(info["train"]["best_val_loss"] - full.best_val_loss) <= 0.01 * full.best_val_loss

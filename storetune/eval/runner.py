@@ -244,8 +244,13 @@ class progress_bar:
         self.enabled, self.label, self.total = enabled, label, total
 
     def __enter__(self):
+        from storetune.progress import LineProgress, output_is_terminal
+
+        self.lines = not output_is_terminal()
         if not self.enabled:
             return lambda n: None
+        if self.lines:
+            return LineProgress(self.label, self.total).advance
         from rich.progress import (
             BarColumn,
             MofNCompleteColumn,
@@ -266,5 +271,5 @@ class progress_bar:
         return lambda n: self.p.update(task, advance=n)
 
     def __exit__(self, *exc) -> None:
-        if self.enabled:
+        if self.enabled and not self.lines:
             self.p.stop()

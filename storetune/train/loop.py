@@ -585,13 +585,19 @@ def _validate(model, val_items, cfg, pad_id, rt, state, best_weights, log, recor
 
 
 class _progress:
-    """A rich progress bar showing loss, tokens/s and ETA (silent when disabled)."""
+    """A rich progress bar showing loss, tokens/s and ETA; plain lines a minute apart when
+    the output is not a terminal; silent when disabled."""
 
     def __init__(self, enabled: bool, total: int, done: int) -> None:
         self.enabled, self.total, self.done = enabled, total, done
 
     def __enter__(self):
-        if self.enabled:
+        from storetune.progress import LineProgress, output_is_terminal
+
+        self.lines = None
+        if self.enabled and not output_is_terminal():
+            self.lines = LineProgress("train", self.total, self.done)
+        elif self.enabled:
             from rich.progress import (
                 BarColumn,
                 MofNCompleteColumn,
@@ -618,11 +624,13 @@ class _progress:
         return self
 
     def update(self, loss: float, tps: float) -> None:
-        if self.enabled:
+        if self.lines:
+            self.lines.advance(1, loss=f"{loss:.3f}", **{"tok/s": f"{tps:,.0f}"})
+        elif self.enabled:
             self.p.update(self.task, advance=1, loss=f"{loss:.3f}", tps=f"{tps:,.0f}")
 
     def __exit__(self, *exc) -> None:
-        if self.enabled:
+        if self.enabled and not self.lines:
             self.p.stop()
 
 
