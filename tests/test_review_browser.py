@@ -83,9 +83,15 @@ def route(server, message: str) -> dict:
 
 def wait_for(browser, condition, what: str):
     """Wait for the page a click started to load (the limit only stops a hung test)."""
+    from selenium.common.exceptions import StaleElementReferenceException
     from selenium.webdriver.support.ui import WebDriverWait
 
-    return WebDriverWait(browser, 30, poll_frequency=0.05).until(condition, message=what)
+    # The previous page's flash can be found, then replaced by the new page before its
+    # text is read: look again rather than fail.
+    wait = WebDriverWait(
+        browser, 30, poll_frequency=0.05, ignored_exceptions=[StaleElementReferenceException]
+    )
+    return wait.until(condition, message=what)
 
 
 def flash_says(text: str):
