@@ -75,6 +75,7 @@ def test_stock_polarity_and_backorder():
     )
     opposite = verdict(ask, gold, "Yes, L / Black is in stock!", "product_qa", "stock")
     assert opposite.verdict == "wrong" and opposite.contradicted and opposite.hallucinations
+    assert "in stock vs out of stock or on backorder" in " ".join(opposite.reasons)
 
 
 def test_can_and_cannot_are_compared():

@@ -337,7 +337,8 @@ def _stock_contradictions(gold: list[Fact], reply: list[Fact]) -> list[str]:
             if f.kind == "stock" and (f.subject == s or f.subject is None or s is None)
         }
         if len(g) == 1 and len(r) == 1 and g != r:
-            out.append(f"{next(iter(r))} of stock vs {next(iter(g))} of stock")
+            said = {"in": "in stock", "out": "out of stock or on backorder"}
+            out.append(f"{said[next(iter(r))]} vs {said[next(iter(g))]}")
     return out
 
 
