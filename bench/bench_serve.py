@@ -8,7 +8,7 @@ time and memory is that of trained ones; their words are not.
 Measured, all on one machine in this run:
 - the embedded server over loopback HTTP (uvicorn + httpx, streaming): time to first
   token (TTFT) and whole-reply latency at max_tokens=80, one request at a time, the
-  policy system prompt (~400 tokens) + a customer question; then 8 at once;
+  policy system prompt (830 tokens on the demo store) + a customer question; then 8 at once;
 - peer: plain transformers `generate` on the same adapter and prompt, time to the
   first new token (what a server without a prefix cache pays for every request);
 - resident memory (VmRSS) of a fresh process holding the base with 1 adapter vs 4,
