@@ -625,7 +625,7 @@ class _progress:
 
     def update(self, loss: float, tps: float) -> None:
         if self.lines:
-            self.lines.advance(1, loss=f"{loss:.3f}", **{"tok/s": f"{tps:,.0f}"})
+            self.lines.advance(1, loss=f"{loss:.3f}", speed=f"{tps:,.0f} tok/s")
         elif self.enabled:
             self.p.update(self.task, advance=1, loss=f"{loss:.3f}", tps=f"{tps:,.0f}")
 
