@@ -246,9 +246,10 @@ class progress_bar:
     def __enter__(self):
         from storetune.progress import LineProgress, output_is_terminal
 
-        self.lines = not output_is_terminal()
         if not self.enabled:
+            self.lines = False
             return lambda n: None
+        self.lines = not output_is_terminal()
         if self.lines:
             return LineProgress(self.label, self.total).advance
         from rich.progress import (

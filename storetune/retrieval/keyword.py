@@ -82,10 +82,6 @@ class BM25Index:
                 by_title[w].append(i)
         self.title_terms = {w: np.asarray(v, dtype=np.int32) for w, v in by_title.items()}
 
-    def scores(self, query: str) -> np.ndarray:
-        """BM25 score of every document for the query (0 where no term matches)."""
-        return self._score(set(terms(query)))[0]
-
     def _score(self, query_terms: set[str]) -> tuple[np.ndarray, np.ndarray]:
         out = np.zeros(self.n, dtype=np.float32)
         matched = np.zeros(self.n, dtype=np.int16)
