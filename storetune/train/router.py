@@ -1,0 +1,152 @@
+"""Train the router beside an adapter: seconds on a CPU, labels from the dataset itself.
+
+Each support-style example teaches the kind its task/category names (storetune.kinds);
+the customer's words are embedded with the bundled MiniLM and a logistic regression
+learns the kinds. Typo-noised copies of the training messages teach it that
+"refnud" and "shiping" mean what they look like. The hand-over threshold (the
+probability that a ticket is any must-hand-over kind) is chosen on the validation
+split: the highest threshold that still hands over ≥ 95% of the must-hand-over
+tickets there, so a missed hand-over is rarer than an extra one.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from storetune.kinds import HAND_OVER, kind_of
+from storetune.models.router import ROUTER_DIR, RouterModel, features
+
+RECALL_TARGET = 0.95
+DEFAULT_THRESHOLD = 0.5
+
+
+@dataclass
+class Labeled:
+    last: str  # the customer's newest message
+    thread: str  # everything the customer wrote
+    kind: str
+
+
+def labeled_from_rows(rows: list[dict], meta: list[dict]) -> list[Labeled]:
+    """Support-style examples with a router label; catalog tasks are skipped."""
+    out = []
+    for row, m in zip(rows, meta, strict=True):
+        kind = kind_of(m["task"], m["category"])
+        if kind is None:
+            continue
+        users = [t["content"] for t in row["messages"] if t["role"] == "user"]
+        if users:
+            out.append(Labeled(users[-1], "\n".join(users), kind))
+    return out
+
+
+def typo(text: str, rng: random.Random, rate: float = 0.04) -> str:
+    """Drop, double or swap a few letters, as hurried customers do."""
+    chars = list(text)
+    out: list[str] = []
+    i = 0
+    while i < len(chars):
+        c = chars[i]
+        r = rng.random()
+        if c.isalpha() and r < rate:
+            op = rng.randrange(3)
+            if op == 0:  # drop
+                i += 1
+                continue
+            if op == 1:  # double
+                out += [c, c]
+                i += 1
+                continue
+            if i + 1 < len(chars):  # swap with the next
+                out += [chars[i + 1], c]
+                i += 2
+                continue
+        out.append(c)
+        i += 1
+    return "".join(out)
+
+
+def augment(items: list[Labeled], seed: int, copies: int = 1) -> list[Labeled]:
+    rng = random.Random(seed)
+    extra = []
+    for _ in range(copies):
+        for it in items:
+            noisy = rng.choice([typo(it.last, rng), it.last.lower().rstrip("?.!")])
+            extra.append(Labeled(noisy, it.thread.replace(it.last, noisy), it.kind))
+    return items + extra
+
+
+def embed_items(items: list[Labeled], embed: Callable[[list[str]], np.ndarray]) -> np.ndarray:
+    return features(embed([i.last for i in items]), embed([i.thread for i in items]))
+
+
+def choose_threshold(p_hand_over: np.ndarray, must: np.ndarray) -> float:
+    """The highest threshold keeping validation hand-over recall ≥ RECALL_TARGET."""
+    if not must.any():
+        return DEFAULT_THRESHOLD
+    scores = np.sort(p_hand_over[must])
+    # keep at least ceil(target * n) must-hand-over tickets at or above the threshold
+    keep = int(np.ceil(RECALL_TARGET * len(scores)))
+    t = float(scores[len(scores) - keep]) if keep else DEFAULT_THRESHOLD
+    return min(DEFAULT_THRESHOLD, max(0.05, t * 0.999))
+
+
+def train_router(
+    train: list[Labeled],
+    val: list[Labeled],
+    embed: Callable[[list[str]], np.ndarray],
+    seed: int = 0,
+) -> tuple[RouterModel, dict]:
+    """Fit the router on train (plus noised copies) and measure it on val."""
+    items = augment(train, seed)
+    model = RouterModel.fit(embed_items(items, embed), [i.kind for i in items], seed=seed)
+    report: dict = {"train_examples": len(items), "val_examples": len(val)}
+    if val:
+        preds = model.predict(embed_items(val, embed))
+        p_hand = np.array([p.mass(HAND_OVER) for p in preds])
+        must = np.array([v.kind in HAND_OVER for v in val])
+        threshold = choose_threshold(p_hand, must)
+        report |= {
+            "val_accuracy": float(
+                np.mean([p.label == v.kind for p, v in zip(preds, val, strict=True)])
+            ),
+            "hand_over_threshold": threshold,
+            "val_hand_over_recall": float((p_hand[must] >= threshold).mean())
+            if must.any()
+            else None,
+            "val_false_hand_over": float((p_hand[~must] >= threshold).mean())
+            if (~must).any()
+            else None,
+        }
+    else:
+        report["hand_over_threshold"] = DEFAULT_THRESHOLD
+    model.info |= {"hand_over_threshold": report["hand_over_threshold"], "report": report}
+    return model, report
+
+
+def read_split(data_dir: Path, split: str) -> list[Labeled]:
+    rows = _jsonl(data_dir / f"{split}.jsonl")
+    meta = [m for m in _jsonl(data_dir / "meta.jsonl") if m["split"] == split]
+    return labeled_from_rows(rows, meta)
+
+
+def train_router_for_version(
+    data_dir: Path, version_dir: Path, embed: Callable[[list[str]], np.ndarray], seed: int = 0
+) -> dict:
+    """Train on the dataset's train split, calibrate on val, save under version_dir/router."""
+    model, report = train_router(
+        read_split(data_dir, "train"), read_split(data_dir, "val"), embed, seed
+    )
+    model.save(version_dir / ROUTER_DIR)
+    return report
+
+
+def _jsonl(path: Path) -> list[dict]:
+    with path.open(encoding="utf-8") as f:
+        return [json.loads(line) for line in f if line.strip()]
