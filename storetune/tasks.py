@@ -53,6 +53,13 @@ REVIEW_ISSUES = (
     "waterproofing",
     "zipper",
 )
+# The values each single-valued review field may take (null where a review may not say).
+REVIEW_LABELS: dict[str, tuple] = {
+    "sentiment": REVIEW_SENTIMENTS,
+    "fit": (*REVIEW_FITS, None),
+    "quality": (*REVIEW_QUALITY, None),
+    "would_recommend": (True, False, None),
+}
 DESCRIPTION_WORDS = (40, 110)
 
 # Typographic dashes, quotes and no-break spaces read as their plain forms, so a value
@@ -192,18 +199,14 @@ def validate_review(obj: object) -> list[str]:
         return ["not a JSON object"]
     if set(obj) != set(REVIEW_FIELDS):
         return [f"keys must be exactly {sorted(REVIEW_FIELDS)}, got {sorted(obj)}"]
-    problems = []
-    if obj["sentiment"] not in REVIEW_SENTIMENTS:
-        problems.append(f"sentiment {obj['sentiment']!r} is not one of {REVIEW_SENTIMENTS}")
-    if obj["fit"] is not None and obj["fit"] not in REVIEW_FITS:
-        problems.append(f"fit {obj['fit']!r} is not one of {REVIEW_FITS} or null")
-    if obj["quality"] is not None and obj["quality"] not in REVIEW_QUALITY:
-        problems.append(f"quality {obj['quality']!r} is not high, low or null")
-    if obj["would_recommend"] not in (True, False, None):
-        problems.append("would_recommend must be true, false or null")
+    problems = [
+        f"{key} {obj[key]!r} is not one of: {', '.join(json.dumps(v) for v in allowed)}"
+        for key, allowed in REVIEW_LABELS.items()
+        if obj[key] not in allowed
+    ]
     issues = obj["issues"]
     if not isinstance(issues, list) or any(i not in REVIEW_ISSUES for i in issues):
-        problems.append(f"issues must be a list drawn from {REVIEW_ISSUES}")
+        problems.append(f"issues must be a list drawn from: {', '.join(REVIEW_ISSUES)}")
     elif issues != sorted(set(issues)):
         problems.append("issues must be sorted and without repeats")
     return problems
@@ -347,22 +350,19 @@ class TaskSpec:
     """
 
     name: str
-    answer: str  # what the assistant replies with, in words
     problems: Callable[[str, str, Any], list[str]]
     allowed_text: Callable[[Any], str | None]
     fields: tuple[str, ...] = ()  # keys of a JSON answer
-    labels: dict[str, tuple] = field(default_factory=dict)  # fixed values a field may take
+    labels: dict[str, tuple] = field(default_factory=dict)  # fixed values of a JSON field
 
 
 CLASSIFY = TaskSpec(
     "classify",
-    "one taxonomy path of this catalog, as listed",
     problems=lambda answer, user, taxonomy: class_problems(answer, taxonomy),
     allowed_text=taxonomy_text,
 )
 QUERY_REWRITE = TaskSpec(
     "query_rewrite",
-    "a JSON object of search filters, sorted keys",
     problems=lambda answer, user, vocab: _json_problems(
         answer, lambda obj: validate_query(obj, vocab)
     ),
@@ -371,21 +371,13 @@ QUERY_REWRITE = TaskSpec(
 )
 REVIEW_EXTRACT = TaskSpec(
     "review_extract",
-    "a JSON object with exactly the review keys, sorted",
     problems=lambda answer, user, _: _json_problems(answer, validate_review),
     allowed_text=lambda _: review_text(),
     fields=REVIEW_FIELDS,
-    labels={
-        "sentiment": REVIEW_SENTIMENTS,
-        "fit": (*REVIEW_FITS, None),
-        "quality": (*REVIEW_QUALITY, None),
-        "would_recommend": (True, False, None),
-        "issues": REVIEW_ISSUES,
-    },
+    labels={**REVIEW_LABELS, "issues": REVIEW_ISSUES},
 )
 DESCRIPTION = TaskSpec(
     "description",
-    f"a {DESCRIPTION_WORDS[0]}-{DESCRIPTION_WORDS[1]} word description in the brand voice",
     problems=lambda answer, user, _: _description_problems(answer, user),
     allowed_text=lambda _: None,
 )
