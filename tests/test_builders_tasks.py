@@ -9,19 +9,11 @@ from decimal import Decimal
 import pytest
 
 from storetune.dataset.builders.tasks import (
-    QUERY_FIELDS,
-    REVIEW_FIELDS,
-    REVIEW_ISSUES,
     build_tasks,
     catalog_taxonomy,
-    description_attributes,
-    description_problems,
-    missing_attribute_values,
     query_vocabulary,
     task_prompt,
     taxonomy_label,
-    validate_query,
-    validate_review,
 )
 from storetune.dataset.config import BuildConfig, TaskMix
 from storetune.dataset.context import BuildContext
@@ -32,6 +24,16 @@ from storetune.errors import StoretuneError
 from storetune.ingest import ingest_workspace
 from storetune.store import db
 from storetune.store.records import Product, Variant
+from storetune.tasks import (
+    QUERY_FIELDS,
+    REVIEW_FIELDS,
+    REVIEW_ISSUES,
+    description_attributes,
+    description_problems,
+    missing_attribute_values,
+    validate_query,
+    validate_review,
+)
 from storetune.workspace import Workspace
 
 

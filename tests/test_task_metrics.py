@@ -8,18 +8,13 @@ import pytest
 from evalkit import M
 
 from storetune.errors import StoretuneError
-from storetune.eval.catalog_tasks import (
-    field_equal,
-    parse_json_object,
-    taxonomy_path,
-    value_mentioned,
-    voice_issues,
-)
+from storetune.eval.catalog_tasks import field_equal
 from storetune.eval.config import Gates, check_gates, eval_config
 from storetune.eval.graders import grade
 from storetune.eval.history import regression_table
 from storetune.eval.metrics import summarize
 from storetune.eval.records import Case, Grade
+from storetune.tasks import parse_json_object, taxonomy_path, value_mentioned, voice_issues
 
 
 def task_case(task: str, user: str, gold: str, category: str = "x") -> Case:

@@ -1,33 +1,42 @@
 """Graders for the catalog tasks: classification, query rewriting, review extraction, copy.
 
-Each returns a Grade whose task_metrics feed the aggregate metrics (metrics.py), and a
-verdict on the same 3/2/1 scale so every task shows in one breakdown:
+What an answer looks like and the rules it keeps are the task specs in storetune/tasks.py,
+which the dataset builder enforces on its targets; these graders read replies and check
+rules with the same functions. Each returns a Grade whose task_metrics feed the aggregate
+metrics (metrics.py), and a verdict on the same 3/2/1 scale so every task shows in one
+breakdown:
 
 classify        correct = the gold taxonomy path; partial = an ancestor of it, or only
                 its leaf; wrong otherwise.
 query_rewrite,  correct = valid JSON with every field right; partial = at least half
 review_extract  of the fields right; wrong = invalid JSON or fewer.
+                A JSON reply that breaks the task's schema (an unknown key, a value
+                outside its allowed set) says so in its reasons and `schema_problems`.
 description     correct = every attribute value mentioned and the voice rules kept
-                (40-110 words, no "I", at most one "!", no price); partial = at least
-                half the values, or a voice rule broken; wrong = an unsupported claim
-                (a price or figure not in the attributes) or under half the values.
+                (40-110 words, no "I" or "my", at most one "!", no price, no stock
+                claim); partial = at least half the values, or a voice rule broken;
+                wrong = an unsupported claim (a price or figure not in the attributes)
+                or under half the values.
 """
 
 from __future__ import annotations
 
-import json
 import re
 from typing import Any
 
-from storetune.eval.facts import ProductNames, normalize
+from storetune.eval.facts import ProductNames
 from storetune.eval.hallucination import Evidence, unsupported_claims
 from storetune.eval.records import Case, Grade
+from storetune.tasks import (
+    description_attributes,
+    parse_json_object,
+    taxonomy_path,
+    validate_query,
+    validate_review,
+    value_mentioned,
+    voice_issues,
+)
 
-CATALOG_TASKS = ("classify", "query_rewrite", "review_extract", "description")
-QUERY_KEYS = (
-    "product_type", "color", "size", "max_price", "min_price", "in_stock", "on_sale", "keywords",
-)  # fmt: skip
-REVIEW_KEYS = ("sentiment", "fit", "quality", "would_recommend", "issues")
 _WORD = re.compile(r"[a-z0-9]+")
 
 
@@ -42,15 +51,6 @@ def grade_catalog(case: Case, reply: str, names: ProductNames) -> Grade:
 
 
 # ---------------------------------------------------------------- classification
-
-
-def taxonomy_path(text: str, lower: bool = True) -> list[str]:
-    """'Category: A > B > C.' -> ['a', 'b', 'c'] (first line, label and end period dropped)."""
-    line = next((ln for ln in normalize(text).strip().splitlines() if ln.strip()), "")
-    if ":" in line and ">" in line.split(":", 1)[1]:
-        line = line.split(":", 1)[1]
-    line = line.strip().strip("`\"'").rstrip(".").strip()
-    return [p.strip().lower() if lower else p.strip() for p in line.split(">") if p.strip()]
 
 
 def _grade_classify(case: Case, reply: str, names: ProductNames) -> Grade:
@@ -74,19 +74,6 @@ def _grade_classify(case: Case, reply: str, names: ProductNames) -> Grade:
 
 
 # ---------------------------------------------------------------- JSON tasks
-
-
-def parse_json_object(text: str) -> dict | None:
-    """The JSON object in a reply (code fences and surrounding prose allowed), or None."""
-    body = re.sub(r"```(?:json)?", "", text).strip()
-    start, end = body.find("{"), body.rfind("}")
-    if start < 0 or end <= start:
-        return None
-    try:
-        value = json.loads(body[start : end + 1])
-    except json.JSONDecodeError:
-        return None
-    return value if isinstance(value, dict) else None
 
 
 def _norm_word(w: str) -> str:
@@ -144,65 +131,35 @@ def _grade_json(case: Case, reply: str, names: ProductNames) -> Grade:
     keys = sorted(set(gold) | set(pred))
     fields = {k: k in gold and k in pred and field_equal(k, gold[k], pred[k]) for k in keys}
     accuracy = sum(fields.values()) / len(keys) if keys else 1.0
-    g.task_metrics = {"json_valid": True, "fields": fields, "field_accuracy": accuracy}
+    # Fields are compared as a search filter would read them ("200" is 200), so the
+    # schema is reported beside the verdict rather than deciding it.
+    schema = _schema_problems(case.task, pred)
+    g.task_metrics = {
+        "json_valid": True,
+        "fields": fields,
+        "field_accuracy": accuracy,
+        "schema_problems": schema,
+    }
     wrong = [k for k, ok in fields.items() if not ok]
     if wrong:
         g.reasons.append("wrong or missing fields: " + ", ".join(wrong))
+    if schema:
+        g.reasons.append("breaks the schema: " + "; ".join(schema))
     g.verdict = "correct" if accuracy == 1.0 else "partial" if accuracy >= 0.5 else "wrong"
     return g
+
+
+def _schema_problems(task: str, obj: dict) -> list[str]:
+    """The task spec's schema check; the catalog's own filter values are not known here."""
+    return validate_query(obj, None) if task == "query_rewrite" else validate_review(obj)
 
 
 # ---------------------------------------------------------------- descriptions
 
 
-def attributes(text: str) -> dict[str, str]:
-    """`key: value` lines of a description request."""
-    out = {}
-    for line in text.splitlines():
-        key, sep, value = line.partition(":")
-        if sep and key.strip() and value.strip():
-            out[key.strip().lower()] = value.strip()
-    return out
-
-
-def value_mentioned(value: str, reply: str) -> bool:
-    """A value counts when it appears, or (long values) 80% of its words do.
-    Lists of short items ("Rust, Slate", "S, M, L, XL") need every item."""
-    reply_n = normalize(reply)
-    items = [v.strip() for v in re.split(r",|\band\b", value) if v.strip()]
-    if len(items) > 1 and all(len(i.split()) <= 2 for i in items):
-        return all(_item_in(i, reply_n) for i in items)
-    if normalize(value).lower() in reply_n.lower():
-        return True
-    words = [w for w in _WORD.findall(normalize(value).lower()) if len(w) > 2 or w.isdigit()]
-    have = set(_WORD.findall(reply_n.lower()))
-    return bool(words) and sum(w in have for w in words) / len(words) >= 0.8
-
-
-def _item_in(item: str, reply: str) -> bool:
-    if len(item) <= 3 and item.isupper():  # sizes: case matters so "S" does not match "it's"
-        return re.search(rf"(?<![\w']){re.escape(item)}(?![\w'])", reply) is not None
-    return re.search(rf"(?<![\w]){re.escape(item.lower())}(?![\w])", reply.lower()) is not None
-
-
-def voice_issues(reply: str) -> list[str]:
-    text = normalize(reply)
-    issues = []
-    n = len(text.split())
-    if not 40 <= n <= 110:
-        issues.append(f"{n} words (40-110 wanted)")
-    if re.search(r"\bI\b|\bI'(?:m|ve|ll|d)\b|\bmy\b", text):
-        issues.append("first person")
-    if text.count("!") > 1:
-        issues.append(f"{text.count('!')} exclamation marks")
-    if re.search(r"\$\s?\d|\bprice[ds]? (?:at|of)\b", text, re.I):
-        issues.append("mentions a price")
-    return issues
-
-
 def _grade_description(case: Case, reply: str, names: ProductNames) -> Grade:
     g = Grade("wrong", case.task, case.category)
-    attrs = attributes(case.last_user)
+    attrs = description_attributes(case.last_user)
     covered = {k: value_mentioned(v, reply) for k, v in attrs.items()}
     coverage = sum(covered.values()) / len(covered) if covered else 1.0
     issues = voice_issues(reply)

@@ -2,7 +2,8 @@
 
 rubric.py           support-style replies (support, escalation, lookalike, product_qa,
                     recommend, grounded, no_info, safety)
-catalog_tasks.py    classify, query_rewrite, review_extract, description
+catalog_tasks.py    classify, query_rewrite, review_extract, description (the rules an
+                    answer keeps are the task specs in storetune/tasks.py)
 hallucination.py    unsupported claims, used by both
 """
 
@@ -10,10 +11,11 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from storetune.eval.catalog_tasks import CATALOG_TASKS, grade_catalog
+from storetune.eval.catalog_tasks import grade_catalog
 from storetune.eval.facts import ProductNames
 from storetune.eval.records import Case, Grade, StoreFacts, parse_cards
 from storetune.eval.rubric import grade_reply
+from storetune.tasks import CATALOG_TASKS
 
 
 class Grader:

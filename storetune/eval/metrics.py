@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from collections import Counter, defaultdict
 
-from storetune.eval.catalog_tasks import CATALOG_TASKS
 from storetune.eval.records import VERDICTS, Grade
+from storetune.tasks import CATALOG_TASKS
 
 SAFETY_CATEGORIES = ("fake_product", "manipulation", "off_topic", "injection", "negotiation")
 # Questions a reply should answer: refusing one counts as over-refusal.

@@ -2,16 +2,17 @@
 
 Each task has its own task tag (so it can train its own adapter), a short task
 prompt (`render_task_prompt`) listing what this catalog allows, one user message
-and one assistant message whose format a grader can check exactly:
+and one assistant message. What an answer looks like and the rules it keeps are
+the task's spec in `storetune.tasks`, which the graders use too; a generated answer
+is kept only when its spec finds no problem with it:
 
 - classify: product title (maybe with a variant or its first description line)
   -> the taxonomy path, e.g. ``Apparel & Accessories > Clothing > Pants``.
 - query_rewrite: a shopper's free-text search -> ``json.dumps(filters,
-  sort_keys=True)`` with only the keys in `QUERY_FIELDS` the search implies.
-- review_extract: a customer review -> JSON with exactly `REVIEW_FIELDS`.
+  sort_keys=True)`` with only the filter keys the search implies.
+- review_extract: a customer review -> JSON with exactly the review keys.
 - description: ``key: value`` attribute lines -> a 40-110 word description that
-  mentions every value (`missing_attribute_values`) and keeps the voice rules
-  (`description_problems`).
+  mentions every value and keeps the voice rules.
 
 Every example is generated from a real, active product, so labels and filter
 values are always valid for this catalog; one product's examples share a group
@@ -24,43 +25,25 @@ import json
 import random
 import re
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
 from decimal import Decimal
 
 from storetune.dataset.context import BuildContext
 from storetune.dataset.example import Example
 from storetune.dataset.prompt import render_task_prompt
 from storetune.store.records import Product, Variant
+from storetune.tasks import (
+    CLASSIFY,
+    DESCRIPTION,
+    DESCRIPTION_WORDS,
+    QUERY_REWRITE,
+    REVIEW_EXTRACT,
+    REVIEW_FITS,
+    REVIEW_SENTIMENTS,
+    QueryVocab,
+    TaskSpec,
+    task_spec,
+)
 from storetune.workspace import StoreConfig
-
-QUERY_FIELDS = (
-    "product_type",
-    "color",
-    "size",
-    "max_price",
-    "min_price",
-    "in_stock",
-    "on_sale",
-    "keywords",
-)
-REVIEW_FIELDS = ("sentiment", "fit", "quality", "would_recommend", "issues")
-REVIEW_SENTIMENTS = ("positive", "negative", "mixed")
-REVIEW_FITS = ("runs small", "true to size", "runs large")
-REVIEW_QUALITY = ("high", "low")
-# Sizing is not an issue: the `fit` field carries it, so one fact has one label.
-REVIEW_ISSUES = (
-    "color",
-    "comfort",
-    "durability",
-    "missing parts",
-    "packaging",
-    "shipping",
-    "smell",
-    "stitching",
-    "waterproofing",
-    "zipper",
-)
-DESCRIPTION_WORDS = (40, 110)
 
 
 def build_tasks(ctx: BuildContext) -> list[Example]:
@@ -78,14 +61,19 @@ def build_tasks(ctx: BuildContext) -> list[Example]:
 
 def task_prompt(cfg: StoreConfig, task: str, products: Iterable[Product]) -> str:
     """The system prompt a catalog task is trained with, for eval and serving too."""
+    spec = task_spec(task)
+    return render_task_prompt(cfg, task, spec.allowed_text(catalog_allowed(task, products)))
+
+
+def catalog_allowed(task: str, products: Iterable[Product]) -> object:
+    """What a task allows in this catalog: the taxonomy for classify, the filter values
+    for query_rewrite, nothing catalog-specific for the others."""
     products = usable_products(products)
-    extra = {
-        "classify": lambda: _taxonomy_block(catalog_taxonomy(products)),
-        "query_rewrite": lambda: _query_block(query_vocabulary(products)),
-        "review_extract": _review_block,
-        "description": lambda: None,
-    }.get(task, lambda: None)()
-    return render_task_prompt(cfg, task, extra)
+    if task == "classify":
+        return catalog_taxonomy(products)
+    if task == "query_rewrite":
+        return query_vocabulary(products)
+    return None
 
 
 def usable_products(products: Iterable[Product]) -> list[Product]:
@@ -113,9 +101,15 @@ def _example(system: str, user: str, answer: str, task: str, category: str, p: P
 
 
 def _collect(
-    n: int, rng: random.Random, products: list[Product], make: Callable
+    n: int,
+    rng: random.Random,
+    products: list[Product],
+    make: Callable,
+    spec: TaskSpec,
+    allowed: object = None,
 ) -> list[tuple[Product, str, str, str]]:
-    """Up to n distinct (product, user, answer, category) draws; small catalogs give fewer."""
+    """Up to n distinct (product, user, answer, category) draws whose answer keeps the
+    task's rules; small catalogs give fewer."""
     out: list[tuple[Product, str, str, str]] = []
     seen: set[str] = set()
     attempts = 0
@@ -123,7 +117,7 @@ def _collect(
         attempts += 1
         p = rng.choice(products)
         made = make(p, rng)
-        if made is None or made[0] in seen:
+        if made is None or made[0] in seen or spec.problems(made[1], made[0], allowed):
             continue
         seen.add(made[0])
         out.append((p, *made))
@@ -227,10 +221,6 @@ def catalog_taxonomy(products: Iterable[Product]) -> list[str]:
     return sorted({taxonomy_label(p) for p in products if taxonomy_label(p)})
 
 
-def _taxonomy_block(paths: list[str]) -> str:
-    return "Taxonomy paths:\n" + "\n".join(f"- {path}" for path in paths)
-
-
 def _title_forms(p: Product, rng: random.Random) -> list[str]:
     """How a title shows up in feeds and carts: bare, lowercased, with a variant."""
     intro = next((ln.strip() for ln in p.description.splitlines() if ln.strip()), "")
@@ -250,7 +240,8 @@ def build_classify(
     labelled = [p for p in products if taxonomy_label(p)]
     if not labelled or n <= 0:
         return []
-    system = render_task_prompt(cfg, "classify", _taxonomy_block(catalog_taxonomy(labelled)))
+    taxonomy = catalog_taxonomy(labelled)
+    system = render_task_prompt(cfg, "classify", CLASSIFY.allowed_text(taxonomy))
     queues = []
     for p in labelled:
         forms = _title_forms(p, rng)
@@ -262,21 +253,15 @@ def build_classify(
     while len(out) < n and any(forms for _, forms in queues):
         for p, forms in queues:
             if forms and len(out) < n:
-                label = taxonomy_label(p)
+                label, form = taxonomy_label(p), forms.pop()
+                if CLASSIFY.problems(label, form, taxonomy):
+                    continue
                 top = label.split(">")[0].strip()
-                out.append(_example(system, forms.pop(), label, "classify", top, p))
+                out.append(_example(system, form, label, "classify", top, p))
     return out
 
 
 # --- query rewrite -----------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class QueryVocab:
-    product_type: list[str]
-    color: list[str]
-    size: list[str]
-    keywords: list[str]
 
 
 def query_vocabulary(products: Iterable[Product]) -> QueryVocab:
@@ -292,43 +277,6 @@ def query_vocabulary(products: Iterable[Product]) -> QueryVocab:
     tags = {t for p in products for t in p.tags if re.fullmatch(r"[a-z]{3,}( [a-z]{3,})?", t)}
     keywords = sorted(t for t in tags if t not in values and t.rstrip("s") not in taken)
     return QueryVocab(types, colors, sizes, keywords)
-
-
-def _query_block(v: QueryVocab) -> str:
-    lines = [f"Keys: {', '.join(QUERY_FIELDS)}"]
-    lines.append(f"product_type: {' | '.join(v.product_type)}")
-    if v.color:
-        lines.append(f"color: {' | '.join(v.color)}")
-    if v.size:
-        lines.append(f"size: {' | '.join(v.size)}")
-    lines += [
-        "max_price, min_price: numbers",
-        "in_stock, on_sale: true or false",
-        "keywords: list of other lowercase words from the search",
-    ]
-    return "\n".join(lines)
-
-
-def validate_query(obj: object, vocab: QueryVocab) -> list[str]:
-    """Problems with a query_rewrite answer (empty when it is valid for the catalog)."""
-    if not isinstance(obj, dict):
-        return ["not a JSON object"]
-    problems = [f"unknown key {k!r}" for k in obj if k not in QUERY_FIELDS]
-    allowed = {"product_type": vocab.product_type, "color": vocab.color, "size": vocab.size}
-    for key, values in allowed.items():
-        if key in obj and obj[key] not in values:
-            problems.append(f"{key} {obj[key]!r} is not in this catalog")
-    for key in ("max_price", "min_price"):
-        val = obj.get(key, 0)
-        if isinstance(val, bool) or not isinstance(val, int | float) or val < 0:
-            problems.append(f"{key} must be a non-negative number")
-    for key in ("in_stock", "on_sale"):
-        if key in obj and not isinstance(obj[key], bool):
-            problems.append(f"{key} must be true or false")
-    kw = obj.get("keywords", [])
-    if not isinstance(kw, list) or not all(isinstance(w, str) and w == w.lower() for w in kw):
-        problems.append("keywords must be a list of lowercase strings")
-    return problems
 
 
 def _type_nouns(product_type: str) -> list[str]:
@@ -490,48 +438,16 @@ def build_query_rewrite(
     if n <= 0 or not products:
         return []
     vocab = query_vocabulary(products)
-    system = render_task_prompt(cfg, "query_rewrite", _query_block(vocab))
-    draws = _collect(n, rng, products, lambda p, r: _query_example(p, vocab, r))
+    system = render_task_prompt(cfg, "query_rewrite", QUERY_REWRITE.allowed_text(vocab))
+
+    def make(p: Product, r: random.Random) -> tuple[str, str, str] | None:
+        return _query_example(p, vocab, r)
+
+    draws = _collect(n, rng, products, make, QUERY_REWRITE, vocab)
     return [_example(system, u, a, "query_rewrite", c, p) for p, u, a, c in draws]
 
 
 # --- review extraction -------------------------------------------------------------------
-
-
-def _review_block() -> str:
-    return "\n".join(
-        [
-            f"Keys: {', '.join(sorted(REVIEW_FIELDS))}",
-            f"sentiment: {' | '.join(REVIEW_SENTIMENTS)}",
-            f"fit: {' | '.join(REVIEW_FITS)} | null",
-            f"quality: {' | '.join(REVIEW_QUALITY)} | null",
-            "would_recommend: true | false | null",
-            f"issues: sorted list, each one of: {', '.join(REVIEW_ISSUES)}",
-        ]
-    )
-
-
-def validate_review(obj: object) -> list[str]:
-    """Problems with a review_extract answer (empty when it follows the schema)."""
-    if not isinstance(obj, dict):
-        return ["not a JSON object"]
-    if set(obj) != set(REVIEW_FIELDS):
-        return [f"keys must be exactly {sorted(REVIEW_FIELDS)}, got {sorted(obj)}"]
-    problems = []
-    if obj["sentiment"] not in REVIEW_SENTIMENTS:
-        problems.append(f"sentiment {obj['sentiment']!r} is not one of {REVIEW_SENTIMENTS}")
-    if obj["fit"] is not None and obj["fit"] not in REVIEW_FITS:
-        problems.append(f"fit {obj['fit']!r} is not one of {REVIEW_FITS} or null")
-    if obj["quality"] is not None and obj["quality"] not in REVIEW_QUALITY:
-        problems.append(f"quality {obj['quality']!r} is not high, low or null")
-    if obj["would_recommend"] not in (True, False, None):
-        problems.append("would_recommend must be true, false or null")
-    issues = obj["issues"]
-    if not isinstance(issues, list) or any(i not in REVIEW_ISSUES for i in issues):
-        problems.append(f"issues must be a list drawn from {REVIEW_ISSUES}")
-    elif issues != sorted(set(issues)):
-        problems.append("issues must be sorted and without repeats")
-    return problems
 
 
 _FIT_LINES = {
@@ -697,73 +613,22 @@ def build_review_extract(
 ) -> list[Example]:
     if n <= 0 or not products:
         return []
-    system = render_task_prompt(cfg, "review_extract", _review_block())
+    system = render_task_prompt(cfg, "review_extract", REVIEW_EXTRACT.allowed_text(None))
 
     def make(p: Product, r: random.Random) -> tuple[str, str, str]:
         labels = _review_labels(p, r)
         return _review_text(p, labels, r), json.dumps(labels, sort_keys=True), labels["sentiment"]
 
-    draws = _collect(n, rng, products, make)
+    draws = _collect(n, rng, products, make, REVIEW_EXTRACT)
     return [_example(system, u, a, "review_extract", c, p) for p, u, a, c in draws]
 
 
 # --- descriptions ------------------------------------------------------------------------
 
 
-def description_attributes(user_text: str) -> dict[str, str]:
-    """The `key: value` attribute lines of a description task's user message."""
-    attrs: dict[str, str] = {}
-    for line in user_text.splitlines():
-        key, sep, value = line.partition(": ")
-        if sep and key.strip() and value.strip():
-            attrs[key.strip().lower()] = value.strip()
-    return attrs
-
-
 def _items(value: str) -> list[str]:
     head, _, last = value.rpartition(" and ")
     return [*head.split(", "), last] if head else [value]
-
-
-def missing_attribute_values(text: str, attrs: dict[str, str]) -> list[str]:
-    """Attribute values a description leaves out (case-insensitive).
-
-    A list value ('Moss, Sand and Black') counts as mentioned when it appears
-    verbatim or when each of its items does.
-    """
-    low = text.lower()
-    missing = []
-    for key, value in attrs.items():
-        if value.lower() in low:
-            continue
-        missing += [f"{key}: {item}" for item in _items(value) if item.lower() not in low]
-    return missing
-
-
-_PRICE_RE = re.compile(r"[$€£]\s?\d|\b\d+[.,]\d{2}\b|\b(usd|eur|price[sd]?|costs?)\b", re.I)
-_STOCK_RE = re.compile(
-    r"\b(in stock|out of stock|sold out|back ?order\w*|available now|ships? (today|now)"
-    r"|limited stock|only \d+ left|while supplies last)\b",
-    re.I,
-)
-
-
-def description_problems(text: str) -> list[str]:
-    """Voice rules a description breaks: length, 'I', '!', prices, stock claims."""
-    problems = []
-    n = len(text.split())
-    lo, hi = DESCRIPTION_WORDS
-    if not lo <= n <= hi:
-        problems.append(f"{n} words, expected {lo}-{hi}")
-    if re.search(r"\bI\b|\bI'(m|ve|d|ll)\b", text):
-        problems.append("first person singular ('I')")
-    if text.count("!") > 1:
-        problems.append(f"{text.count('!')} exclamation marks, at most 1")
-    if _PRICE_RE.search(text):
-        problems.append("mentions a price")
-    if _STOCK_RE.search(text):
-        problems.append("makes a stock claim")
-    return problems
 
 
 _SKIPPED_FACTS = {"material", "fit", "care", "weight", "warranty"}
@@ -851,8 +716,6 @@ def _description_example(p: Product, voice: str, rng: random.Random) -> tuple[st
         if len(text.split()) <= DESCRIPTION_WORDS[1] or len(attrs) <= 2:
             break
         attrs.pop(next(reversed(attrs)))
-    if description_problems(text) or missing_attribute_values(text, attrs):
-        return None  # a fact itself breaks a rule (a price in a spec line, say): skip it
     user = "\n".join(f"{k}: {v}" for k, v in attrs.items())
     return user, text, p.product_type or "product"
 
@@ -866,5 +729,10 @@ def build_description(
         return []
     system = render_task_prompt(cfg, "description")
     voice = cfg.brand.voice
-    draws = _collect(n, rng, clean, lambda p, r: _description_example(p, voice, r))
+
+    def make(p: Product, r: random.Random) -> tuple[str, str, str] | None:
+        return _description_example(p, voice, r)
+
+    # A draw whose facts break a rule (a price in a spec line, say) is skipped.
+    draws = _collect(n, rng, clean, make, DESCRIPTION)
     return [_example(system, u, a, "description", c, p) for p, u, a, c in draws]
