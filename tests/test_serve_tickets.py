@@ -23,9 +23,9 @@ from storetune.retrieval.catalog import product_card
 from storetune.serve.app import create_app
 from storetune.serve.config import ServeConfig
 from storetune.serve.engine import Generation, ModelEntry, UnknownModelError
-from storetune.serve.review.queue import ReviewQueue
 from storetune.serve.routing import calibration_path
 from storetune.store import db
+from storetune.store.review import ReviewQueue
 from storetune.workspace import Workspace
 
 AUTH = {"Authorization": f"Bearer {KEY}"}
