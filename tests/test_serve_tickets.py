@@ -318,7 +318,7 @@ def test_real_engine_injection_reply_is_grounding_checked(real_client):
 
 
 def test_bench_route_leaves_the_queue_alone(real_client, serve_engine):  # noqa: F811
-    from storetune.serve.tickets import bench_route
+    from bench.route import bench_route
 
     _, ws = real_client
     before = ReviewQueue(ws.db_path).counts()
