@@ -14,8 +14,7 @@ Measured, all on one machine in this run:
 - resident memory (VmRSS) of a fresh process holding the base with 1 adapter vs 4,
   after loading and one request (and, for 4, after one request to each adapter);
 - retrieval latency at 100,000 products and ticket routing latency, from
-  storetune.retrieval.index.bench_retrieval (in its own process) /
-  storetune.serve.tickets.bench_route
+  bench.retrieval.bench_retrieval (in its own process) / bench.route.bench_route
   when those exist in this checkout.
 Targets: TTFT p50 <= 300 ms; 4 adapters <= 1.3x the memory of 1.
 """
@@ -325,7 +324,7 @@ def _retrieval_in_child() -> dict:
     21 ms p50 where the same code alone measured 15 ms; a retrieval figure should not
     carry the model, threads and heap the serving part leaves behind."""
     code = (
-        "import json; from storetune.retrieval.index import bench_retrieval; "
+        "import json; from bench.retrieval import bench_retrieval; "
         "print(json.dumps(bench_retrieval(n_products=100_000)))"
     )
     started = time.perf_counter()
@@ -362,7 +361,7 @@ def run() -> dict:
                 http = asyncio.run(_http_runs(url, system))
             peer = _peer_first_token(engine, system)
             routing = _optional(
-                "storetune.serve.tickets",
+                "bench.route",
                 "bench_route",
                 ws=ws,
                 engine=engine,

@@ -20,8 +20,8 @@ from typing import Any
 
 from storetune.clean.pii import Scrubber
 from storetune.errors import StoretuneError
-from storetune.serve.review.queue import APPROVED, EDITED, QueuedTicket, conversation
 from storetune.store import db
+from storetune.store.review import APPROVED, EDITED, QueuedTicket, conversation, reviewed_tickets
 from storetune.workspace import StoreConfig, Workspace
 
 
@@ -47,15 +47,6 @@ class FeedbackExample:
             "edited": self.edited,
             "model": self.model,
         }
-
-
-def reviewed_tickets(conn: sqlite3.Connection) -> list[QueuedTicket]:
-    """Approved and edited tickets, in the order agents decided them."""
-    rows = conn.execute(
-        "SELECT * FROM review_tickets WHERE status IN (?, ?) ORDER BY decided_at, id",
-        (APPROVED, EDITED),
-    ).fetchall()
-    return [QueuedTicket.from_row(r) for r in rows]
 
 
 def feedback_examples(conn: sqlite3.Connection, cfg: StoreConfig) -> list[FeedbackExample]:

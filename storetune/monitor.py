@@ -18,8 +18,8 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 from storetune.errors import StoretuneError
-from storetune.serve.review.queue import APPROVED, EDITED, REJECTED, SENT, WAITING
 from storetune.store import db
+from storetune.store.review import APPROVED, EDITED, REJECTED, SENT, WAITING
 from storetune.workspace import Workspace
 
 APPROVED_TARGET = 0.85

@@ -1,6 +1,6 @@
 """Workspace paths and the store.yaml schema.
 
-A workspace is one directory per store (see DESIGN.md). Everything read from
+A workspace is one directory per store (see docs/architecture.md). Everything read from
 store.yaml is validated here so later stages can trust it.
 """
 

@@ -15,7 +15,7 @@ from storetune.cli import app
 from storetune.dataset.build import build_dataset
 from storetune.dataset.validate import load_model_tokenizer
 from storetune.feedback import export_feedback
-from storetune.serve.review.queue import ReviewQueue
+from storetune.store.review import ReviewQueue
 from storetune.workspace import Workspace
 
 SYSTEM = "You are the customer support assistant.\nPolicies:\n- Returns: within 30 days."

@@ -1,5 +1,5 @@
 """Gorgias, Freshdesk, Help Scout, Intercom and generic readers, on small exports
-written here in the shapes of reference/export-formats.md §3–§8."""
+written here in the shapes docs/formats.md describes."""
 
 from __future__ import annotations
 

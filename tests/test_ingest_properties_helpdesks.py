@@ -2,7 +2,7 @@
 JSON readers.
 
 Every reader gets random bytes, truncated valid exports (written here in the shapes
-of reference/export-formats.md §1.2, §3–§8), random JSON and JSON Lines, and valid
+of docs/formats.md), random JSON and JSON Lines, and valid
 exports with corrupted fields (wrong types, nulls, huge strings, out-of-range
 timestamps); the generic CSV reader also gets missing columns, random cells and a
 10 MB cell. Either a StoretuneError comes out or the reader returns and its counts

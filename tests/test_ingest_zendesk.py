@@ -295,3 +295,111 @@ def test_bad_ticket_export_writes_nothing(tmp_path):
     with pytest.raises(StoretuneError, match="tickets.json line"):
         ingest_workspace(ws, progress=False)
     assert not ws.db_path.exists() and not (ws.reports_dir / "ingest.json").exists()
+
+
+# --- on the shared helpdesk base: where Zendesk's own copies had diverged -------------------
+
+
+def _one_page(tmp_path: Path, tickets: list, events: list | None = None) -> Path:
+    page = tmp_path / "zendesk.json"
+    page.write_text(json.dumps({"tickets": tickets, "users": USERS, "ticket_events": events or []}))
+    return page
+
+
+def test_impossible_times_are_empty_not_text(tmp_path):
+    # The base's iso: a boolean or an out-of-range epoch is no time (Zendesk kept "True").
+    page = _one_page(
+        tmp_path,
+        [
+            _ticket(1, "A", "open", "Where is my parcel?", created_at=True),
+            _ticket(2, "B", "open", "Where is my parcel now?", created_at=1e20),
+        ],
+    )
+    tickets, _, _ = read_tickets(page)
+    assert [(t.source_id, t.created_at) for t in tickets] == [("1", ""), ("2", "")]
+    assert all(m.created_at == "" for t in tickets for m in t.messages)
+
+
+def test_a_time_the_platform_cannot_convert_sorts_last_instead_of_failing(tmp_path, monkeypatch):
+    # Windows raises OSError for naive times before 1970; Zendesk's own time key did not
+    # catch it and the whole read failed. The base's puts such a comment last.
+    from datetime import datetime
+
+    from storetune.ingest import helpdesk
+
+    class WindowsDatetime(datetime):
+        def timestamp(self) -> float:
+            if self.tzinfo is None and self.year < 1970:
+                raise OSError(22, "Invalid argument")
+            return super().timestamp()
+
+    monkeypatch.setattr(helpdesk, "datetime", WindowsDatetime)
+    events = [
+        {"ticket_id": 1, "child_events": [
+            _comment(11, 2, "An agent reply from a broken clock.", "1960-01-01T00:00:00"),
+            _comment(12, 2, "We shipped it this morning.", "2025-03-01T10:00:00Z"),
+        ]},
+    ]  # fmt: skip
+    tickets, _, _ = read_tickets(_one_page(tmp_path, [_ticket(1, "A", "open", "Where?")], events))
+    assert [m.text for m in tickets[0].messages] == [
+        "Where?",
+        "We shipped it this morning.",
+        "An agent reply from a broken clock.",
+    ]
+
+
+def test_numeric_update_times_keep_the_newest_record(tmp_path):
+    # Zendesk compared update times as text ("9" > "10"); the base compares numbers.
+    page = _one_page(
+        tmp_path,
+        [
+            _ticket(1, "Refund", "open", "I want a refund", updated=9),
+            _ticket(1, "Refund", "closed", "I want a refund", updated=10),
+        ],
+    )
+    tickets, _, stats = read_tickets(page)
+    assert [t.status for t in tickets] == ["closed"]
+    assert stats["dropped"]["duplicate_ticket_records"] == 1
+
+
+def test_an_empty_ticket_id_is_quarantined(tmp_path):
+    # Zendesk only refused a missing id; an empty one became ticket "" (the base refuses both).
+    page = _one_page(tmp_path, [_ticket("", "A", "open", "Where is my parcel?")])
+    tickets, quarantined, stats = read_tickets(page)
+    assert tickets == []
+    assert [(q.kind, q.reason) for q in quarantined] == [("ticket", "ticket has no id")]
+    assert _reconciles(stats)
+
+
+def test_the_description_opens_the_conversation_even_undated(tmp_path):
+    # Zendesk's behaviour, kept: the description is the first message whatever its time;
+    # the base used to sort an undated opener last.
+    ticket = _ticket(1, "A", "open", "My boots came apart after a week.", created_at=None)
+    events = [{"ticket_id": 1, "child_events": [
+        _comment(11, 2, "Sorry to hear that, a replacement is on its way.", "2025-03-01T10:00:00Z"),
+    ]}]  # fmt: skip
+    tickets, _, _ = read_tickets(_one_page(tmp_path, [ticket], events))
+    assert [(m.role, m.text[:8]) for m in tickets[0].messages] == [
+        ("customer", "My boots"),
+        ("agent", "Sorry to"),
+    ]
+
+
+def test_a_rejected_ticket_is_quarantined_whole(tmp_path):
+    # Zendesk's behaviour, kept: the quarantine holds the record (the base kept the subject).
+    page = _one_page(tmp_path, [_ticket(7, "Old", "archived", "Where is my parcel?")])
+    _, quarantined, _ = read_tickets(page)
+    assert [(q.location, q.reason) for q in quarantined] == [
+        ("ticket 7", "unknown status 'archived'")
+    ]
+    assert json.loads(quarantined[0].raw)["status"] == "archived"
+
+
+def test_an_orphan_comment_is_named_in_the_quarantine(tmp_path):
+    # Zendesk's behaviour, kept: the location names the comment, not only the ticket.
+    events = [{"ticket_id": 999, "child_events": [
+        _comment(55, 2, "Reply to a ticket not in the export.", "2025-03-01T10:00:00Z"),
+    ]}]  # fmt: skip
+    _, quarantined, stats = read_tickets(_one_page(tmp_path, [], events))
+    assert [(q.kind, q.location) for q in quarantined] == [("message", "ticket 999 comment 55")]
+    assert _reconciles(stats)

@@ -11,7 +11,7 @@ from typer.testing import CliRunner
 
 from storetune.cli import app
 from storetune.monitor import iso_week, monitor
-from storetune.serve.review.queue import ReviewQueue
+from storetune.store.review import ReviewQueue
 from storetune.workspace import Workspace
 
 TODAY = date(2026, 3, 18)  # a Wednesday in ISO week 2026-W12

@@ -230,7 +230,7 @@ def test_ticket_classifier_needs_both_labels():
 
 
 def test_bench_retrieval_reports_latencies():
-    from storetune.retrieval.index import bench_retrieval
+    from bench.retrieval import bench_retrieval
 
     result = bench_retrieval(n_products=3000, rounds=1)
     assert result["n_products"] == 3000 and result["queries"] > 10

@@ -10,9 +10,9 @@ from test_serve_support import KEY
 from test_serve_tickets import ScriptedEngine
 
 from storetune.serve.app import create_app
-from storetune.serve.review.queue import NewTicket, ReviewError, ReviewQueue
 from storetune.serve.security import hash_password
 from storetune.store import db
+from storetune.store.review import NewTicket, ReviewError, ReviewQueue, reviewed_tickets
 from storetune.workspace import Workspace
 
 PASSWORD = "correct horse battery"
@@ -75,6 +75,22 @@ def test_states_and_audit(queue):
     assert trail[c].after == {"status": "rejected", "text": None, "reason": "wrong product"}
     assert {r.action for r in queue.audit(sent)} == {"auto_sent"}
     assert all(r.at for r in queue.audit())
+
+
+def test_reviewed_tickets_are_the_approved_and_edited_ones_in_decision_order(queue):
+    a, b, c, d = (queue.add(new_ticket(f"question {i}")) for i in range(4))
+    queue.add(new_ticket("auto"), auto_send=True)
+    queue.edit(c, "ben", "Returns are free within 30 days of delivery.")
+    queue.reject(b, "cy", "wrong product")
+    queue.approve(a, "ana")
+    # Ordered by when agents decided (c before a here), not by ticket id; d still waits.
+    queue.conn.execute("UPDATE review_tickets SET decided_at = '2026-01-01' WHERE id = ?", (c,))
+    queue.conn.execute("UPDATE review_tickets SET decided_at = '2026-01-02' WHERE id = ?", (a,))
+    assert [(t.id, t.status) for t in reviewed_tickets(queue.conn)] == [
+        (c, "edited"),
+        (a, "approved"),
+    ]
+    assert queue.get(d).status == "waiting"
 
 
 def test_only_waiting_drafts_can_be_decided(queue):

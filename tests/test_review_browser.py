@@ -20,8 +20,8 @@ from test_serve_support import KEY, LiveServer, serve_base, serve_engine, serve_
 
 from storetune.feedback import export_feedback
 from storetune.serve.app import create_app
-from storetune.serve.review.queue import ReviewQueue
 from storetune.serve.security import hash_password
+from storetune.store.review import ReviewQueue
 from storetune.workspace import Workspace
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"

@@ -23,9 +23,9 @@ from storetune.retrieval.catalog import product_card
 from storetune.serve.app import create_app
 from storetune.serve.config import ServeConfig
 from storetune.serve.engine import Generation, ModelEntry, UnknownModelError
-from storetune.serve.review.queue import ReviewQueue
 from storetune.serve.routing import calibration_path
 from storetune.store import db
+from storetune.store.review import ReviewQueue
 from storetune.workspace import Workspace
 
 AUTH = {"Authorization": f"Bearer {KEY}"}
@@ -318,7 +318,7 @@ def test_real_engine_injection_reply_is_grounding_checked(real_client):
 
 
 def test_bench_route_leaves_the_queue_alone(real_client, serve_engine):  # noqa: F811
-    from storetune.serve.tickets import bench_route
+    from bench.route import bench_route
 
     _, ws = real_client
     before = ReviewQueue(ws.db_path).counts()

@@ -30,6 +30,7 @@ from storetune.ingest import (
     zendesk,
 )
 from storetune.ingest.detect import FORMATS, PRODUCT_FORMATS, TICKET_FORMATS, detect_format
+from storetune.ingest.helpdesk import list_files
 from storetune.ingest.shopify_csv import Catalog
 from storetune.store import db
 from storetune.store.policies import describe_rules
@@ -305,7 +306,7 @@ def _write(
             tickets, quarantined, stats = ticket_read
             for t in tickets:
                 db.upsert_ticket(conn, t)
-            files = stats.get("files") or [str(f) for f in zendesk.export_files(ticket_path)]
+            files = stats.get("files") or [str(f) for f in list_files(ticket_path)]
             db.quarantine_items(conn, quarantined, replace_sources=files)
             sources.append(_ticket_report(ticket_path, stats, len(quarantined)))
         report = IngestReport(

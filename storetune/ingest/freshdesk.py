@@ -1,4 +1,4 @@
-"""Freshdesk API v2 ticket exports (reference/export-formats.md §4).
+"""Freshdesk API v2 ticket exports (docs/formats.md, "Freshdesk").
 
 Tickets come as a JSON array (one page), several pages, a directory or JSON Lines;
 each may embed `conversations`, or conversations come apart (objects or arrays with

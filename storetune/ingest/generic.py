@@ -1,4 +1,4 @@
-"""Spreadsheet and prepared-chat ticket exports (reference/export-formats.md §8).
+"""Spreadsheet and prepared-chat ticket exports (docs/formats.md, "Spreadsheets", "Chat JSON Lines").
 
 - CSV or JSON Lines, one ticket per row: the customer's message and the agent's
   response, with optional status, CSAT, created_at, id, subject and customer/agent

@@ -1,4 +1,4 @@
-"""Gorgias ticket exports (reference/export-formats.md §3).
+"""Gorgias ticket exports (docs/formats.md, "Gorgias").
 
 Pages are `{"data": [...], "meta": {"next_cursor": ...}}` of tickets (with their
 `messages[]`), of messages (with `ticket_id`) or of satisfaction surveys

@@ -1,10 +1,10 @@
-"""What every non-Zendesk ticket reader shares: gathering pages, dedupe, rebuilding
-conversations, cleaning and counting (reference/export-formats.md §0, §3–§8).
+"""What every ticket reader shares: gathering pages, dedupe, rebuilding conversations,
+cleaning and counting (the formats are described in docs/formats.md).
 
 A reader turns its source's records into Conversations (raw parts with a role and
 a time); everything after that is here, so the counts every reader reports mean
-the same as Zendesk's: per kind read == accepted + quarantined, system events and
-duplicate records under "dropped", internal notes kept with role "note".
+the same: per kind read == accepted + quarantined, system events and duplicate
+records under "dropped", internal notes kept with role "note".
 """
 
 from __future__ import annotations
@@ -12,11 +12,22 @@ from __future__ import annotations
 import json
 import re
 from collections import Counter
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    ProgressColumn,
+    Task,
+    TextColumn,
+    TimeRemainingColumn,
+)
+from rich.text import Text
 
 from storetune.clean import (
     Scrubber,
@@ -27,7 +38,6 @@ from storetune.clean import (
 )
 from storetune.errors import StoretuneError
 from storetune.ingest.shopify_json import load_json_records
-from storetune.ingest.zendesk import _progress_iter
 from storetune.store.db import QuarantineItem
 from storetune.store.records import Message, Ticket
 from storetune.workspace import EscalationTopic
@@ -48,6 +58,9 @@ class Part:
     key: str = ""  # dedupe key within the ticket (the source's message id)
     location: str = ""
     raw: str = ""
+    # The ticket's opening message kept in a field of its own (a description): it comes
+    # first whatever its time, which is often missing or the ticket's own.
+    opener: bool = False
 
 
 @dataclass
@@ -62,6 +75,7 @@ class Conversation:
     channel: str = ""
     satisfaction: str | None = None  # good | bad
     created_at: str = ""
+    raw: str = ""  # the source record, quarantined whole when the ticket is rejected
 
 
 # --- small helpers ------------------------------------------------------------------
@@ -124,6 +138,9 @@ class Collector:
         self.records: dict[str, tuple[dict[str, Any], str]] = {}  # ticket id -> (record, file)
         self.updated: dict[str, Any] = {}
         self.extra: dict[str, list[tuple[Any, str]]] = {}  # messages shipped apart from tickets
+        self._extra_keys: dict[str, set[str]] = {}
+        self._extra_where: dict[str, list[str]] = {}  # parallel to extra: quarantine locations
+        self.users: dict[str, dict[str, Any]] = {}  # people shipped apart from tickets, by id
         self.ratings: dict[str, Any] = {}
         self.quarantine: list[QuarantineItem] = []
         self.counts: dict[str, Counter[str]] = {}
@@ -160,8 +177,24 @@ class Collector:
         self.records[tid] = (record, str(src))
         self.updated[tid] = updated
 
-    def add_extra(self, tid: str, message: Any, src: Path) -> None:
+    def add_extra(self, tid: str, message: Any, src: Path, key: str = "", where: str = "") -> None:
+        """Keep a message for ticket `tid`; one whose `key` was already seen for that
+        ticket is the same message from another page and is dropped. `where` names it
+        in the quarantine should its ticket never come."""
+        if key:
+            seen = self._extra_keys.setdefault(tid, set())
+            if key in seen:
+                self.dropped["duplicate_comments"] += 1
+                return
+            seen.add(key)
         self.extra.setdefault(tid, []).append((message, str(src)))
+        self._extra_where.setdefault(tid, []).append(where or f"ticket {tid or '?'}")
+
+    def orphans(self) -> Iterator[tuple[str, Any, str, str]]:
+        """(ticket id, message, file, location) of every message left without its ticket."""
+        for tid, messages in self.extra.items():
+            for (message, src), where in zip(messages, self._extra_where[tid], strict=True):
+                yield tid, message, src, where
 
 
 def _older(new: Any, old: Any) -> bool:
@@ -221,7 +254,7 @@ def _unique(conv: Conversation, col: Collector) -> list[Part]:
 
 
 def _reject_ticket(col: Collector, src: str, conv: Conversation, reason: str, n: int) -> None:
-    col.reject(src, f"ticket {conv.id}", "ticket", reason, raw(conv.subject))
+    col.reject(src, f"ticket {conv.id}", "ticket", reason, conv.raw or raw(conv.subject))
     col.count("message", "quarantined", n)  # covered by the ticket's record
 
 
@@ -230,7 +263,9 @@ def rebuild(conv: Conversation, src: str, col: Collector, opt: Options) -> Ticke
     col.count("message", "read", len(parts))
     if conv.status is None:
         return _reject_ticket(col, src, conv, conv.status_reason or "unknown status", len(parts))
-    order = sorted(range(len(parts)), key=lambda i: (time_key(parts[i].created_at), i))
+    order = sorted(
+        range(len(parts)), key=lambda i: (not parts[i].opener, time_key(parts[i].created_at), i)
+    )
     parts = [parts[i] for i in order]
     scrubber = Scrubber(conv.names, opt.protected, opt.allow)
     texts = [strip_signature(html_to_text(p.body) if p.is_html else p.body) for p in parts]
@@ -290,7 +325,7 @@ def finish(
     opt = Options(topics=topics, protected={w.lower() for w in protected}, allow=list(allow))
     human: Counter[str] = Counter()
     tickets: list[Ticket] = []
-    for tid in _progress_iter(list(col.records), "Cleaning tickets", progress):
+    for tid in progress_iter(list(col.records), "Cleaning tickets", progress):
         record, src = col.records[tid]
         ticket = rebuild(convert(record, col.extra.pop(tid, []), col), src, col, opt)
         if ticket is not None:
@@ -298,11 +333,10 @@ def finish(
             tickets.append(ticket)
             if ticket.human_only_reason:
                 human[ticket.human_only_reason] += 1
-    for tid, orphans in col.extra.items():
-        for message, src in orphans:
-            col.count("message", "read")
-            reason = f"message for ticket {tid or '?'}, which is not in the export"
-            col.reject(src, f"ticket {tid or '?'}", "message", reason, raw(message))
+    for tid, message, src, where in col.orphans():
+        col.count("message", "read")
+        reason = f"message for ticket {tid or '?'}, which is not in the export"
+        col.reject(src, where, "message", reason, raw(message))
     stats = {
         "counts": {k: dict(v) for k, v in col.counts.items()},
         "dropped": dict(col.dropped),
@@ -337,10 +371,42 @@ def json_reader(
         allow: Iterable[str] = (),
         progress: bool = False,
     ) -> Result:
-        """Tickets, quarantined records and stats, as zendesk.read_tickets."""
+        """Tickets (cleaned, PII replaced, human-only marked), quarantined records, stats.
+
+        path: a file, a directory of page files, or several of these. topics: the
+        store's always-escalate topics (None → built-in defaults). protected: catalog
+        and brand words that are names only in context. allow: strings never scrubbed
+        (the store's own support email). stats: counts per kind (read/accepted/
+        quarantined), dropped system events and duplicates, notes, PII replacements
+        per type, human-only tickets per topic and the files read.
+        """
         col = gather_json(as_paths(path), absorb)
         return finish(
             col, source, convert, topics=topics, protected=protected, allow=allow, progress=progress
         )
 
     return read_tickets
+
+
+# --- progress -----------------------------------------------------------------------
+
+
+class _RateColumn(ProgressColumn):
+    def render(self, task: Task) -> Text:
+        speed = task.finished_speed or task.speed
+        return Text(f"{speed:,.0f}/s" if speed else "", style="progress.data.speed")
+
+
+def progress_iter(items: list[Any], label: str, enabled: bool) -> Iterator[Any]:
+    if not enabled or not items:
+        yield from items
+        return
+    columns = (
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        _RateColumn(),
+        TimeRemainingColumn(),
+    )
+    with Progress(*columns, transient=True) as progress:
+        yield from progress.track(items, description=label)

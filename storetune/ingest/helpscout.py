@@ -1,4 +1,4 @@
-"""Help Scout Mailbox API 2.0 exports (reference/export-formats.md §5).
+"""Help Scout Mailbox API 2.0 exports (docs/formats.md, "Help Scout").
 
 HAL pages: `{"_embedded": {"conversations": [...]}, "page": {...}}` from
 `GET /v2/conversations?status=all&embed=threads`, each conversation with

@@ -1,4 +1,4 @@
-"""Intercom conversation exports (reference/export-formats.md §6).
+"""Intercom conversation exports (docs/formats.md, "Intercom").
 
 One conversation per `GET /conversations/{id}` (a file, a list, a directory or
 JSON Lines), or pages `{"type": "conversation.list", "conversations": [...]}`.

@@ -1,4 +1,4 @@
-"""Shopify product CSV exports, all three dialects (see reference/export-formats.md §1.1).
+"""Shopify product CSV exports, all three dialects (docs/formats.md, "Shopify product CSV").
 
 Columns are mapped by name, never position. Several rows make one product: the
 first carries the product fields, later rows add variants and/or images. Rows that

@@ -1,4 +1,4 @@
-"""Shopify Admin REST product JSON (reference/export-formats.md §1.2).
+"""Shopify Admin REST product JSON (docs/formats.md, "Shopify Admin REST product JSON").
 
 Accepts {"products": [...]}, {"product": {...}}, a bare list of products, a list
 of such pages, or JSON Lines of any of these.

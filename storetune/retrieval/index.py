@@ -480,12 +480,3 @@ def _top(scores: np.ndarray, n: int) -> np.ndarray:
     else:
         idx = np.arange(len(scores))
     return idx[np.lexsort((idx, -scores[idx]))]
-
-
-def bench_retrieval(
-    n_products: int = 100_000, rounds: int = 4, seed: int = 0, threads: int | None = None
-) -> dict:
-    """Retrieval latency at n_products (see storetune/retrieval/bench.py for the method)."""
-    from storetune.retrieval.bench import run
-
-    return run(n_products, rounds, seed, threads)

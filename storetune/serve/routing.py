@@ -29,8 +29,8 @@ from storetune.errors import StoretuneError
 from storetune.retrieval.index import HybridIndex, Retrieval, index_exists
 from storetune.retrieval.knn import KnnOpinion, TicketClassifier
 from storetune.serve.guard import Evidence, Finding, Guard, redact
-from storetune.serve.review.queue import NewTicket, ReviewQueue, conversation, thread_turns
 from storetune.store import db
+from storetune.store.review import NewTicket, ReviewQueue, conversation, thread_turns
 from storetune.workspace import StoreConfig, Workspace
 
 KNN_ESCALATE = 0.5  # neighbours this escalated: hand over even if the model did not

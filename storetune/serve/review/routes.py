@@ -29,8 +29,8 @@ from fastapi import APIRouter, Form, Request
 from fastapi.templating import Jinja2Templates
 from starlette.responses import FileResponse, HTMLResponse, RedirectResponse, Response
 
-from storetune.serve.review.queue import ReviewError, ReviewQueue
 from storetune.serve.security import verify_password
+from storetune.store.review import ReviewError, ReviewQueue
 
 log = logging.getLogger("storetune.review")
 

@@ -1,4 +1,6 @@
-"""Retrieval latency on a large synthetic catalog (for bench/ and the README figures).
+"""Retrieval latency on a large synthetic catalog (for bench_serve and the README figures).
+
+    python -c "from bench.retrieval import bench_retrieval as b; print(b(100_000, threads=1))"
 
 Embedding 100,000 products with MiniLM on two CPU cores takes the better part of an
 hour, so the stored product vectors here are random unit vectors: the search does
@@ -191,3 +193,10 @@ def _run(n_products: int, rounds: int, seed: int) -> dict[str, Any]:
         "note": "stored product vectors are random unit vectors (embedding 100k products "
         "with MiniLM on 2 cores is too slow for a benchmark); the query embedding is real",
     }
+
+
+def bench_retrieval(
+    n_products: int = 100_000, rounds: int = 4, seed: int = 0, threads: int | None = None
+) -> dict:
+    """Retrieval latency at n_products (the method is in this module's docstring)."""
+    return run(n_products, rounds, seed, threads)
