@@ -8,6 +8,7 @@ from decimal import Decimal
 
 import pytest
 
+from storetune.config import BuildConfig, TaskMix
 from storetune.dataset.builders.tasks import (
     QUERY_FIELDS,
     REVIEW_FIELDS,
@@ -23,7 +24,6 @@ from storetune.dataset.builders.tasks import (
     validate_query,
     validate_review,
 )
-from storetune.dataset.config import BuildConfig, TaskMix
 from storetune.dataset.context import BuildContext
 from storetune.dataset.example import CATALOG_TASKS
 from storetune.dataset.prompt import render_task_prompt

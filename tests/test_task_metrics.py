@@ -7,6 +7,7 @@ import json
 import pytest
 from evalkit import M
 
+from storetune.config import Gates, eval_config
 from storetune.errors import StoretuneError
 from storetune.eval.catalog_tasks import (
     field_equal,
@@ -15,7 +16,7 @@ from storetune.eval.catalog_tasks import (
     value_mentioned,
     voice_issues,
 )
-from storetune.eval.config import Gates, check_gates, eval_config
+from storetune.eval.gates import check_gates
 from storetune.eval.graders import grade
 from storetune.eval.history import regression_table
 from storetune.eval.metrics import summarize

@@ -27,11 +27,11 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from decimal import Decimal
 
+from storetune.config import StoreConfig
 from storetune.dataset.context import BuildContext
 from storetune.dataset.example import Example
 from storetune.dataset.prompt import render_task_prompt
 from storetune.store.records import Product, Variant
-from storetune.workspace import StoreConfig
 
 QUERY_FIELDS = (
     "product_type",
