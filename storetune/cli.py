@@ -31,7 +31,11 @@ def _use_workspace(value: Path | None) -> None:
 
 @cache
 def _workspace_after_command() -> Any:
-    """The -w/--workspace option every command takes, built once by Typer itself."""
+    """The -w/--workspace option every command takes after its name.
+
+    Typer builds it from a one-parameter prototype command (its option class has no
+    public constructor), so it parses and shows in --help like the options written out.
+    """
     shape = typer.Typer()
 
     @shape.command()
@@ -39,7 +43,11 @@ def _workspace_after_command() -> Any:
         workspace: Annotated[
             Path | None,
             typer.Option(
-                "-w", "--workspace", callback=_use_workspace, expose_value=False, help=WORKSPACE_HELP
+                "-w",
+                "--workspace",
+                callback=_use_workspace,
+                expose_value=False,
+                help=WORKSPACE_HELP,
             ),
         ] = None,
     ) -> None: ...

@@ -19,4 +19,3 @@ class Example:
 
     def key(self) -> str:
         return "\n".join(m["content"] for m in self.messages if m["role"] != "system")
-
