@@ -74,7 +74,7 @@ def _make_adapter(base_path: Path, out: Path, seed: int) -> None:
     from peft import LoraConfig, get_peft_model
     from transformers import AutoModelForCausalLM
 
-    from storetune.train.config import TrainConfig
+    from storetune.config import TrainConfig
 
     cfg = TrainConfig()
     model = AutoModelForCausalLM.from_pretrained(base_path)

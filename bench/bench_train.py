@@ -160,7 +160,7 @@ def validation_loss(base_path: str, adapter_dir: Path, val: list[dict], device: 
 
 
 def _storetune_cfg():
-    from storetune.train.config import TrainConfig
+    from storetune.config import TrainConfig
 
     return TrainConfig(epochs=1, lr=LR, max_length=MAX_LENGTH, early_stop_patience=0)
 

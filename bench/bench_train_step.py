@@ -49,8 +49,8 @@ def _measure(step, batches) -> float:
 def run() -> dict:
     import torch
 
+    from storetune.config import TrainConfig
     from storetune.models.base import resolve_base_model
-    from storetune.train.config import TrainConfig
     from storetune.train.data import collate, tokenize_chat
     from storetune.train.loop import (
         assistant_loss,

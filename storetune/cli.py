@@ -5,49 +5,103 @@ from __future__ import annotations
 import json
 import os
 import sys
+from functools import cache
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
 from rich.table import Table
+from typer.core import TyperGroup
 
+from storetune.config import read_config
 from storetune.errors import StoretuneError
 from storetune.quiet import quiet_libraries
 from storetune.workspace import Workspace
 
-app = typer.Typer(
-    help="storetune: turn a store's catalog, tickets and policies into its own support model.",
+WORKSPACE_HELP = "Store workspace directory (default: current directory)."
+_state: dict[str, Any] = {}
+
+
+def _use_workspace(value: Path | None) -> None:
+    # `-w DIR` after a command is parsed after the one before it, so it wins.
+    if value is not None:
+        _state["ws"] = Workspace.resolve(value)
+
+
+@cache
+def _workspace_after_command() -> Any:
+    """The -w/--workspace option every command takes after its name.
+
+    Typer builds it from a one-parameter prototype command (its option class has no
+    public constructor), so it parses and shows in --help like the options written out.
+    """
+    shape = typer.Typer()
+
+    @shape.command()
+    def takes_workspace(
+        workspace: Annotated[
+            Path | None,
+            typer.Option(
+                "-w",
+                "--workspace",
+                callback=_use_workspace,
+                expose_value=False,
+                help=WORKSPACE_HELP,
+            ),
+        ] = None,
+    ) -> None: ...
+
+    return typer.main.get_command(shape).params[0]
+
+
+class WorkspaceAnywhere(TyperGroup):
+    """A command group whose commands also accept -w/--workspace after their name."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        for command in self.commands.values():
+            if not any(p.name == "workspace" for p in command.params):
+                command.params.append(_workspace_after_command())
+
+
+def _commands(help: str, **kwargs: Any) -> typer.Typer:
+    return typer.Typer(help=help, cls=WorkspaceAnywhere, **kwargs)
+
+
+app = _commands(
+    "storetune: turn a store's catalog, tickets and policies into its own support model.",
     no_args_is_help=True,
     rich_markup_mode="rich",
     pretty_exceptions_enable=False,
     add_completion=False,
 )
-models_app = typer.Typer(help="List and manage trained model versions.", no_args_is_help=True)
+models_app = _commands("List and manage trained model versions.", no_args_is_help=True)
 app.add_typer(models_app, name="models")
 console = Console()
 err = Console(stderr=True)
-_state: dict[str, Workspace] = {}
 
 
-def ws() -> Workspace:
-    return _state["ws"]
+def ws(validate: bool = True) -> Workspace:
+    """The chosen workspace. Its store.yaml, when there is one, is validated whole the first
+    time a command asks, so a typo in any section stops every command, naming the field."""
+    workspace = _state["ws"]
+    if validate and not _state.get("validated") and workspace.config_path.exists():
+        read_config(workspace.config_path)
+        _state["validated"] = True
+    return workspace
 
 
 @app.callback()
 def main(
     workspace: Annotated[
         Path | None,
-        typer.Option(
-            "-w",
-            "--workspace",
-            envvar="STORETUNE_WORKSPACE",
-            help="Store workspace directory (default: current directory).",
-        ),
+        typer.Option("-w", "--workspace", envvar="STORETUNE_WORKSPACE", help=WORKSPACE_HELP),
     ] = None,
 ) -> None:
     quiet_libraries()
     _state["ws"] = Workspace.resolve(workspace)
+    _state["validated"] = False
 
 
 @app.command()
@@ -59,7 +113,7 @@ def init(
     """Create store.yaml in the workspace, ready to edit."""
     from storetune.setup import init_workspace
 
-    path = init_workspace(ws(), brand, products, tickets)
+    path = init_workspace(ws(validate=False), brand, products, tickets)
     console.print(f"created {path}; edit the policies, then run [bold]storetune ingest[/]")
 
 
@@ -179,8 +233,8 @@ def train(
     )
 
 
-eval_app = typer.Typer(
-    help="Grade the base model and a fine-tuned version on held-out examples; "
+eval_app = _commands(
+    "Grade the base model and a fine-tuned version on held-out examples; "
     "'storetune eval agreement' checks the grader against hand labels."
 )
 app.add_typer(eval_app, name="eval")
@@ -329,7 +383,7 @@ def index(
     )
 
 
-feedback_app = typer.Typer(help="Agent decisions as training data.", no_args_is_help=True)
+feedback_app = _commands("Agent decisions as training data.", no_args_is_help=True)
 app.add_typer(feedback_app, name="feedback")
 
 

@@ -19,10 +19,11 @@ from pathlib import Path
 from typing import Any
 
 from storetune.clean.pii import Scrubber
+from storetune.config import StoreConfig
 from storetune.errors import StoretuneError
 from storetune.store import db
 from storetune.store.review import APPROVED, EDITED, QueuedTicket, conversation, reviewed_tickets
-from storetune.workspace import StoreConfig, Workspace
+from storetune.workspace import Workspace
 
 
 @dataclass

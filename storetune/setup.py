@@ -6,8 +6,9 @@ from pathlib import Path
 
 import yaml
 
+from storetune.config import Brand, Contact, Policies, Sources, StoreConfig
 from storetune.errors import StoretuneError
-from storetune.workspace import Brand, Contact, Policies, Sources, StoreConfig, Workspace
+from storetune.workspace import Workspace
 
 
 def init_workspace(ws: Workspace, brand: str, products: str | None, tickets: str | None) -> Path:
@@ -20,6 +21,8 @@ def init_workspace(ws: Workspace, brand: str, products: str | None, tickets: str
     )
     ws.root.mkdir(parents=True, exist_ok=True)
     text = "# storetune store config: brand, policies, escalation, sources.\n"
-    text += yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False)
+    # Empty stage sections, as before they were typed: their defaults keep following storetune's.
+    raw = {**cfg.model_dump(mode="json"), "build": {}, "train": {}, "eval": {}}
+    text += yaml.safe_dump(raw, sort_keys=False)
     ws.config_path.write_text(text, encoding="utf-8")
     return ws.config_path

@@ -61,7 +61,8 @@ GRADED = [
 
 def graded_report(name: str = "support-v2", regression: bool = True) -> dict:
     """A complete report dict (what the runner writes) from hand replies, no model run."""
-    from storetune.eval.config import Gates, check_gates
+    from storetune.config import Gates
+    from storetune.eval.gates import check_gates
     from storetune.eval.graders import Grader
     from storetune.eval.metrics import summarize
     from storetune.eval.records import StoreFacts

@@ -14,12 +14,12 @@ from pathlib import Path
 
 import pytest
 
+from storetune.config import BuildConfig
 from storetune.dataset.builders import phrasing
 from storetune.dataset.builders.escalation import build_escalation, build_lookalikes
 from storetune.dataset.builders.grounded import ABSENT_FACTS, build_grounded, visible_variants
 from storetune.dataset.builders.recommend import build_recommend
 from storetune.dataset.builders.safety import build_safety, fake_name
-from storetune.dataset.config import BuildConfig
 from storetune.dataset.context import BuildContext
 from storetune.dataset.example import SUPPORT_TASKS, Example
 from storetune.demo.store_gen import generate_demo_store

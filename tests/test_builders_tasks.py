@@ -8,6 +8,7 @@ from decimal import Decimal
 
 import pytest
 
+from storetune.config import BuildConfig, TaskMix
 from storetune.dataset.builders.tasks import (
     build_tasks,
     catalog_taxonomy,
@@ -15,7 +16,6 @@ from storetune.dataset.builders.tasks import (
     task_prompt,
     taxonomy_label,
 )
-from storetune.dataset.config import BuildConfig, TaskMix
 from storetune.dataset.context import BuildContext
 from storetune.dataset.example import CATALOG_TASKS
 from storetune.dataset.prompt import render_task_prompt

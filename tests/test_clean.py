@@ -13,7 +13,7 @@ from storetune.clean import (
     is_broken_html,
     strip_signature,
 )
-from storetune.workspace import EscalationTopic
+from storetune.config import EscalationTopic
 
 # --- html ---------------------------------------------------------------------------
 

@@ -91,7 +91,7 @@ def test_errors_are_one_line_without_traceback(tmp_path):
 
 
 def test_init_writes_a_valid_config(tmp_path):
-    from storetune.workspace import load_config
+    from storetune.config import load_config
 
     invoke("-w", str(tmp_path / "new"), "init", "--brand", "Pine Co")
     cfg = load_config(tmp_path / "new" / "store.yaml")

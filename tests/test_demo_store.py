@@ -14,10 +14,10 @@ from typing import Any
 
 import pytest
 
+from storetune.config import load_config
 from storetune.demo.store_gen import generate_demo_store
 from storetune.demo.ticket_gen import INTENTS
 from storetune.errors import StoretuneError
-from storetune.workspace import load_config
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared"
 TEMPLATE_2023 = SHARED / "data" / "shopify" / "product_template_2023.csv"

@@ -9,8 +9,8 @@ from http.server import BaseHTTPRequestHandler, HTTPServer
 import pytest
 from evalkit import case
 
+from storetune.config import JudgeConfig
 from storetune.errors import StoretuneError
-from storetune.eval.config import JudgeConfig
 from storetune.eval.judge import LLMJudge, parse_judgement
 
 

@@ -11,8 +11,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 import yaml
 
+from storetune.config import ParaphraseConfig
 from storetune.dataset.build import build_dataset
-from storetune.dataset.config import ParaphraseConfig
 from storetune.dataset.example import Example
 from storetune.dataset.paraphrase import (
     INSTRUCTION,

@@ -9,9 +9,9 @@ import yaml
 from typer.testing import CliRunner
 
 from storetune.cli import app
+from storetune.config import load_rules
 from storetune.dataset.prompt import render_system_prompt
 from storetune.errors import StoretuneError
-from storetune.store.policies import load_rules
 from storetune.workspace import Workspace, load_config
 
 RULES_JSON = {

@@ -20,9 +20,9 @@ from test_serve_support import (
 )
 from typer.testing import CliRunner
 
+from storetune.config import ServeConfig
 from storetune.errors import StoretuneError
 from storetune.serve.app import create_app
-from storetune.serve.config import ServeConfig
 from storetune.serve.security import hash_password, verify_password
 from storetune.workspace import Workspace
 

@@ -7,9 +7,10 @@ import json
 import pytest
 from evalkit import M
 
+from storetune.config import Gates, eval_config
 from storetune.errors import StoretuneError
 from storetune.eval.catalog_tasks import field_equal
-from storetune.eval.config import Gates, check_gates, eval_config
+from storetune.eval.gates import check_gates
 from storetune.eval.graders import grade
 from storetune.eval.history import regression_table
 from storetune.eval.metrics import summarize

@@ -13,8 +13,8 @@ import yaml
 from safetensors.torch import load_file
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
+from storetune.config import TrainConfig
 from storetune.models.base import resolve_base_model
-from storetune.train.config import TrainConfig
 from storetune.train.data import IGNORE, length_batches, tokenize_chat
 from storetune.train.loop import train_lora
 
@@ -417,7 +417,7 @@ _DDP_RANK = """
 import json, sys
 from pathlib import Path
 from storetune.models.base import resolve_base_model
-from storetune.train.config import TrainConfig
+from storetune.config import TrainConfig
 from storetune.train.loop import train_lora
 model_dir, rows_file, out = sys.argv[1:4]
 rows = json.loads(Path(rows_file).read_text())

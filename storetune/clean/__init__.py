@@ -10,7 +10,7 @@ from functools import lru_cache
 from storetune.clean.html import html_to_text, is_broken_html
 from storetune.clean.pii import Scrubber
 from storetune.clean.signatures import strip_signature
-from storetune.workspace import EscalationTopic
+from storetune.config import EscalationTopic
 
 __all__ = [
     "DEFAULT_ESCALATION_TOPICS",

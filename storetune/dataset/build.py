@@ -13,6 +13,7 @@ from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from storetune.config import BuildConfig
 from storetune.dataset.builders.escalation import build_escalation, build_lookalikes
 from storetune.dataset.builders.feedback import build_feedback
 from storetune.dataset.builders.grounded import build_grounded
@@ -21,7 +22,6 @@ from storetune.dataset.builders.recommend import build_recommend
 from storetune.dataset.builders.safety import build_safety
 from storetune.dataset.builders.support import PolicyCorrector, build_support
 from storetune.dataset.builders.tasks import build_tasks
-from storetune.dataset.config import BuildConfig
 from storetune.dataset.context import BuildContext
 from storetune.dataset.dedup import group_duplicates, remove_exact_duplicates
 from storetune.dataset.example import Example
@@ -99,10 +99,7 @@ class BuildReport:
 
 
 def build_config(ws: Workspace) -> BuildConfig:
-    try:
-        return BuildConfig.model_validate(ws.config().build)
-    except Exception as e:
-        raise StoretuneError(f"{ws.config_path}: invalid 'build' section: {e}") from None
+    return ws.config().build
 
 
 def collect_examples(ws: Workspace, bcfg: BuildConfig) -> tuple[list[Example], dict]:
@@ -210,12 +207,7 @@ def _progress(enabled: bool) -> Iterator[Callable[[int], Callable[[int], None]]]
 
 
 def _train_options(ws: Workspace) -> dict:
-    from storetune.train.config import TrainConfig
-
-    try:
-        tc = TrainConfig.model_validate(ws.config().train)
-    except Exception as e:
-        raise StoretuneError(f"{ws.config_path}: invalid 'train' options: {e}") from None
+    tc = ws.config().train
     return {"epochs": tc.epochs, "train_max_length": tc.max_length, "train_truncates": True}
 
 

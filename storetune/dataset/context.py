@@ -5,11 +5,10 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass, field
 
-from storetune.dataset.config import BuildConfig
+from storetune.config import BuildConfig, StoreConfig
 from storetune.dataset.prompt import render_system_prompt
 from storetune.retrieval.catalog import KeywordIndex, product_card
 from storetune.store.records import Product, Ticket
-from storetune.workspace import StoreConfig
 
 
 @dataclass

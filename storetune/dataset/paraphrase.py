@@ -22,7 +22,7 @@ from dataclasses import replace
 
 import httpx
 
-from storetune.dataset.config import ParaphraseConfig
+from storetune.config import ParaphraseConfig
 from storetune.dataset.example import Example
 from storetune.errors import StoretuneError
 

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from storetune.config import Policies, StoreConfig
 from storetune.errors import StoretuneError
-from storetune.workspace import Policies, StoreConfig
 
 
 def _money(value: float, currency: str) -> str:

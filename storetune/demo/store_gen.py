@@ -29,6 +29,7 @@ from typing import Any
 
 import yaml
 
+from storetune.config import CONFIG_NAME, StoreConfig
 from storetune.demo.catalog_gen import BRAND, DemoProduct, build_catalog, write_products_csv
 from storetune.demo.ticket_gen import (
     END,
@@ -41,7 +42,6 @@ from storetune.demo.ticket_gen import (
     generate_tickets,
 )
 from storetune.errors import StoretuneError
-from storetune.workspace import CONFIG_NAME, StoreConfig
 
 MIN_PRODUCTS, MAX_PRODUCTS = 20, 5000
 MIN_TICKETS, MAX_TICKETS = 20, 200_000

@@ -13,8 +13,8 @@ import re
 
 import httpx
 
+from storetune.config import JudgeConfig
 from storetune.errors import StoretuneError
-from storetune.eval.config import JudgeConfig
 from storetune.eval.records import VERDICT_OF_SCORE, Case
 
 RUBRIC = """You grade a customer-support reply for an online store, as a support lead would.

@@ -13,10 +13,11 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from storetune.config import EvalConfig
 from storetune.dataset.build import resolve_dataset
 from storetune.errors import StoretuneError
 from storetune.eval.cases import load_extra, load_test_cases, stratified, trained_tasks
-from storetune.eval.config import EvalConfig, check_gates, eval_config
+from storetune.eval.gates import check_gates
 from storetune.eval.graders import Grader
 from storetune.eval.history import regression_table
 from storetune.eval.metrics import summarize
@@ -42,7 +43,7 @@ def evaluate(
     Returns the report dict with `path` (JSON), `html` and `gates` (the version's).
     """
     cfg = ws.config()
-    ecfg = eval_config(cfg.eval, str(ws.config_path))
+    ecfg = cfg.eval
     registry = Registry(ws.models_dir)
     ref = ModelRef.parse(model)
     version_dir = registry.resolve(ref)
@@ -146,12 +147,11 @@ def _products(ws: Workspace):
 
 def _system_for(ws: Workspace, cfg, products) -> Callable[[str], str]:
     """The training build's prompt: policies plus the cards a message retrieves."""
-    from storetune.dataset.build import build_config
     from storetune.dataset.prompt import render_system_prompt
     from storetune.retrieval.catalog import KeywordIndex
 
     index = KeywordIndex(products)
-    k = build_config(ws).context_products
+    k = cfg.build.context_products
 
     def system_for(text: str) -> str:
         return render_system_prompt(cfg, index.context(text, k))

@@ -18,6 +18,7 @@ from typing import Any
 
 from rich.table import Table
 
+from storetune.config import StoreConfig, describe_rules, record_source
 from storetune.errors import StoretuneError
 from storetune.ingest import (
     freshdesk,
@@ -33,9 +34,8 @@ from storetune.ingest.detect import FORMATS, PRODUCT_FORMATS, TICKET_FORMATS, de
 from storetune.ingest.helpdesk import list_files
 from storetune.ingest.shopify_csv import Catalog
 from storetune.store import db
-from storetune.store.policies import describe_rules
 from storetune.store.records import Product, Ticket
-from storetune.workspace import StoreConfig, Workspace, record_source
+from storetune.workspace import Workspace
 
 __all__ = [
     "IngestReport",

@@ -19,10 +19,10 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from storetune.config import EscalationTopic
 from storetune.errors import StoretuneError
 from storetune.ingest import helpdesk as hd
 from storetune.ingest.shopify_csv import read_text
-from storetune.workspace import EscalationTopic
 
 FIELDS = ("customer", "agent", "status", "csat", "created_at", "id", "subject")
 FIELDS += ("customer_name", "agent_name")

@@ -36,11 +36,11 @@ from storetune.clean import (
     human_only_reason,
     strip_signature,
 )
+from storetune.config import EscalationTopic
 from storetune.errors import StoretuneError
 from storetune.ingest.shopify_json import load_json_records
 from storetune.store.db import QuarantineItem
 from storetune.store.records import Message, Ticket
-from storetune.workspace import EscalationTopic
 
 PathArg = Path | str | Sequence[Path | str]
 Result = tuple[list[Ticket], list[QuarantineItem], dict[str, Any]]

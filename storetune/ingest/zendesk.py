@@ -22,8 +22,8 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
+from storetune.config import EscalationTopic
 from storetune.ingest import helpdesk as hd
-from storetune.workspace import EscalationTopic
 
 SOURCE = "zendesk"
 STATUS = {

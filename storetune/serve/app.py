@@ -21,8 +21,8 @@ from fastapi import FastAPI, Request
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.responses import JSONResponse, Response
 
+from storetune.config import ServeConfig
 from storetune.errors import StoretuneError
-from storetune.serve.config import ServeConfig
 from storetune.serve.engine import Engine
 from storetune.serve.openai import router as openai_router
 from storetune.serve.security import (

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from storetune.clean import human_only_reason
-from storetune.dataset.build import build_config
+from storetune.config import StoreConfig
 from storetune.dataset.prompt import render_system_prompt
 from storetune.errors import StoretuneError
 from storetune.retrieval.index import HybridIndex, Retrieval, index_exists
@@ -31,7 +31,7 @@ from storetune.retrieval.knn import KnnOpinion, TicketClassifier
 from storetune.serve.guard import Evidence, Finding, Guard, redact
 from storetune.store import db
 from storetune.store.review import NewTicket, ReviewQueue, conversation, thread_turns
-from storetune.workspace import StoreConfig, Workspace
+from storetune.workspace import Workspace
 
 KNN_ESCALATE = 0.5  # neighbours this escalated: hand over even if the model did not
 KNN_UNSURE = 0.3  # neighbours this escalated: not sure enough to send unreviewed
@@ -267,7 +267,7 @@ class TicketRouter:
                 hint="run 'storetune index' (once; later ingests refresh it)",
             )
         index = HybridIndex(ws.db_path) if indexed else None
-        k = build_config(ws).context_products
+        k = cfg.build.context_products
         return cls(ws, cfg, index, classifier, ReviewQueue(ws.db_path), k)
 
     # ---- before generation ----

@@ -10,12 +10,12 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
+from storetune.config import TrainConfig
 from storetune.dataset.build import resolve_dataset
 from storetune.dataset.example import SUPPORT_TASKS
 from storetune.errors import StoretuneError
 from storetune.models.base import ResolvedModel, resolve_base_model
 from storetune.models.registry import Registry, weights_hash
-from storetune.train.config import TrainConfig
 from storetune.train.data import read_jsonl
 from storetune.train.loop import TrainResult, file_fingerprint, train_lora, write_metrics
 from storetune.train.plots import plot_loss
@@ -24,11 +24,7 @@ from storetune.workspace import Workspace
 
 
 def train_config(ws: Workspace, overrides: dict | None = None) -> TrainConfig:
-    raw = {**ws.config().train, **(overrides or {})}
-    try:
-        return TrainConfig.model_validate(raw)
-    except Exception as e:
-        raise StoretuneError(f"{ws.config_path}: invalid 'train' options: {e}") from None
+    return ws.config().train.with_overrides(overrides or {})
 
 
 def select_rows(data_dir: Path, split: str, tasks: list[str]) -> tuple[list[dict], dict[str, int]]:

@@ -29,9 +29,9 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from storetune.config import TrainConfig
 from storetune.errors import StoretuneError
 from storetune.models.base import ResolvedModel
-from storetune.train.config import TrainConfig
 from storetune.train.data import IGNORE, Tokenized, collate, length_batches, tokenize_chat
 
 SMALL_SET_WARNING = 500

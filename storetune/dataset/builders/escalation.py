@@ -5,6 +5,7 @@ from __future__ import annotations
 import random
 import re
 
+from storetune.config import EscalationTopic, ShippingZone, StoreConfig
 from storetune.dataset.builders.grounded import (
     Catalog,
     fill,
@@ -17,7 +18,6 @@ from storetune.dataset.context import BuildContext
 from storetune.dataset.example import Example
 from storetune.dataset.prompt import _money
 from storetune.store.records import Product, Ticket, Variant
-from storetune.workspace import EscalationTopic, ShippingZone, StoreConfig
 
 _HANDOVERS = [
     "I'm sorry you're dealing with this. I've passed your message to a teammate who handles "

@@ -12,7 +12,7 @@ from __future__ import annotations
 import random
 import re
 
-from storetune.workspace import StoreConfig
+from storetune.config import StoreConfig
 
 _GREETINGS = ["hi, ", "Hi! ", "hey ", "Hello, ", "hi there - ", "Good morning! ", "yo ", ""]
 _THANKS = [" thanks!", " thx", " Thank you.", " ty", " cheers", " Thanks in advance!", ""]

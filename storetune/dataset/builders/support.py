@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import re
 
+from storetune.config import StoreConfig
 from storetune.dataset.example import Example
 from storetune.store.records import Ticket
-from storetune.workspace import StoreConfig
 
 _GREETING_NAME = re.compile(r"^(hi|hello|hey|dear)\s+<NAME>", re.IGNORECASE)
 _INLINE_NAME = re.compile(r",\s*<NAME>(?=[,.!?])")

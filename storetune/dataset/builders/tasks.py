@@ -27,6 +27,7 @@ import re
 from collections.abc import Callable, Iterable
 from decimal import Decimal
 
+from storetune.config import StoreConfig
 from storetune.dataset.context import BuildContext
 from storetune.dataset.example import Example
 from storetune.dataset.prompt import render_task_prompt
@@ -43,7 +44,6 @@ from storetune.tasks import (
     TaskSpec,
     task_spec,
 )
-from storetune.workspace import StoreConfig
 
 
 def build_tasks(ctx: BuildContext) -> list[Example]:

@@ -1,0 +1,136 @@
+"""store.yaml: the whole schema, read and validated in one go.
+
+Every section is typed here, so a typo anywhere in the file (`train.lr: fast`) stops
+any command that loads the workspace, naming the file and the field, instead of
+surfacing later in the one stage that reads that section.
+"""
+
+from __future__ import annotations
+
+import os
+from itertools import takewhile
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field
+
+from storetune.config.build import BuildConfig
+from storetune.config.errors import validate_section
+from storetune.config.eval import EvalConfig
+from storetune.config.policies import Policies
+from storetune.config.rules import apply_rules
+from storetune.config.serve import ServeConfig
+from storetune.config.train import TrainConfig
+from storetune.errors import StoretuneError
+
+CONFIG_NAME = "store.yaml"
+DEFAULT_BASE_MODEL = "smollm2-135m-instruct"
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class Brand(_Strict):
+    name: str = Field(description="Store name as customers know it.")
+    voice: str = Field(description="How replies should sound, in a sentence or two.")
+    sign_off: str = Field("", description="Closing line of every reply, e.g. '— The Acme team'.")
+    website: str = Field("", description="Store URL, the only URL replies may mention.")
+
+
+class EscalationTopic(_Strict):
+    name: str
+    reason: str
+    keywords: list[str] = Field(description="Lower-case phrases that force a hand-over.")
+
+
+class Escalation(_Strict):
+    marker: str = Field("[ESCALATE]", description="Token sequence the model emits to hand over.")
+    always: list[EscalationTopic] = []
+
+
+class Sources(_Strict):
+    products: str | None = Field(
+        None, description="Shopify product CSV/JSON, relative to store.yaml."
+    )
+    tickets: str | None = Field(None, description="Helpdesk export file or directory.")
+    tickets_format: str = Field("auto", description="auto, zendesk, …")
+    policies: str | None = Field(
+        None, description="Policy rules file (JSON or YAML); merged over `policies`, wins."
+    )
+
+
+class StoreConfig(_Strict):
+    brand: Brand
+    policies: Policies = Policies()
+    escalation: Escalation = Escalation()
+    sources: Sources = Sources()
+    base_model: str = Field(
+        DEFAULT_BASE_MODEL, description="Model name, local directory or hub id."
+    )
+    seed: int = 0
+    build: BuildConfig = Field(
+        default_factory=BuildConfig, description="Dataset builder options (config/build.py)."
+    )
+    train: TrainConfig = Field(
+        default_factory=TrainConfig, description="Training options (config/train.py)."
+    )
+    eval: EvalConfig = Field(
+        default_factory=EvalConfig, description="Evaluation options (config/eval.py)."
+    )
+    serve: ServeConfig = Field(
+        default_factory=ServeConfig, description="storetune serve options (config/serve.py)."
+    )
+
+
+def read_config(path: Path) -> StoreConfig:
+    """store.yaml alone, every section validated; errors name the file and field."""
+    return validate_section(StoreConfig, read_yaml(path), path)
+
+
+def load_config(path: Path, policies: Path | None = None) -> StoreConfig:
+    """store.yaml validated whole, with its policy rules file merged over `policies`.
+
+    The rules file is `policies`, else sources.policies; its errors name that file.
+    """
+    cfg = read_config(path)
+    rules = policies or (path.parent / cfg.sources.policies if cfg.sources.policies else None)
+    if rules is None:
+        return cfg
+    return cfg.model_copy(update={"policies": apply_rules(cfg.policies, rules)})
+
+
+def read_yaml(path: Path) -> dict[str, Any]:
+    """store.yaml as a mapping, not yet validated."""
+    if not path.exists():
+        raise StoretuneError(
+            f"{path}: no store config found",
+            hint="run 'storetune init' or 'storetune demo-store DIR' to create one",
+        )
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        where = f" line {mark.line + 1}" if mark else ""
+        raise StoretuneError(
+            f"{path}{where}: not valid YAML ({getattr(e, 'problem', e)})"
+        ) from None
+    if not isinstance(raw, dict):
+        raise StoretuneError(f"{path}: expected a mapping at the top level")
+    return raw
+
+
+def record_source(path: Path, what: str, value: str) -> None:
+    """Set sources.<what> in store.yaml, touching nothing else but the formatting."""
+    text = path.read_text(encoding="utf-8")
+    raw = read_yaml(path)
+    raw["sources"] = {**(raw.get("sources") or {}), what: value}
+    # The leading comment block is kept; yaml.safe_dump would drop it.
+    lines = text.splitlines(keepends=True)
+    header = "".join(takewhile(lambda line: line.startswith("#"), lines))
+    body = yaml.safe_dump(raw, sort_keys=False, allow_unicode=True, width=88)
+    # temp file + rename: a killed run never leaves half a store.yaml
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(header + body, encoding="utf-8")
+    os.replace(tmp, path)
