@@ -65,7 +65,8 @@ QUICK = DemoBudget(
 )
 
 
-def _apply_budget(ws: Workspace, budget: DemoBudget, base_model: str | None) -> None:
+def apply_budget(ws: Workspace, budget: DemoBudget, base_model: str | None) -> None:
+    """Size store.yaml's build and train sections to the budget."""
     raw = yaml.safe_load(ws.config_path.read_text(encoding="utf-8"))
     n = budget.task_examples
     raw.setdefault("build", {}).update(
@@ -124,7 +125,7 @@ def run_demo(
             root, seed=seed, n_products=budget.products, n_tickets=budget.tickets
         ),
     )
-    _apply_budget(ws, budget, base_model)
+    apply_budget(ws, budget, base_model)
     ingest = stage("ingest", lambda: ingest_workspace(ws, progress=progress))
     built = stage("build", lambda: build_dataset(ws))
     log(f"dataset {built.dataset_id}: {built.counts}")
