@@ -876,6 +876,10 @@ RETURN_LATE = (
 RETURN_WORN = (
     "I wore {thing} on one hike and {reason}. Can I still return it?",
     "Took {thing} out for a weekend trip and {reason}. Is it returnable if it's been used once?",
+    "used {thing} twice, {reason}. can it still go back?",
+    "Hello. I have worn {thing} a couple of times around town, but {reason}. The tags are off "
+    "now. Would you still accept it as a return, or is that not allowed once something has been "
+    "worn?",
 )
 _RETURN_FOLLOWUPS = (
     ("Thanks! Do I need the original box?",
@@ -1038,6 +1042,8 @@ EXCHANGE_COLOR = (
     "Love {thing} but the {have} looks off on me. Can I exchange it for {want} in the same size "
     "({size})?",
     "can i change the colour of my {thing} from {have} to {want}? size {size}",
+    "Would it be possible to swap {thing} ({have}, size {size}) for the {want} one instead?",
+    "wrong color :( got {thing} in {have}, wanted {want}. same size {size} pls",
 )
 
 DAMAGE = {
@@ -1363,8 +1369,10 @@ ASPECT_Q = {
     "material": ("What's {m} made of?", "What material is {m}?", "what fabric is {m}"),
     "care": ("How do I wash {m}?", "Can {m} go in the washing machine?", "care instructions for {m}?"),
     "fit": ("Does {m} run small?", "How does {m} fit?", "is {m} true to size"),
-    "weight": ("How heavy is {m}?", "What does {m} weigh?"),
-    "warranty": ("What's the warranty on {m}?", "Is {m} covered by a warranty?"),
+    "weight": ("How heavy is {m}?", "What does {m} weigh?", "weight of {m}?",
+               "Trying to keep my pack light - how much does {m} weigh?"),
+    "warranty": ("What's the warranty on {m}?", "Is {m} covered by a warranty?",
+                 "warranty for {m}??", "If {m} breaks after a few months, is that covered?"),
 }  # fmt: skip
 SPEC_Q = {
     "Waterproof rating": "Is {m} actually waterproof? What's the rating?",
@@ -1645,7 +1653,10 @@ def _price_match(c: Ctx) -> Draft:
     customer = c.say(
         "match",
         ("I bought {m} {when} and {who} has it for {lower}. Will you match it?",
-         "Can you price match? {who} has {m} at {lower}, I paid {price} with you {when}."),
+         "Can you price match? {who} has {m} at {lower}, I paid {price} with you {when}.",
+         "Just saw {m} for {lower} at {who}. I paid {price} here {when} - do you refund the "
+         "difference?",
+         "price match request: {m}, {who}, {lower}"),
         m=c.mention(p), who=who, lower=money(lower), price=money(p.price), when=c.ago(rng.randint(2, 10)),
     )  # fmt: skip
     if market:
@@ -1674,7 +1685,11 @@ def _price_drop(c: Ctx) -> Draft:
     customer = c.say(
         "drop",
         ("I bought {m} {when} for {was} and now it's on sale for {now}! Can I get the difference back?",
-         "ugh, {m} went on sale right after I bought it ({when}). refund the difference?"),
+         "ugh, {m} went on sale right after I bought it ({when}). refund the difference?",
+         "Do you do price adjustments? {m} dropped to {now} and I paid {was} {when}.",
+         "Hi there, I ordered {m} {when} at full price ({was}). Today I noticed it's marked down "
+         "to {now}. Is there any way to get the price difference refunded, or do I have to "
+         "return it and buy it again?"),
         m=c.mention(p), when=c.ago(days), was=money(p.compare_at), now=money(p.price),
     )  # fmt: skip
     diff = money(p.compare_at - p.price)
@@ -1745,6 +1760,9 @@ CANCEL_SOON = (
 CANCEL_SOON_NONUM = (
     "hi i just ordered {mins} minutes ago and want to cancel, is that possible?",
     "Can I cancel an order I placed a few minutes ago? {why}.",
+    "Placed an order about {mins} min ago by mistake - please stop it before it ships!",
+    "Hello, {why}, so I'd like to cancel the order I put in just now (maybe {mins} minutes ago). "
+    "I don't have the confirmation email handy yet.",
 )
 CANCEL_LATE = (
     "I placed an order {when} and I'd like to cancel it. {why}.",
@@ -1787,12 +1805,20 @@ def w_address_change(c: Ctx) -> Draft:
 ADDRESS_SOON = (
     "I need to change the shipping address on {order} to {addr}. Just ordered {mins} minutes ago.",
     "wrong address!! I moved. Please send {order} to {addr} instead, ordered {mins} min ago",
+    "Could you update {order}? I placed it {mins} minutes ago and it should go to {addr}.",
+    "typo in my address on {order} (ordered {mins} mins ago). correct one: {addr}",
 )
-ADDRESS_SOON_NOINFO = ("Can I update my address? I ordered about {mins} minutes ago.",
-                       "Just realised I used my old address on the order I placed a few minutes ago.")  # fmt: skip
+ADDRESS_SOON_NOINFO = (
+    "Can I update my address? I ordered about {mins} minutes ago.",
+    "Just realised I used my old address on the order I placed a few minutes ago.",
+    "ordered {mins} min ago and put the wrong street in. can that still be fixed?",
+    "Hi - is it too late to change where my order ships? I checked out maybe {mins} minutes ago.",
+)
 ADDRESS_LATE = (
     "I need to change the address on {order}, I ordered it {when}. New address: {addr}",
     "Hi, can you change the delivery address for my order from {when}? I'm moving this week.",
+    "My order from {when} is going to my old place. Can you redirect it to {addr}?",
+    "change of address for {order} please - ordered {when}, I won't be at that address anymore",
 )
 
 SAFETY = {
@@ -1998,7 +2024,10 @@ def _shoe_size(c: Ctx, p: DemoProduct) -> tuple[str, str, str]:
     customer = c.say(
         "shoe",
         ("I'm a {u} in most shoes. What size {m} should I get?",
-         "I usually wear a {u}, which size in {m}?"),
+         "I usually wear a {u}, which size in {m}?",
+         "{m}: true to size? I'm normally a {u}",
+         "Hello! I'm trying to figure out sizing for {m}. My other hiking shoes are all a {u}, "
+         "would you suggest the same size or should I go up?"),
         u=usual, m=c.mention(p),
     )  # fmt: skip
     fit = f"Fit notes for the {p.title}: {lc_first(p.fit)}."
@@ -2015,8 +2044,14 @@ def _shoe_size(c: Ctx, p: DemoProduct) -> tuple[str, str, str]:
 def _pack_size(c: Ctx, p: DemoProduct) -> tuple[str, str, str]:
     torso = c.rng.choice([15.5, 16.5, 18, 20])
     rec = "S" if torso < 17 else "M" if torso < 19 else "L"
-    customer = c.say("pack", ("My torso is {t} inches. Which size {m}?", "what size {m} for a {t} inch torso?"),
-                     t=f"{torso:g}", m=c.mention(p))  # fmt: skip
+    customer = c.say(
+        "pack",
+        ("My torso is {t} inches. Which size {m}?", "what size {m} for a {t} inch torso?",
+         "Measured my torso at {t} in. Which size of {m} fits that?",
+         "Hi, I'm looking at {m} and my torso length is {t} inches. Which size would you go "
+         "with? Never bought a pack sized by torso before."),
+        t=f"{torso:g}", m=c.mention(p),
+    )  # fmt: skip
     advice = (
         f"The {p.title} fits by torso length: S fits 15–17 in, M 17–19 in and L 19–21 in, so "
         f"with a {torso:g} in torso I'd go with {rec}."
