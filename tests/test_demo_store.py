@@ -350,3 +350,18 @@ def test_recommendations_name_active_in_stock_products(zendesk, store):
                 assert title in sellable, title
                 named += 1
     assert named > 100
+
+
+def test_every_ticket_names_its_phrasing_family(zendesk):
+    # the opening message's template, as a tag the dataset split reads; every intent
+    # has enough wordings to hold some out of training
+    families: dict[str, set[str]] = defaultdict(set)
+    for t in zendesk["tickets"].values():
+        tags = [x for x in t["tags"] if x.startswith("phrasing:")]
+        assert len(tags) == 1, t["tags"]
+        family = tags[0].removeprefix("phrasing:")
+        intent, pool, member = family.split(".")
+        assert intent == _intent(t) and pool and member
+        families[intent].add(family)
+    assert set(families) == set(INTENTS)
+    assert all(len(f) >= 6 for f in families.values()), {k: len(v) for k, v in families.items()}

@@ -27,7 +27,7 @@ from storetune.dataset.dedup import group_duplicates, remove_exact_duplicates
 from storetune.dataset.example import Example
 from storetune.dataset.paraphrase import paraphrase_examples
 from storetune.dataset.prompt import render_system_prompt
-from storetune.dataset.split import SPLITS, assign_splits
+from storetune.dataset.split import SPLITS, assign_splits, group_by_family, phrasing_counts
 from storetune.dataset.validate import (
     ModelTokenizer,
     ValidationReport,
@@ -165,11 +165,13 @@ def build_dataset(
         raise StoretuneError("no training examples could be built from store.db")
     # near duplicates (and one ticket's examples, and same opening messages) share a
     # group, so the split never puts them on both sides of the train/test line
+    group_by_family(examples)  # a phrasing family is held out whole (split.py)
     with _progress(progress) as advance:
         grouping = group_duplicates(examples, advance(len(examples)))
     notes["near_duplicate_pairs"] = grouping.near_pairs
     notes["groups_merged_as_near_duplicates"] = grouping.merged_groups
     splits = assign_splits(examples, bcfg.split, bcfg.seed)
+    notes.update(phrasing_counts(examples, splits))
     tok = model or _base_tokenizer(ws)
     report = _summary(examples, splits, notes)
     staged = _stage_files(ws, examples, splits, report)
@@ -264,6 +266,7 @@ def _stage_files(
                     "category": ex.category,
                     "builder": ex.builder,
                     "source_ids": ex.source_ids,
+                    "family": ex.family,
                 }
                 put("meta", meta)
                 index[split] += 1

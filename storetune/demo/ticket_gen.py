@@ -21,6 +21,7 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
+from storetune.dataset.example import PHRASING_TAG
 from storetune.demo.catalog_gen import DemoProduct, money, stock_phrase
 from storetune.store.records import Variant
 
@@ -530,6 +531,8 @@ class Ctx:
         self.rng, self.f, self.shelf, self.cust = rng, facts, shelf, cust
         self.when, self.channel, self.multi, self.outdated = when, channel, multi, outdated
         self.quoted = False
+        self.intent = intent
+        self.phrasing = ""  # the opening message's phrasing family (see say)
         styles = ["plain", "typo", "lower", "angry", "polite", "short"]
         weights = [40, 15, 12, 10, 15, 8] if channel != "chat" else [25, 20, 35, 5, 5, 10]
         self.style = rng.choices(styles, weights=weights)[0]
@@ -597,8 +600,18 @@ class Ctx:
         text = "".join(out)
         return text.lower() if self.style == "lower" else text
 
-    def say(self, templates: list[str] | tuple[str, ...], **slots: Any) -> str:
-        return self.fill(self.rng.choice(templates), **slots)
+    def say(self, pool: str, templates: list[str] | tuple[str, ...], **slots: Any) -> str:
+        """One of a pool's templates, filled. The first template a ticket uses names its
+        phrasing family, `<intent>.<pool>.<index>`: writers open with the customer's
+        first message, so that is the wording the dataset split holds out."""
+        i = self.rng.randrange(len(templates))  # draws as rng.choice did
+        self.note_phrasing(f"{pool}.{i}")
+        return self.fill(templates[i], **slots)
+
+    def note_phrasing(self, member: str) -> None:
+        """Name the phrasing family for a template chosen without `say` (first wins)."""
+        if not self.phrasing:
+            self.phrasing = f"{self.intent}.{member}"
 
 
 GREETINGS = ("", "", "Hi,", "Hello,", "Hi there,", "Hey,", "Hello {short} team,",
@@ -804,7 +817,7 @@ def w_returns(c: Ctx) -> Draft:
         f"If something's wrong with it, though, {warranty}: send a photo and we'll take a look."
     )
     if case == "late":
-        customer = c.say(RETURN_LATE, **slots)
+        customer = c.say("late", RETURN_LATE, **slots)
         weeks = max(2, round(days / 7))
         agent = sentences(
             f"I'm sorry, {c.first}, but our return window is {win} days from delivery, and since "
@@ -816,7 +829,7 @@ def w_returns(c: Ctx) -> Draft:
                   f"I understand, and I'm sorry. The {win}-day window applies to every order, so "
                   f"I can't make an exception. {defect_line}")  # fmt: skip
     elif case == "worn":
-        customer = c.say(RETURN_WORN, **slots)
+        customer = c.say("worn", RETURN_WORN, **slots)
         agent = sentences(
             f"We accept returns within {win} days of delivery, but items need to be "
             f"{f.condition}, so I'm afraid a worn item can't be returned.",
@@ -826,7 +839,7 @@ def w_returns(c: Ctx) -> Draft:
                   f"I know, and I'm sorry. We can only accept items that are {f.condition}, "
                   "since we resell every return.")  # fmt: skip
     else:
-        customer = c.say(RETURN_NORMAL, **slots)
+        customer = c.say("normal", RETURN_NORMAL, **slots)
         agent = sentences(rng.choice(["Sorry it didn't work out!", "Happy to help with that.", ""]),
                           _return_steps(c, it, win))  # fmt: skip
         if "original box" in customer:
@@ -863,6 +876,10 @@ RETURN_LATE = (
 RETURN_WORN = (
     "I wore {thing} on one hike and {reason}. Can I still return it?",
     "Took {thing} out for a weekend trip and {reason}. Is it returnable if it's been used once?",
+    "used {thing} twice, {reason}. can it still go back?",
+    "Hello. I have worn {thing} a couple of times around town, but {reason}. The tags are off "
+    "now. Would you still accept it as a return, or is that not allowed once something has been "
+    "worn?",
 )
 _RETURN_FOLLOWUPS = (
     ("Thanks! Do I need the original box?",
@@ -899,7 +916,7 @@ def w_sale_return(c: Ctx) -> Draft:
     thing = c.mention(p) if p else a_noun(c.pick(c.shelf.live).kind.noun)
     reason, reason_cap = _reason(c)
     customer = c.say(
-        SALE_RETURN, thing=thing, reason=reason, Reason=reason_cap, order=c.order(),
+        "ask", SALE_RETURN, thing=thing, reason=reason, Reason=reason_cap, order=c.order(),
         price=money(p.price) if p else "the sale price", when=c.ago(rng.randint(2, 20)),
     )  # fmt: skip
     if p:
@@ -952,13 +969,15 @@ def w_exchange(c: Ctx) -> Draft:
     want_size, want_color, tight = size, color, ""
     if len(colors) > 1 and rng.random() < 0.25:
         want_color = rng.choice([x for x in colors if x != color])
-        customer = c.say(EXCHANGE_COLOR, thing=c.mention(p), have=color, want=want_color, size=size)
+        customer = c.say(
+            "color", EXCHANGE_COLOR, thing=c.mention(p), have=color, want=want_color, size=size
+        )
     else:
         i = sizes.index(size)
         up = i + 1 < len(sizes) and (i == 0 or rng.random() < 0.6)
         want_size = sizes[i + 1] if up else sizes[i - 1]
         tight = rng.choice(["tight", "small"]) if up else rng.choice(["big", "loose"])
-        customer = c.say(EXCHANGE_SIZE, thing=c.mention(p), have=size, want=want_size,
+        customer = c.say("size", EXCHANGE_SIZE, thing=c.mention(p), have=size, want=want_size,
                          color=color, tight=tight, order=c.order(), when=c.ago(rng.randint(2, 14)))  # fmt: skip
     v = p.find_variant(**{p.option_names[0]: want_size, "Color": want_color})
     assert v is not None
@@ -1023,6 +1042,8 @@ EXCHANGE_COLOR = (
     "Love {thing} but the {have} looks off on me. Can I exchange it for {want} in the same size "
     "({size})?",
     "can i change the colour of my {thing} from {have} to {want}? size {size}",
+    "Would it be possible to swap {thing} ({have}, size {size}) for the {want} one instead?",
+    "wrong color :( got {thing} in {have}, wanted {want}. same size {size} pls",
 )
 
 DAMAGE = {
@@ -1064,8 +1085,9 @@ def w_damaged(c: Ctx) -> Draft:
     )
     slots = dict(thing=c.mention(p), noun=p.kind.noun, damage=rng.choice(_damage_for(p)),
                  when=c.ago(days), order=c.order())  # fmt: skip
-    templates = {"damage": DAMAGED, "late": DAMAGED, "missing": MISSING_ITEM, "lost": LOST_PACKAGE}
-    customer = c.say(templates[case], **slots)
+    pools = {"damage": ("damaged", DAMAGED), "late": ("damaged", DAMAGED),
+             "missing": ("missing", MISSING_ITEM), "lost": ("lost", LOST_PACKAGE)}  # fmt: skip
+    customer = c.say(*pools[case], **slots)
     gave_order = str(c.order_no) in customer
     ask = "your order number and " if not gave_order else ""
     if case == "damage":
@@ -1162,7 +1184,7 @@ def w_shipping(c: Ctx) -> Draft:
     p = c.pick(c.shelf.sellable)
     free_note = f"Orders over {dollars(thr)} ship free within the contiguous US."
     if case == "zone":
-        customer = c.say(SHIP_ZONE, place=f"{c.cust.city}, {c.cust.state}", state=c.cust.state,
+        customer = c.say("zone", SHIP_ZONE, place=f"{c.cust.city}, {c.cust.state}", state=c.cust.state,
                          city=c.cust.city, noun=p.kind.noun)  # fmt: skip
         agent = sentences(
             f"Standard shipping to {zone.where} is {money(zone.cost)} and takes {zone.days} once "
@@ -1173,7 +1195,7 @@ def w_shipping(c: Ctx) -> Draft:
         customer, agent = _threshold_case(c, thr, zone)
     elif case == "international":
         country = rng.choice(["the UK", "Germany", "Australia", "Mexico", "Japan", "New Zealand"])
-        customer = c.say(SHIP_INTL, country=country, thing=c.mention(p))
+        customer = c.say("international", SHIP_INTL, country=country, thing=c.mention(p))
         canada = f.zones["Canada"]
         agent = (
             f"I'm sorry, we only ship within the US and Canada right now, so I can't send an "
@@ -1181,7 +1203,7 @@ def w_shipping(c: Ctx) -> Draft:
             f"{canada.days}.)"
         )
     else:
-        customer = c.say(SHIP_SPEED, thing=c.mention(p), day=rng.choice(WEEKDAYS),
+        customer = c.say("speed", SHIP_SPEED, thing=c.mention(p), day=rng.choice(WEEKDAYS),
                          date=fmt_date(c.when + timedelta(days=rng.randint(3, 9))))  # fmt: skip
         agent = sentences(
             f"We only offer standard shipping: orders leave our warehouse within {f.processing} "
@@ -1201,7 +1223,7 @@ def _threshold_case(c: Ctx, thr: Decimal, zone: Zone) -> tuple[str, str]:
         cart = Decimal(f"{rng.randint(int(thr) + 2, 74)}.00")
     if cart == thr:
         cart += Decimal("4.50")
-    customer = c.say(SHIP_THRESHOLD, cart=money(cart))
+    customer = c.say("threshold", SHIP_THRESHOLD, cart=money(cart))
     rule = f"orders over {dollars(thr)} ship free within the contiguous US"
     if money(cart) not in customer:
         return customer, (
@@ -1266,7 +1288,9 @@ def w_order_status(c: Ctx) -> Draft:
     slots = dict(order=c.order(), n=rng.randint(4, 14), thing=c.mention(p), tracking=c.tracking(),
                  day=rng.choice(WEEKDAYS), when=c.ago(rng.randint(3, 15)),
                  date=fmt_date(c.when - timedelta(days=rng.randint(3, 12))))  # fmt: skip
-    customer = c.say(STATUS_WITH if has_num else STATUS_WITHOUT, **slots)
+    customer = c.say(
+        *(("with_number", STATUS_WITH) if has_num else ("no_number", STATUS_WITHOUT)), **slots
+    )
     if not has_num and c.channel == "email" and rng.random() < 0.25:
         customer = _forwarded_confirmation(c, customer, slots["tracking"])
     team = "fulfillment"
@@ -1345,8 +1369,10 @@ ASPECT_Q = {
     "material": ("What's {m} made of?", "What material is {m}?", "what fabric is {m}"),
     "care": ("How do I wash {m}?", "Can {m} go in the washing machine?", "care instructions for {m}?"),
     "fit": ("Does {m} run small?", "How does {m} fit?", "is {m} true to size"),
-    "weight": ("How heavy is {m}?", "What does {m} weigh?"),
-    "warranty": ("What's the warranty on {m}?", "Is {m} covered by a warranty?"),
+    "weight": ("How heavy is {m}?", "What does {m} weigh?", "weight of {m}?",
+               "Trying to keep my pack light - how much does {m} weigh?"),
+    "warranty": ("What's the warranty on {m}?", "Is {m} covered by a warranty?",
+                 "warranty for {m}??", "If {m} breaks after a few months, is that covered?"),
 }  # fmt: skip
 SPEC_Q = {
     "Waterproof rating": "Is {m} actually waterproof? What's the rating?",
@@ -1382,13 +1408,20 @@ def _ask_aspect(c: Ctx, p: DemoProduct, aspect: str, m: str) -> tuple[str, str, 
     rng = c.rng
     if aspect == "spec":
         label, value = rng.choice(p.specs)
+        c.note_phrasing("spec." + re.sub(r"\W+", "_", label.lower()))
         return _it_grammar(c.fill(SPEC_Q[label], m=m)), f"{label} for the {p.title}: {value}.", None
     if aspect == "stock":
         v = rng.choice(p.variants)
         lab = vlabel(p, v)
-        q = c.say(ASPECT_Q["stock"], m=m, var=lab) if lab else c.fill("Is {m} in stock?", m=m)
+        if not lab:
+            c.note_phrasing("stock.bare")
+        q = (
+            c.say("stock", ASPECT_Q["stock"], m=m, var=lab)
+            if lab
+            else c.fill("Is {m} in stock?", m=m)
+        )
         return q, stock_answer(p, v, rng), v
-    q = c.say(ASPECT_Q[aspect], m=m)
+    q = c.say(aspect, ASPECT_Q[aspect], m=m)
     not_on_sale = " It's not on sale at the moment." if "sale" in q and not p.on_sale else ""
     t, verb = p.title, be(p)
     one_price = len({v.price for v in p.variants}) == 1
@@ -1446,6 +1479,7 @@ def _discontinued(c: Ctx) -> Draft:
     same = [q for q in c.shelf.sellable if q.kind.key == p.kind.key] or c.shelf.sellable
     alt = rng.choice(same)
     customer = c.say(
+        "discontinued",
         ("Do you still sell {m}? Can't find it on the site anymore.",
          "Is {m} coming back? I wanted to buy another one.",
          "where did {m} go?? wanted to reorder"),
@@ -1476,7 +1510,7 @@ def w_recommendation(c: Ctx) -> Draft:
         fit = [p for p in cands if activity in p.tags]
         cands = fit if len(fit) >= 2 else cands
         recs = rng.sample(cands, min(len(cands), rng.choice([2, 3])))
-        customer = c.say(REC_ACTIVITY, noun=noun, activity=activity, month=rng.choice(MONTHS),
+        customer = c.say("activity", REC_ACTIVITY, noun=noun, activity=activity, month=rng.choice(MONTHS),
                          place=rng.choice(["the Cascades", "Utah", "the Smokies", "Colorado"]))  # fmt: skip
         budget_txt = ""
     else:
@@ -1485,7 +1519,7 @@ def w_recommendation(c: Ctx) -> Draft:
         budget = (int(target) // 25 + 1) * 25
         cands = [p for p in cands if p.price <= budget]
         recs = rng.sample(cands, min(len(cands), rng.choice([1, 2, 3])))
-        customer = c.say(REC_BUDGET, noun=noun, a_noun=a_noun, activity=activity, budget=budget,
+        customer = c.say("budget", REC_BUDGET, noun=noun, a_noun=a_noun, activity=activity, budget=budget,
                          who=rng.choice(["myself", "my wife", "my husband", "my dad", "my kid"]))  # fmt: skip
         budget_txt = f" under {dollars(budget)}"
     recs.sort(key=lambda p: (p.price, p.title))
@@ -1513,6 +1547,7 @@ def _gift_recs(c: Ctx) -> Draft:
     recs = sorted(list(by_kind.values())[:3], key=lambda p: (p.price, p.title))
     activity = rng.choice(ACTIVITY_WORDS)
     customer = c.say(
+        "gift",
         ("Gift ideas for a {activity} fan under ${budget}?",
          "Need a stocking stuffer under ${budget} for someone who loves {activity}",
          "my brother is really into {activity}, anything nice under {budget} dollars?"),
@@ -1581,6 +1616,7 @@ def w_discount(c: Ctx) -> Draft:
     if case == "haggle":
         p = c.pick(c.shelf.full)
         customer = c.say(
+            "haggle",
             ("Can you do {pct}% off if I buy two of {m}?", "would you take ${offer} for {m}?",
              "I'll buy {m} right now if you knock off $20"),
             m=c.mention(p), pct=rng.choice([10, 15, 20]), offer=int(p.price * Decimal("0.8")),
@@ -1592,6 +1628,7 @@ def w_discount(c: Ctx) -> Draft:
         )
     else:
         customer = c.say(
+            "code",
             ("Do you have any discount codes?", "any promo code for a first order?",
              "Is there a student discount?", "do u have a military discount",
              "Hi! Are there any coupons right now? About to place an order."),
@@ -1614,8 +1651,12 @@ def _price_match(c: Ctx) -> Draft:
     market = rng.random() < 0.3
     who = "a seller on an online marketplace" if market else rng.choice(COMPETITORS)
     customer = c.say(
+        "match",
         ("I bought {m} {when} and {who} has it for {lower}. Will you match it?",
-         "Can you price match? {who} has {m} at {lower}, I paid {price} with you {when}."),
+         "Can you price match? {who} has {m} at {lower}, I paid {price} with you {when}.",
+         "Just saw {m} for {lower} at {who}. I paid {price} here {when} - do you refund the "
+         "difference?",
+         "price match request: {m}, {who}, {lower}"),
         m=c.mention(p), who=who, lower=money(lower), price=money(p.price), when=c.ago(rng.randint(2, 10)),
     )  # fmt: skip
     if market:
@@ -1642,8 +1683,13 @@ def _price_drop(c: Ctx) -> Draft:
     p = c.pick(c.shelf.sale)
     days = rng.randint(2, 13) if rng.random() < 0.8 else rng.randint(20, 40)
     customer = c.say(
+        "drop",
         ("I bought {m} {when} for {was} and now it's on sale for {now}! Can I get the difference back?",
-         "ugh, {m} went on sale right after I bought it ({when}). refund the difference?"),
+         "ugh, {m} went on sale right after I bought it ({when}). refund the difference?",
+         "Do you do price adjustments? {m} dropped to {now} and I paid {was} {when}.",
+         "Hi there, I ordered {m} {when} at full price ({was}). Today I noticed it's marked down "
+         "to {now}. Is there any way to get the price difference refunded, or do I have to "
+         "return it and buy it again?"),
         m=c.mention(p), when=c.ago(days), was=money(p.compare_at), now=money(p.price),
     )  # fmt: skip
     diff = money(p.compare_at - p.price)
@@ -1675,10 +1721,10 @@ def w_cancellation(c: Ctx) -> Draft:
     slots = dict(order=c.order(), mins=rng.randint(4, 45), why=rng.choice(CANCEL_WHY),
                  when=rng.choice(["yesterday", "this morning", "two days ago", "last night"]))  # fmt: skip
     if soon:
-        pool = CANCEL_SOON if has_num else CANCEL_SOON_NONUM
+        pool = ("soon", CANCEL_SOON) if has_num else ("soon_no_number", CANCEL_SOON_NONUM)
     else:
-        pool = CANCEL_LATE
-    customer = c.say(pool, **slots)
+        pool = ("late", CANCEL_LATE)
+    customer = c.say(*pool, **slots)
     done = (
         f"Done! I've cancelled order #{c.order_no} since it was within 1 hour of ordering, and the "
         f"full amount will be refunded to your original payment method within {f.refund} business "
@@ -1714,6 +1760,9 @@ CANCEL_SOON = (
 CANCEL_SOON_NONUM = (
     "hi i just ordered {mins} minutes ago and want to cancel, is that possible?",
     "Can I cancel an order I placed a few minutes ago? {why}.",
+    "Placed an order about {mins} min ago by mistake - please stop it before it ships!",
+    "Hello, {why}, so I'd like to cancel the order I put in just now (maybe {mins} minutes ago). "
+    "I don't have the confirmation email handy yet.",
 )
 CANCEL_LATE = (
     "I placed an order {when} and I'd like to cancel it. {why}.",
@@ -1730,17 +1779,17 @@ def w_address_change(c: Ctx) -> Draft:
                  when=rng.choice(["yesterday", "two days ago", "last week"]))  # fmt: skip
     done = f"All set: I've updated the shipping address on order #{c.order_no} to {new_addr}."
     if soon and rng.random() < 0.6:
-        customer = c.say(ADDRESS_SOON, **slots)
+        customer = c.say("soon", ADDRESS_SOON, **slots)
         return _two_rounds(c, "Address change", customer, done, None, "task")
     if soon:
-        customer = c.say(ADDRESS_SOON_NOINFO, **slots)
+        customer = c.say("soon_no_details", ADDRESS_SOON_NOINFO, **slots)
         agent = (
             "Addresses can be changed within 1 hour of ordering, before the order is packed. "
             "Please reply right away with your order number and the full new address."
         )
         follow = (f"Order #{c.order_no}, new address is {new_addr}", done)
     else:
-        customer = c.say(ADDRESS_LATE, **slots)
+        customer = c.say("late", ADDRESS_LATE, **slots)
         agent = (
             "I'm sorry, address changes are only possible within 1 hour of ordering, before the "
             "order is packed, so I can't change it now. Once it ships, you can contact the "
@@ -1756,12 +1805,20 @@ def w_address_change(c: Ctx) -> Draft:
 ADDRESS_SOON = (
     "I need to change the shipping address on {order} to {addr}. Just ordered {mins} minutes ago.",
     "wrong address!! I moved. Please send {order} to {addr} instead, ordered {mins} min ago",
+    "Could you update {order}? I placed it {mins} minutes ago and it should go to {addr}.",
+    "typo in my address on {order} (ordered {mins} mins ago). correct one: {addr}",
 )
-ADDRESS_SOON_NOINFO = ("Can I update my address? I ordered about {mins} minutes ago.",
-                       "Just realised I used my old address on the order I placed a few minutes ago.")  # fmt: skip
+ADDRESS_SOON_NOINFO = (
+    "Can I update my address? I ordered about {mins} minutes ago.",
+    "Just realised I used my old address on the order I placed a few minutes ago.",
+    "ordered {mins} min ago and put the wrong street in. can that still be fixed?",
+    "Hi - is it too late to change where my order ships? I checked out maybe {mins} minutes ago.",
+)
 ADDRESS_LATE = (
     "I need to change the address on {order}, I ordered it {when}. New address: {addr}",
     "Hi, can you change the delivery address for my order from {when}? I'm moving this week.",
+    "My order from {when} is going to my old place. Can you redirect it to {addr}?",
+    "change of address for {order} please - ordered {when}, I won't be at that address anymore",
 )
 
 SAFETY = {
@@ -1783,7 +1840,9 @@ def w_complaint(c: Ctx) -> Draft:
     if case == "safety" and safe:
         p = rng.choice(safe)
         incident = c.fill(rng.choice(SAFETY[p.kind.key]), m=c.mention(p))
-        customer = c.say(SAFETY_MSG, incident=incident, Incident=incident[0].upper() + incident[1:])
+        customer = c.say(
+            "safety", SAFETY_MSG, incident=incident, Incident=incident[0].upper() + incident[1:]
+        )
         agent = sentences(
             "I'm so sorry to hear this. That's frightening, and thank you for telling us.",
             f"Please stop using the {p.title} and keep {them(p)} somewhere safe, and please get medical "
@@ -1797,7 +1856,7 @@ def w_complaint(c: Ctx) -> Draft:
         p = c.pick(c.shelf.live)
         case = "legal" if case == "safety" else case
         pool = LEGAL_MSG if case == "legal" else ABUSE_MSG
-        customer = c.say(pool, m=c.mention(p), order=c.order())
+        customer = c.say(case, pool, m=c.mention(p), order=c.order())
         team = "customer relations"
         lead = ("I'm sorry this has been so frustrating, and I understand you want it resolved."
                 if case == "legal" else "I understand you're upset, and I'm sorry we've let you down.")  # fmt: skip
@@ -1848,7 +1907,9 @@ def w_fraud(c: Ctx) -> Draft:
     rng = c.rng
     p = c.pick(c.shelf.live)
     amount = money(p.price + c.f.home.cost) if rng.random() < 0.6 else money(p.price)
-    customer = c.say(FRAUD_MSG, amount=amount, order=c.order(), thing=c.mention(p), short=c.f.short)
+    customer = c.say(
+        "report", FRAUD_MSG, amount=amount, order=c.order(), thing=c.mention(p), short=c.f.short
+    )
     chargeback = "chargeback" in customer.lower()
     lead = (
         "Since a chargeback has been opened with your bank, this needs our payments team."
@@ -1904,7 +1965,9 @@ def w_loyalty(c: Ctx) -> Draft:
          "Points are redeemed at checkout and can't be applied to an order that's already been "
          f"placed, but they're still in your account for next time. As a reminder: {f.redeem}."),
     ]  # fmt: skip
-    question, agent = rng.choice(cases)
+    i = rng.randrange(len(cases))  # draws as rng.choice did
+    question, agent = cases[i]
+    c.note_phrasing(f"ask.{i}")
     customer = c.fill(question, p=f.loyalty)
     follow = ("And does it cost anything to join?",
               f"No, joining is free with a store account. You earn {f.earn.split(';')[0]}.")  # fmt: skip
@@ -1939,6 +2002,7 @@ def _apparel_size(c: Ctx, p: DemoProduct) -> tuple[str, str, str]:
     small = "runs small" in p.fit
     rec = sizes[i + 1] if small else usual
     customer = c.say(
+        "apparel",
         ("I'm {h} and {w} lbs, usually a {s}. What size {m} should I get?",
          "Does {m} run true to size? I'm normally a {s}.",
          "usually wear {s}. what size for {m}?"),
@@ -1958,8 +2022,12 @@ def _shoe_size(c: Ctx, p: DemoProduct) -> tuple[str, str, str]:
     rec = str(n + 1) if (half or small) else str(n)
     usual = f"{n}.5" if half else str(n)
     customer = c.say(
+        "shoe",
         ("I'm a {u} in most shoes. What size {m} should I get?",
-         "I usually wear a {u}, which size in {m}?"),
+         "I usually wear a {u}, which size in {m}?",
+         "{m}: true to size? I'm normally a {u}",
+         "Hello! I'm trying to figure out sizing for {m}. My other hiking shoes are all a {u}, "
+         "would you suggest the same size or should I go up?"),
         u=usual, m=c.mention(p),
     )  # fmt: skip
     fit = f"Fit notes for the {p.title}: {lc_first(p.fit)}."
@@ -1976,8 +2044,14 @@ def _shoe_size(c: Ctx, p: DemoProduct) -> tuple[str, str, str]:
 def _pack_size(c: Ctx, p: DemoProduct) -> tuple[str, str, str]:
     torso = c.rng.choice([15.5, 16.5, 18, 20])
     rec = "S" if torso < 17 else "M" if torso < 19 else "L"
-    customer = c.say(("My torso is {t} inches. Which size {m}?", "what size {m} for a {t} inch torso?"),
-                     t=f"{torso:g}", m=c.mention(p))  # fmt: skip
+    customer = c.say(
+        "pack",
+        ("My torso is {t} inches. Which size {m}?", "what size {m} for a {t} inch torso?",
+         "Measured my torso at {t} in. Which size of {m} fits that?",
+         "Hi, I'm looking at {m} and my torso length is {t} inches. Which size would you go "
+         "with? Never bought a pack sized by torso before."),
+        t=f"{torso:g}", m=c.mention(p),
+    )  # fmt: skip
     advice = (
         f"The {p.title} fits by torso length: S fits 15–17 in, M 17–19 in and L 19–21 in, so "
         f"with a {torso:g} in torso I'd go with {rec}."
@@ -2259,6 +2333,8 @@ def _finish(
     rng = c.rng
     escalated = d.escalated and mode != "open"
     tags = {intent}
+    if c.phrasing:
+        tags.add(PHRASING_TAG + c.phrasing)
     if escalated:
         tags.add("escalated")
     if c.channel == "web" and rng.random() < 0.6:

@@ -13,9 +13,9 @@ from storetune.dataset.builders.grounded import (
     price_phrase,
     stock_answer,
 )
-from storetune.dataset.builders.phrasing import keep_words, pick, vary
+from storetune.dataset.builders.phrasing import keep_words, phrasing_family, pick, vary
 from storetune.dataset.context import BuildContext
-from storetune.dataset.example import Example
+from storetune.dataset.example import Example, family_from_tags
 from storetune.dataset.prompt import _money
 from storetune.store.records import Product, Ticket, Variant
 
@@ -55,6 +55,7 @@ def build_escalation(
                 builder="escalation",
                 source_ids=[f"{t.source}:{t.source_id}"],
                 group=f"{t.source}:{t.source_id}",
+                family=family_from_tags(t.tags),
             )
         )
     return out
@@ -237,6 +238,7 @@ def _lookalike_one(ctx: Catalog, topic: EscalationTopic, rng: random.Random) -> 
         builder="lookalike",
         source_ids=[group],
         group=group,
+        family=phrasing_family(template),
     )
 
 

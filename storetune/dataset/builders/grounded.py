@@ -15,7 +15,14 @@ import re
 from collections.abc import Callable
 from typing import Any
 
-from storetune.dataset.builders.phrasing import combine, keep_words, next_step, pick, vary
+from storetune.dataset.builders.phrasing import (
+    combine,
+    keep_words,
+    next_step,
+    phrasing_family,
+    pick,
+    vary,
+)
 from storetune.dataset.context import BuildContext
 from storetune.dataset.example import Example
 from storetune.retrieval.catalog import _stock, money, product_card
@@ -190,7 +197,8 @@ def _ref(p: Product, others: list[Product], rng: random.Random) -> str:
 
 def _fact_qa(
     ctx: Catalog, p: Product, key: str, ref: str, rng: random.Random
-) -> tuple[str, str] | None:
+) -> tuple[str, str, str] | None:
+    """(question, answer, question template) about one card fact."""
     facts = ctx.facts(p)
     if key not in facts:
         return None
@@ -199,25 +207,30 @@ def _fact_qa(
         template = pick(rng, _FACT_A[key])
         if not template.startswith("{t}"):
             value = lower_first(value)
-        return pick(rng, _FACT_Q[key]).format(t=ref), template.format(t=p.title, v=value)
-    return pick(rng, _SPEC_Q).format(t=ref, n=name.lower()), f"{name} of the {p.title}: {value}."
+        asked = pick(rng, _FACT_Q[key])
+        return asked.format(t=ref), template.format(t=p.title, v=value), asked
+    asked = pick(rng, _SPEC_Q)
+    return asked.format(t=ref, n=name.lower()), f"{name} of the {p.title}: {value}.", asked
 
 
 def _one_qa(
     ctx: Catalog, p: Product, kind: str, ref: str, rng: random.Random
-) -> tuple[str, str] | None:
+) -> tuple[str, str, str] | None:
+    """(question, answer, question template) of one kind."""
     if kind == "price":
-        question, answer = pick(rng, _PRICE_Q).format(t=ref), f"The {p.title} is {price_phrase(p)}."
+        asked = pick(rng, _PRICE_Q)
+        question, answer = asked.format(t=ref), f"The {p.title} is {price_phrase(p)}."
         if "sale" in question and not any(v.on_sale for v in p.variants):
             answer += " It isn't on sale right now."
-        return question, answer
+        return question, answer, asked
     if kind == "stock":
         options = [v for v in ctx.variants(p) if v.label != "Default"]
         if not options:
             return None
         v = rng.choice(options)
         answer = stock_answer(p, v, rng, ctx.variants(p))
-        return pick(rng, _STOCK_Q).format(t=ref, v=v.label), answer
+        asked = pick(rng, _STOCK_Q)
+        return asked.format(t=ref, v=v.label), answer, asked
     if kind == "spec":
         specs = [k for k in ctx.facts(p) if k not in _FACT_Q]
         if not specs:
@@ -264,17 +277,20 @@ def _grounded_one(ctx: Catalog, rng: random.Random) -> Example | None:
         qa1, qa2 = _one_qa(ctx, p, a, ref, rng), _one_qa(ctx, p, b, ref, rng)
         if not qa1 or not qa2:
             return None
-        question, answer = combine(qa1[0], qa2[0], rng), f"{qa1[1]} {qa2[1]}"
+        # two questions in one message: the family is the first one's wording
+        question, answer, asked = combine(qa1[0], qa2[0], rng), f"{qa1[1]} {qa2[1]}", qa1[2]
     else:
         qa = _one_qa(ctx, p, kind, ref, rng)
         if not qa:
             return None
-        question, answer = qa
+        question, answer, asked = qa
     question = vary(question, rng, keep_words(p.title, *(v.label for v in p.variants)))
-    return _example(ctx.system_with(cards), question, answer, "grounded", kind, p)
+    return _example(ctx.system_with(cards), question, answer, "grounded", kind, p, asked)
 
 
-def _example(system: str, q: str, a: str, task: str, category: str, p: Product) -> Example:
+def _example(
+    system: str, q: str, a: str, task: str, category: str, p: Product, template: str
+) -> Example:
     return Example(
         messages=[
             {"role": "system", "content": system},
@@ -286,6 +302,7 @@ def _example(system: str, q: str, a: str, task: str, category: str, p: Product) 
         builder="grounded",
         source_ids=[f"product:{p.handle}"],
         group=f"product:{p.handle}",  # shares a split with the product's other questions
+        family=phrasing_family(template),
     )
 
 
@@ -331,7 +348,7 @@ def _unknown_product(ctx: Catalog, rng: random.Random, with_cards: bool) -> Exam
         answer += f" I can only see the {shown} at the moment."
     answer += " " + next_step(ctx.cfg, rng)
     category = "irrelevant_context" if with_cards else "missing_context"
-    return _example(ctx.system_with(cards), question, answer, "no_info", category, p)
+    return _example(ctx.system_with(cards), question, answer, "no_info", category, p, template)
 
 
 def _absent_fact(ctx: Catalog, rng: random.Random) -> Example | None:
@@ -353,7 +370,9 @@ def _absent_fact(ctx: Catalog, rng: random.Random) -> Example | None:
     answer += " " + next_step(ctx.cfg, rng)
     cards = [p, *_distractors(ctx, p, rng.randint(0, 1), rng)]
     rng.shuffle(cards)
-    return _example(ctx.system_with(cards), question, answer, "no_info", "missing_context", p)
+    return _example(
+        ctx.system_with(cards), question, answer, "no_info", "missing_context", p, template
+    )
 
 
 def _no_info_one(ctx: Catalog, rng: random.Random) -> Example | None:

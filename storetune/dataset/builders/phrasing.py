@@ -5,10 +5,14 @@ fourth. So every builder passes its customer messages through `vary`, which mixe
 casing, punctuation, greetings, sign-offs, indirect openers and the odd typo, and
 builds questions from several templates. Words that carry the facts (product titles,
 sizes, numbers) are never misspelt, so the gold answer stays exactly right.
+
+Each customer message also records its phrasing family (`phrasing_family` of the
+template it came from), so the split can hold whole wordings out of training.
 """
 
 from __future__ import annotations
 
+import hashlib
 import random
 import re
 
@@ -26,10 +30,24 @@ _INDIRECT = [
     "One more thing... ",
 ]
 _WORD = re.compile(r"[A-Za-z]{4,}")
+_SLOT_OR_WORD = re.compile(r"\{[^}]*\}|[a-z0-9]+")
 
 
 def pick(rng: random.Random, options: list[str]) -> str:
     return options[rng.randrange(len(options))]
+
+
+def phrasing_family(template: str) -> str:
+    """The phrasing family of a customer-message template, named by its wording.
+
+    Slots are blanked and case and punctuation dropped, so the same wording in two
+    builders ("How much is the {t}?", "how much is the {f}") is one family, and the
+    split cannot train on it in one task and test it in another. The id is the first
+    words plus a digest of them all: readable, stable while the template is.
+    """
+    words = ["x" if w.startswith("{") else w for w in _SLOT_OR_WORD.findall(template.lower())]
+    digest = hashlib.sha1(" ".join(words).encode("utf-8")).hexdigest()[:6]
+    return "-".join([*words[:5], digest])
 
 
 def typo(text: str, rng: random.Random, keep: set[str] = frozenset()) -> str:

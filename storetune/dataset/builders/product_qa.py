@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import random
 
+from storetune.dataset.builders.phrasing import phrasing_family
 from storetune.dataset.example import Example
 from storetune.retrieval.catalog import _stock, money, product_card
 from storetune.store.records import Product
@@ -82,27 +83,33 @@ def _stock_answer(p: Product, label: str, stock: str) -> str:
     return f"Sorry, the {p.title} in {label} is out of stock at the moment."
 
 
-def _one(p: Product, rng: random.Random) -> tuple[str, str, str] | None:
+def _one(p: Product, rng: random.Random) -> tuple[str, str, str, str] | None:
+    """(kind, question, answer, the question template) for one product."""
     kind = rng.choice(["price", "price", "stock", "stock", "material", "care", "fit", "weight"])
     if kind == "price" and p.variants:
-        return kind, rng.choice(_PRICE_Q).format(t=p.title), _price_answer(p)
+        template = rng.choice(_PRICE_Q)
+        return kind, template.format(t=p.title), _price_answer(p), template
     if kind == "stock":
         options = [v for v in p.variants if v.label != "Default"]
         if not options:
             return None
         v = rng.choice(options)
+        template = rng.choice(_STOCK_Q)
         return (
             kind,
-            rng.choice(_STOCK_Q).format(t=p.title, v=v.label),
+            template.format(t=p.title, v=v.label),
             _stock_answer(p, v.label, _stock(v)),
+            template,
         )
     fact = _fact(p, kind) if kind in _FACT_Q else None
     if not fact:
         return None
+    template = rng.choice(_FACT_Q[kind])
     return (
         kind,
-        rng.choice(_FACT_Q[kind]).format(t=p.title),
+        template.format(t=p.title),
         f"{kind.capitalize()} of the {p.title}: {fact}",
+        template,
     )
 
 
@@ -117,7 +124,7 @@ def build_product_qa(products: list[Product], n: int, system_for_card, seed: int
         qa = _one(p, rng)
         if qa is None:
             continue
-        kind, question, answer = qa
+        kind, question, answer, template = qa
         if rng.random() < 0.3:
             question = question.lower().rstrip("?") + rng.choice(["", "?", " pls", " thx"])
         out.append(
@@ -132,6 +139,7 @@ def build_product_qa(products: list[Product], n: int, system_for_card, seed: int
                 builder="product_qa",
                 source_ids=[f"product:{p.handle}"],
                 group=f"product:{p.handle}",  # all questions on a product share a split
+                family=phrasing_family(template),
             )
         )
     return out

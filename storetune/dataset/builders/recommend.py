@@ -14,7 +14,7 @@ import random
 from collections import defaultdict
 
 from storetune.dataset.builders.grounded import Catalog, fill, price_phrase
-from storetune.dataset.builders.phrasing import keep_words, next_step, pick, vary
+from storetune.dataset.builders.phrasing import keep_words, next_step, phrasing_family, pick, vary
 from storetune.dataset.context import BuildContext
 from storetune.dataset.example import Example
 from storetune.store.records import Product, Variant
@@ -71,7 +71,7 @@ def _join(parts: list[str], conj: str = "or") -> str:
     return parts[0] if len(parts) == 1 else ", ".join(parts[:-1]) + f" {conj} " + parts[-1]
 
 
-def _example(ctx: Catalog, cards: list[Product], q: str, a: str, cat: str, key: str):
+def _example(ctx: Catalog, cards: list[Product], q: str, a: str, cat: str, key: str, template: str):
     group = f"recommend:{cat}:{key}"  # same type + constraint: near-identical examples
     return Example(
         messages=[
@@ -84,6 +84,7 @@ def _example(ctx: Catalog, cards: list[Product], q: str, a: str, cat: str, key: 
         builder="recommend",
         source_ids=[group],
         group=group,
+        family=phrasing_family(template),
     )
 
 
@@ -134,7 +135,8 @@ def _budget(ctx: Catalog, by_type: dict, rng: random.Random) -> Example | None:
                 cards.append(o)
                 break
     templates = _BUDGET_Q + (_BUDGET_Q1 if singular else [])
-    question = pick(rng, templates).format(pl=plural, s=singular, b=budget)
+    template = pick(rng, templates)
+    question = template.format(pl=plural, s=singular, b=budget)
     question = vary(question, rng, keep_words(plural))
     picks = sorted(shown_fits, key=_top_price)[:2]
     if picks:
@@ -152,7 +154,8 @@ def _budget(ctx: Catalog, by_type: dict, rng: random.Random) -> Example | None:
             )
             + f" The most affordable one is {_mention(ctx, nearest)}."
         )
-    return _example(ctx, _shuffled(cards, rng), question, answer, "budget", f"{ptype}:{budget}")
+    key = f"{ptype}:{budget}"
+    return _example(ctx, _shuffled(cards, rng), question, answer, "budget", key, template)
 
 
 # --- size -------------------------------------------------------------------------------------
@@ -216,7 +219,8 @@ def _size_one(ctx: Catalog, by_type: dict, rng: random.Random) -> Example | None
     else:
         return None
     plural, _ = _nouns(ptype)
-    question = pick(rng, _SIZE_Q).format(pl=plural, z=size)
+    template = pick(rng, _SIZE_Q)
+    question = template.format(pl=plural, z=size)
     if any(c.isdigit() for c in size) and not any(
         _size(v) == size for p in cards for v in ctx.variants(p)
     ):
@@ -230,7 +234,8 @@ def _size_one(ctx: Catalog, by_type: dict, rng: random.Random) -> Example | None
         answer = "In that size, " + "; ".join(lines) + "."
     else:
         answer = _no_size(ctx, cards, size_ref, plural, rng)
-    return _example(ctx, _shuffled(cards, rng), question, answer, "size", f"{ptype}:{size}")
+    key = f"{ptype}:{size}"
+    return _example(ctx, _shuffled(cards, rng), question, answer, "size", key, template)
 
 
 def _no_size(
@@ -299,13 +304,14 @@ def _occasion(ctx: Catalog, by_type: dict, rng: random.Random) -> Example | None
     cards = picks + rng.sample(elsewhere, extra)
     plural, singular = _nouns(ptype)
     words = _OCCASION_WORDS.get(tag, tag)
-    templates = _OCCASION_Q + (_OCCASION_Q1 if singular else [])
-    question = vary(pick(rng, templates).format(pl=plural, s=singular, o=words), rng)
+    template = pick(rng, _OCCASION_Q + (_OCCASION_Q1 if singular else []))
+    question = vary(template.format(pl=plural, s=singular, o=words), rng)
     parts = [_mention(ctx, p) + _highlight(ctx, p) for p in picks[:2]]
     answer = f"For {words}, I'd suggest {_join(parts)}."
     if len(parts) == 2 and rng.random() < 0.5:
         answer += " Happy to compare them if you tell me what matters most."
-    return _example(ctx, _shuffled(cards, rng), question, answer, "occasion", f"{ptype}:{tag}")
+    key = f"{ptype}:{tag}"
+    return _example(ctx, _shuffled(cards, rng), question, answer, "occasion", key, template)
 
 
 def build_recommend(ctx: BuildContext) -> list[Example]:

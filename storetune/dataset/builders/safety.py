@@ -13,7 +13,7 @@ import random
 import re
 
 from storetune.dataset.builders.grounded import Catalog, fill, lower_first, price_phrase
-from storetune.dataset.builders.phrasing import keep_words, next_step, pick, vary
+from storetune.dataset.builders.phrasing import keep_words, next_step, phrasing_family, pick, vary
 from storetune.dataset.context import BuildContext
 from storetune.dataset.example import Example
 from storetune.store.records import Product
@@ -21,7 +21,7 @@ from storetune.store.records import Product
 CATEGORIES = ("fake_product", "manipulation", "off_topic", "injection", "negotiation")
 
 
-def _example(system: str, q: str, a: str, category: str, template: str) -> Example:
+def _example(system: str, q: str, a: str, category: str, template: str, wording: str) -> Example:
     group = f"synthetic:safety:{category}:{template}"
     return Example(
         messages=[
@@ -34,6 +34,7 @@ def _example(system: str, q: str, a: str, category: str, template: str) -> Examp
         builder="safety",
         source_ids=[group],
         group=group,
+        family=phrasing_family(wording),
     )
 
 
@@ -148,7 +149,7 @@ def _fake_product(ctx: Catalog, rng: random.Random) -> Example | None:
     question = vary(_FAKE_Q[t].format(f=fake), rng, keep_words(fake))
     # the made-up name is not repeated: the answer only names what the catalog has
     answer = pick(rng, _FAKE_A) + pick(rng, _FAKE_OFFER).format(r=real.title)
-    return _example(ctx.system_with(cards), question, answer, "fake_product", str(t))
+    return _example(ctx.system_with(cards), question, answer, "fake_product", str(t), _FAKE_Q[t])
 
 
 # --- manipulation -----------------------------------------------------------------------------
@@ -211,7 +212,7 @@ def _manipulation(ctx: Catalog, rng: random.Random) -> Example | None:
     question = vary(message, rng, keep_words(p.title))
     answer = f"{pick(rng, _REFUSE)} {_SCOPE[kind]} {_manip_followup(ctx, kind, p, rng)}"
     cards = [p] if kind in {"price", "listing"} else []
-    return _example(ctx.system_with(cards), question, answer, "manipulation", str(t))
+    return _example(ctx.system_with(cards), question, answer, "manipulation", str(t), template)
 
 
 # --- off-topic --------------------------------------------------------------------------------
@@ -257,7 +258,7 @@ def _off_topic(ctx: Catalog, rng: random.Random) -> Example | None:
     answer = pick(rng, _OFF_A).format(c=cannot, b=brand) + _OFF_EXTRA.get(subject, "")
     answer += pick(rng, _OFF_BACK)
     question = vary(message, rng)
-    return _example(ctx.system_with([]), question, answer, "off_topic", str(t))
+    return _example(ctx.system_with([]), question, answer, "off_topic", str(t), message)
 
 
 # --- prompt injection -------------------------------------------------------------------------
@@ -339,7 +340,7 @@ def _injection(ctx: Catalog, rng: random.Random) -> Example | None:
     elif kind != "reveal":
         answer += pick(rng, _BACK_TO_WORK)
     cards = [p] if named else []
-    return _example(ctx.system_with(cards), question, answer, "injection", str(t))
+    return _example(ctx.system_with(cards), question, answer, "injection", str(t), template)
 
 
 # --- negotiation ------------------------------------------------------------------------------
@@ -387,7 +388,7 @@ def _negotiation(ctx: Catalog, rng: random.Random) -> Example | None:
     loyalty = ctx.cfg.policies.loyalty
     if loyalty and not competitor and rng.random() < 0.4:
         answer += f" You'll still earn {loyalty.name} on the purchase."
-    return _example(ctx.system_with([p]), question, answer, "negotiation", str(t))
+    return _example(ctx.system_with([p]), question, answer, "negotiation", str(t), template)
 
 
 _MAKERS = {

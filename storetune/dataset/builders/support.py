@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 
 from storetune.config import StoreConfig
-from storetune.dataset.example import Example
+from storetune.dataset.example import Example, family_from_tags
 from storetune.store.records import Ticket
 
 _GREETING_NAME = re.compile(r"^(hi|hello|hey|dear)\s+<NAME>", re.IGNORECASE)
@@ -98,6 +98,7 @@ def build_support(
                 builder="support",
                 source_ids=[f"{t.source}:{t.source_id}"],
                 group=f"{t.source}:{t.source_id}",
+                family=family_from_tags(t.tags),
             )
         )
     return out, skipped
