@@ -83,7 +83,14 @@ def augment(items: list[Labeled], seed: int, copies: int = 1) -> list[Labeled]:
 
 
 def embed_items(items: list[Labeled], embed: Callable[[list[str]], np.ndarray]) -> np.ndarray:
-    return features(embed([i.last for i in items]), embed([i.thread for i in items]))
+    """Feature rows; each distinct text is embedded once (a one-message thread is its
+    own newest message, so most tickets need a single forward pass)."""
+    texts = list(dict.fromkeys([i.last for i in items] + [i.thread for i in items]))
+    vectors = embed(texts)
+    row = {t: vectors[n] for n, t in enumerate(texts)}
+    return features(
+        np.stack([row[i.last] for i in items]), np.stack([row[i.thread] for i in items])
+    )
 
 
 def choose_threshold(p_hand_over: np.ndarray, must: np.ndarray) -> float:
