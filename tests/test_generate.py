@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from storetune.eval.generate import common_prefix, generate_replies, load_for_inference
+from storetune.eval.generate import generate_replies
+from storetune.runtime import cacheable_prefix_len as common_prefix
+from storetune.runtime import load_for_inference
 
 SYSTEM = "You are the support assistant. Returns within 30 days. Shipping $6.95. " * 8
 

@@ -32,7 +32,8 @@ QUESTIONS = [
 
 def test_greedy_matches_transformers_generate(serve_engine, serve_base):
     """Base replies (adapters loaded but disabled) equal plain HF generate on the bare model."""
-    from storetune.eval.generate import generate_replies, load_for_inference
+    from storetune.eval.generate import generate_replies
+    from storetune.runtime import load_for_inference
 
     model, tok = load_for_inference(serve_base, None, use_bf16=False)
     convs = [chat(q) for q in QUESTIONS] + [[{"role": "user", "content": "hello there"}]]
@@ -42,7 +43,8 @@ def test_greedy_matches_transformers_generate(serve_engine, serve_base):
 
 
 def test_adapter_replies_match_a_plain_peft_model(serve_engine, serve_base, serve_models):
-    from storetune.eval.generate import generate_replies, load_for_inference
+    from storetune.eval.generate import generate_replies
+    from storetune.runtime import load_for_inference
 
     model, tok = load_for_inference(serve_base, serve_models / "product/v1", use_bf16=False)
     convs = [chat(q) for q in QUESTIONS]
@@ -278,7 +280,8 @@ def test_a_waiting_request_for_another_model_stops_joining(serve_engine):
 
 
 def test_policy_prefix_is_shared_when_context_follows_it(serve_engine, serve_base):
-    from storetune.eval.generate import generate_replies, load_for_inference
+    from storetune.eval.generate import generate_replies
+    from storetune.runtime import load_for_inference
 
     def with_context(card: str) -> list[dict]:
         return chat("Is it in stock?", SYSTEM + f"\nProduct information: {card}")

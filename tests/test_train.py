@@ -13,9 +13,10 @@ import yaml
 from safetensors.torch import load_file
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
-from storetune.models.base import resolve_base_model
+from storetune.chat.tokenize import IGNORE, tokenize_chat
+from storetune.runtime import resolve_base_model
 from storetune.train.config import TrainConfig
-from storetune.train.data import IGNORE, length_batches, tokenize_chat
+from storetune.train.data import length_batches
 from storetune.train.loop import train_lora
 
 ROWS = [
@@ -416,7 +417,7 @@ def test_killed_while_writing_the_version_leaves_no_version(workspace):
 _DDP_RANK = """
 import json, sys
 from pathlib import Path
-from storetune.models.base import resolve_base_model
+from storetune.runtime import resolve_base_model
 from storetune.train.config import TrainConfig
 from storetune.train.loop import train_lora
 model_dir, rows_file, out = sys.argv[1:4]
