@@ -264,7 +264,8 @@ def workspace(tmp_path, tiny_model_dir):
 
 
 def test_tasks_select_examples_and_named_adapters_share_a_base(workspace):
-    from storetune.train import select_rows, train_model
+    from storetune.io import select_rows
+    from storetune.train import train_model
 
     rows, counts = select_rows(workspace.datasets_dir / "ds-test", "train", ["classify"])
     assert counts == {"classify": 6} and rows == CATALOG_ROWS[:6]

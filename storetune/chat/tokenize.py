@@ -70,18 +70,25 @@ class ChatText:
         )
         self._hidden = [*ordered, _OPEN]  # _OPEN too: a typed one must survive the round trip
         self._hide = re.compile("|".join(map(re.escape, self._hidden)))
+        self._firsts = {h[0] for h in self._hidden}  # a cheap test before the regex
 
     def hide(self, messages: list[dict]) -> list[dict]:
         """Messages with control strings swapped for placeholders (the same list when
         there are none, which is nearly always)."""
-        if not any(_has(m, self._hide) for m in messages):
+        if not any(self._has_control(m) for m in messages):
             return messages
         return [
             {**m, "content": self._hide.sub(self._placeholder, m["content"])}
-            if _has(m, self._hide)
+            if self._has_control(m)
             else m
             for m in messages
         ]
+
+    def _has_control(self, message: dict) -> bool:
+        content = message.get("content")
+        if not isinstance(content, str) or not any(c in content for c in self._firsts):
+            return False
+        return self._hide.search(content) is not None
 
     def _placeholder(self, match: re.Match) -> str:
         return f"{_OPEN}{self._hidden.index(match.group(0))}{_CLOSE}"
@@ -107,11 +114,6 @@ class ChatText:
 def has_placeholders(text: str) -> bool:
     """Whether rendered text holds a hidden control string (the careful encoding path)."""
     return _OPEN in text
-
-
-def _has(message: dict, pattern: re.Pattern) -> bool:
-    content = message.get("content")
-    return isinstance(content, str) and pattern.search(content) is not None
 
 
 def _control_strings(tokenizer) -> list[str]:

@@ -466,7 +466,7 @@ def _greedy(model, tokenizer, prompts, max_new_tokens: int, advance):
 
 
 def load_gguf_model(gguf_path: Path):
-    """A GGUF read back with transformers, dequantised, as storetune.models.base does."""
+    """A GGUF read back with transformers, dequantised, as storetune.runtime does."""
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
