@@ -165,7 +165,7 @@ def bf16_supported(device: str = "cpu") -> bool:
         return False
 
 
-def use_bf16(setting: str, device: str = "cpu") -> bool:
+def bf16_enabled(setting: str, device: str = "cpu") -> bool:
     """A config's bf16 setting ('auto', 'on', 'off') on `device`."""
     return setting == "on" or (setting == "auto" and bf16_supported(device))
 

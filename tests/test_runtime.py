@@ -7,6 +7,7 @@ import torch
 
 from storetune import runtime
 from storetune.chat.tokenize import chat_ids
+from storetune.errors import StoretuneError
 from storetune.runtime import (
     cache_for_rows,
     cacheable_prefix_len,
@@ -108,9 +109,9 @@ def test_cached_greedy_decoding_equals_uncached(lively):
 
 
 def test_bf16_setting_and_device_choice():
-    assert runtime.use_bf16("on") and not runtime.use_bf16("off")
-    assert runtime.use_bf16("auto") == runtime.bf16_supported("cpu")
+    assert runtime.bf16_enabled("on") and not runtime.bf16_enabled("off")
+    assert runtime.bf16_enabled("auto") == runtime.bf16_supported("cpu")
     if not torch.cuda.is_available():
         assert runtime.pick_device("auto") == "cpu"
-        with pytest.raises(runtime.StoretuneError, match="serve.device is 'cuda'"):
+        with pytest.raises(StoretuneError, match="serve.device is 'cuda'"):
             runtime.pick_device("cuda", "serve.device")

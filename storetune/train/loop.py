@@ -85,7 +85,7 @@ def setup_runtime(cfg: TrainConfig) -> Runtime:
     """Device, bf16 and (under accelerate launch / torchrun) the process group."""
     device = pick_device(cfg)
     check_qlora(cfg, device)
-    use_bf16 = runtime.use_bf16(cfg.bf16, device)
+    use_bf16 = runtime.bf16_enabled(cfg.bf16, device)
     world = int(os.environ.get("WORLD_SIZE", "1"))
     if world == 1:
         return Runtime(device, use_bf16)
