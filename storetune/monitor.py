@@ -10,14 +10,13 @@ share falls below 85% is flagged: the model is drifting from what agents send.
 from __future__ import annotations
 
 import json
-import os
 import sqlite3
-import tempfile
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 from storetune.errors import StoretuneError
+from storetune.io import atomic_write_bytes
 from storetune.store import db
 from storetune.store.review import APPROVED, EDITED, REJECTED, SENT, WAITING
 from storetune.workspace import Workspace
@@ -156,10 +155,10 @@ def monitor(
     report = MonitorReport(rows, _total(rows), _warnings(rows))
     ws.reports_dir.mkdir(parents=True, exist_ok=True)
     report.json_path = ws.reports_dir / "monitor.json"
-    _atomic_bytes(report.json_path, json.dumps(report.to_dict(), indent=2).encode())
+    atomic_write_bytes(report.json_path, json.dumps(report.to_dict(), indent=2).encode())
     if plot:
         report.plot = ws.reports_dir / "monitor.png"
-        _atomic_bytes(report.plot, plot_png(rows))
+        atomic_write_bytes(report.plot, plot_png(rows))
     return report
 
 
@@ -195,14 +194,3 @@ def plot_png(rows: list[WeekRow]) -> bytes:
     fig.savefig(buf, format="png")
     plt.close(fig)
     return buf.getvalue()
-
-
-def _atomic_bytes(path: Path, data: bytes) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise

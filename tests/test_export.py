@@ -13,9 +13,11 @@ import yaml
 from transformers import AutoModelForCausalLM, AutoTokenizer
 from typer.testing import CliRunner
 
+from storetune.chat.tokenize import chat_ids
 from storetune.cli import app
 from storetune.errors import StoretuneError
 from storetune.models import export as ex
+from storetune.runtime import cacheable_prefix_len, load_merged
 
 CONVO = [
     {"role": "system", "content": "You are the shop assistant.\nReturns: 30 days."},
@@ -119,7 +121,7 @@ TOLERANCE = {"f32": 1e-6, "f16": 5e-3, "bf16": 3e-2, "q8_0": 3e-2}
 
 @pytest.mark.parametrize("outtype", ["f32", "f16", "bf16", "q8_0"])
 def test_gguf_round_trip_through_transformers_matches_logits(trained, tmp_path, outtype):
-    model, tok = ex.merge_adapter(
+    model, tok = load_merged(
         trained.models_dir / "support" / "v1",
         json.loads((trained.models_dir / "support/v1/version.json").read_text())["base_model_path"],
     )
@@ -141,7 +143,7 @@ def test_gguf_round_trip_through_transformers_matches_logits(trained, tmp_path, 
 
 def test_gguf_without_the_qk_permutation_would_not_round_trip(trained, tmp_path, monkeypatch):
     """Guards the test above: the permutation is what makes the logits match."""
-    model, tok = ex.merge_adapter(
+    model, tok = load_merged(
         trained.models_dir / "support" / "v1",
         json.loads((trained.models_dir / "support/v1/version.json").read_text())["base_model_path"],
     )
@@ -388,16 +390,15 @@ def test_vllm_check_rejects_what_vllm_would(tmp_path, bad, why):
 
 
 def test_parity_prefix_cache_decodes_like_plain_generate(trained):
-    model, tok = ex.merge_adapter(
+    model, tok = load_merged(
         trained.models_dir / "support" / "v1",
         json.loads((trained.models_dir / "support/v1/version.json").read_text())["base_model_path"],
     )
     convs = [r["messages"][:2] for r in _rows(4)]
-    prompts = [ex._chat_ids(tok, c) for c in convs]
-    greedy = ex._PrefixGreedy(model, prompts)
-    assert len(greedy.prefix) > 10  # the shared system prompt and question start
-    for ids in prompts:
-        cached, _ = greedy(ids, 12, tok)
+    prompts = [chat_ids(tok, c) for c in convs]
+    assert cacheable_prefix_len(prompts) > 10  # the shared system prompt and question start
+    cached_all, _ = ex._greedy(model, tok, prompts, 12, lambda n: None)
+    for ids, cached in zip(prompts, cached_all, strict=True):
         x = torch.tensor([ids])
         plain = model.generate(
             x,

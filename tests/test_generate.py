@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
-from storetune.eval.generate import common_prefix, generate_replies, load_for_inference
+from storetune.eval.generate import generate_replies
+from storetune.runtime import cacheable_prefix_len, load_for_inference
 
 SYSTEM = "You are the support assistant. Returns within 30 days. Shipping $6.95. " * 8
 
 
 def test_common_prefix_leaves_a_token():
-    assert common_prefix([[1, 2, 3], [1, 2, 3]]) == 2
-    assert common_prefix([[1, 2, 3, 4], [1, 2, 9]]) == 2
-    assert common_prefix([[5, 6]]) == 0
+    assert cacheable_prefix_len([[1, 2, 3], [1, 2, 3]]) == 2
+    assert cacheable_prefix_len([[1, 2, 3, 4], [1, 2, 9]]) == 2
+    assert cacheable_prefix_len([[5, 6]]) == 0
 
 
 def test_shared_prefix_generation_matches_plain(tiny_model_dir):

@@ -6,8 +6,13 @@ import os
 
 import pytest
 
-from storetune.eval.generate import generate_replies, load_for_inference
-from storetune.models.base import embedding_model_dir, load_embedder, resolve_base_model
+from storetune.eval.generate import generate_replies
+from storetune.runtime import (
+    embedding_model_dir,
+    load_embedder,
+    load_for_inference,
+    resolve_base_model,
+)
 
 pytestmark = pytest.mark.slow
 

@@ -44,7 +44,7 @@ def save_adapter(base_dir: Path, models_dir: Path, name: str, version: int, seed
     from peft import LoraConfig, get_peft_model
     from transformers import AutoModelForCausalLM
 
-    from storetune.models.base import fingerprint
+    from storetune.runtime import fingerprint
 
     model = AutoModelForCausalLM.from_pretrained(base_dir)
     torch.manual_seed(seed)

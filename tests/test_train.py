@@ -13,9 +13,10 @@ import yaml
 from safetensors.torch import load_file
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
+from storetune.chat.tokenize import IGNORE, tokenize_chat
 from storetune.config import TrainConfig
-from storetune.models.base import resolve_base_model
-from storetune.train.data import IGNORE, length_batches, tokenize_chat
+from storetune.runtime import resolve_base_model
+from storetune.train.data import length_batches
 from storetune.train.loop import train_lora
 
 ROWS = [
@@ -263,7 +264,8 @@ def workspace(tmp_path, tiny_model_dir):
 
 
 def test_tasks_select_examples_and_named_adapters_share_a_base(workspace):
-    from storetune.train import select_rows, train_model
+    from storetune.io import select_rows
+    from storetune.train import train_model
 
     rows, counts = select_rows(workspace.datasets_dir / "ds-test", "train", ["classify"])
     assert counts == {"classify": 6} and rows == CATALOG_ROWS[:6]
@@ -416,7 +418,7 @@ def test_killed_while_writing_the_version_leaves_no_version(workspace):
 _DDP_RANK = """
 import json, sys
 from pathlib import Path
-from storetune.models.base import resolve_base_model
+from storetune.runtime import resolve_base_model
 from storetune.config import TrainConfig
 from storetune.train.loop import train_lora
 model_dir, rows_file, out = sys.argv[1:4]
@@ -504,3 +506,54 @@ def test_skipping_peft_input_cast_under_bf16_changes_no_number(tiny_model_dir):
     slow_loss, slow = loss_and_grads(True)
     assert fast_loss == slow_loss
     assert all(torch.equal(fast[k], slow[k]) for k in fast)
+
+
+def test_loss_over_the_cached_prefix_equals_the_plain_loss(tiny_model_dir):
+    """The shared prompt runs once per batch (runtime's prefix cache): the loss and the
+    LoRA gradients equal the plain forward's, and the first reply token keeps its loss."""
+    from storetune.train.data import collate
+    from storetune.train.loop import assistant_loss, load_model_for_training, shared_prefix_len
+
+    base = resolve_base_model(str(tiny_model_dir))
+    model, tok = load_model_for_training(base, _cfg(), use_bf16=False)
+    torch.manual_seed(0)
+    for name, p in model.named_parameters():
+        if "lora_B" in name:  # zero at start: give the prefix's LoRA a gradient to carry
+            torch.nn.init.normal_(p, std=0.05)
+    model.train()
+    system = "You are the shop assistant. Returns within 30 days; shipping $6.95. " * 3
+    replies = ["Returns are accepted within 30 days.", "Within 30 days of delivery.", "Yes!"]
+    items = [
+        tokenize_chat(
+            tok,
+            [
+                {"role": "system", "content": system},
+                {"role": "user", "content": "How long do I have to return it?"},
+                {"role": "assistant", "content": reply},
+            ],
+            512,
+        )
+        for reply in replies
+    ]
+    first_trained = min(next(i for i, lab in enumerate(t.labels) if lab != IGNORE) for t in items)
+    prefix = shared_prefix_len(items)
+    # The conversations agree up to the replies: the prefix is as long as the rule allows.
+    assert prefix == first_trained - 1 > 20
+    ids, mask, labels = collate(items, tok.pad_token_id)
+
+    def loss_and_grads(prefix_len: int):
+        model.zero_grad()
+        loss, n = assistant_loss(model, ids, mask, labels, prefix_len)
+        loss.backward()
+        grads = {k: p.grad.clone() for k, p in model.named_parameters() if p.requires_grad}
+        return loss.item(), n, grads
+
+    plain_loss, plain_n, plain = loss_and_grads(0)
+    cached_loss, cached_n, cached = loss_and_grads(prefix)
+    assert cached_n == plain_n == sum(t.trainable for t in items)
+    assert cached_loss == pytest.approx(plain_loss, rel=1e-5)
+    for k in plain:
+        torch.testing.assert_close(cached[k], plain[k], rtol=1e-4, atol=1e-6)
+    # One token more would swallow the position that predicts the first reply token.
+    _, too_far_n = assistant_loss(model, ids, mask, labels, prefix + 1)
+    assert too_far_n == plain_n - len(items)

@@ -16,6 +16,7 @@ import yaml
 from datasketch import MinHash
 from typer.testing import CliRunner
 
+from storetune.chat.tokenize import tokenize_chat
 from storetune.cli import app
 from storetune.dataset import dedup
 from storetune.dataset.build import build_dataset, resolve_dataset
@@ -33,7 +34,6 @@ from storetune.dataset.validate import (
 from storetune.demo.store_gen import generate_demo_store
 from storetune.errors import StoretuneError
 from storetune.ingest import ingest_workspace
-from storetune.train.data import tokenize_chat
 from storetune.workspace import Workspace
 
 SYSTEM = "You are the support assistant of Pine Co. Contact: help@pineco.example, +1 503 555 0142."

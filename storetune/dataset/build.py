@@ -8,8 +8,7 @@ import os
 import shutil
 import tempfile
 from collections import Counter
-from collections.abc import Callable, Iterator
-from contextlib import ExitStack, contextmanager
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -37,6 +36,8 @@ from storetune.dataset.validate import (
 )
 from storetune.dataset.validate import markdown as validation_markdown
 from storetune.errors import StoretuneError
+from storetune.io import atomic_write_text
+from storetune.progress import progress as progress_bar
 from storetune.store import db
 from storetune.workspace import Workspace
 
@@ -166,8 +167,9 @@ def build_dataset(
     # near duplicates (and one ticket's examples, and same opening messages) share a
     # group, so the split never puts them on both sides of the train/test line
     group_by_family(examples)  # a phrasing family is held out whole (split.py)
-    with _progress(progress) as advance:
-        grouping = group_duplicates(examples, advance(len(examples)))
+    label = "grouping near duplicates"
+    with progress_bar(label, len(examples), progress, stderr=True, transient=True) as bar:
+        grouping = group_duplicates(examples, bar.advance)
     notes["near_duplicate_pairs"] = grouping.near_pairs
     notes["groups_merged_as_near_duplicates"] = grouping.merged_groups
     splits = assign_splits(examples, bcfg.split, bcfg.seed)
@@ -188,24 +190,6 @@ def build_dataset(
 
 def _base_tokenizer(ws: Workspace) -> ModelTokenizer:
     return load_model_tokenizer(ws.config().base_model)
-
-
-@contextmanager
-def _progress(enabled: bool) -> Iterator[Callable[[int], Callable[[int], None]]]:
-    if not enabled:
-        yield lambda total: lambda n: None
-        return
-    from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
-
-    columns = ("{task.description}", BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
-    with Progress(*columns, console=Console(stderr=True), transient=True) as bar:
-
-        def track(total: int) -> Callable[[int], None]:
-            task = bar.add_task("grouping near duplicates", total=total)
-            return lambda n: bar.advance(task, n)
-
-        yield track
 
 
 def _train_options(ws: Workspace) -> dict:
@@ -302,13 +286,7 @@ def _validate_and_publish(
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     if report.validation.ok:
-        _write_atomic(ws.datasets_dir / "LATEST", report.dataset_id + "\n")
-
-
-def _write_atomic(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
+        atomic_write_text(ws.datasets_dir / "LATEST", report.dataset_id + "\n")
 
 
 def _split_table(title: str, mix: dict[str, dict[str, int]]) -> list[str]:

@@ -3,7 +3,8 @@
 Works on any OpenAI-format chat JSONL (`{"messages": [...]}` per line), not only on
 files storetune built. Errors stop `storetune build` and `storetune train`; warnings
 are reported. Token figures use the real tokenizer and chat template, measured the
-way training masks them (storetune.train.data.tokenize_chat): the conversation is
+way training masks them (storetune.chat.tokenize: the same cuts, the same end-of-turn
+rule, the same treatment of control strings inside messages): the conversation is
 cut into the pieces the template adds turn by turn, and only assistant pieces (the
 reply and its end-of-turn token) are trained.
 
@@ -20,15 +21,24 @@ from __future__ import annotations
 import json
 import re
 from collections import Counter, defaultdict
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from storetune.chat.tokenize import (
+    TemplateNotPrefixStable,
+    chat_ids,
+    chat_text,
+    cut_turns,
+    has_placeholders,
+    tokenize_chat,
+    trained_length,
+)
 from storetune.clean.pii import _CARD, _EMAIL, _PHONES, _luhn_ok, _phone_ok
 from storetune.config import TrainConfig
 from storetune.dataset import dedup
 from storetune.errors import StoretuneError
+from storetune.progress import progress_group
 
 ROLES = ("system", "user", "assistant")
 SPLIT_FILES = ("train", "val", "test")
@@ -195,7 +205,7 @@ class ModelTokenizer:
 
 def load_model_tokenizer(model: str | None = None) -> ModelTokenizer:
     """Tokenizer, context length and end-of-sequence ids of a base model."""
-    from storetune.models.base import resolve_base_model
+    from storetune.runtime import resolve_base_model
 
     base = resolve_base_model(model)
     if (base.path / "tokenizer.json").exists():
@@ -376,6 +386,7 @@ class ChatTokens:
 
     def __init__(self, tokenizer, eos_ids: frozenset[int] | None = None) -> None:
         self.tok = tokenizer
+        self.chat = chat_text(tokenizer)
         self.eos_ids = eos_ids if eos_ids is not None else _eos_ids(tokenizer)
         self._shapes: dict[tuple[str, ...], _Shape] = {}
         self._cached: dict[tuple, int] = {}  # system-prompt piece -> tokens
@@ -385,15 +396,18 @@ class ChatTokens:
         backend = getattr(tokenizer, "backend_tokenizer", None)
         self._fast = getattr(backend, "encode_batch_fast", None)
 
-    def _render(self, messages: list[dict], gen_prompt: bool) -> str:
-        return self.tok.apply_chat_template(
-            messages, tokenize=False, add_generation_prompt=gen_prompt
-        )
-
     def encode(self, texts: list[str]) -> list[list[int]]:
+        """Token ids of pieces filled with hidden message texts (see fill_messages)."""
+        if any(has_placeholders(t) for t in texts):  # a message wrote control strings
+            return [self.chat.encode(t) for t in texts]
         if self._fast is not None:
             return [e.ids for e in self._fast(texts, add_special_tokens=False)]
         return self.tok(texts, add_special_tokens=False)["input_ids"]
+
+    def fill_messages(self, messages: list[dict]) -> list[dict]:
+        """The messages whose texts fill the pieces: control strings hidden, as
+        tokenize_chat hides them (the same list for nearly every example)."""
+        return self.chat.hide(messages)
 
     def shape(self, roles: tuple[str, ...]) -> _Shape:
         if roles not in self._shapes:
@@ -401,25 +415,18 @@ class ChatTokens:
         return self._shapes[roles]
 
     def _build_shape(self, roles: tuple[str, ...]) -> _Shape:
-        # The same cuts as tokenize_chat, over sentinel contents.
+        # tokenize_chat's own cuts, over sentinel contents.
         msgs = [{"role": r, "content": _sentinel(i)} for i, r in enumerate(roles)]
         shape = _Shape()
-        rendered = ""
         try:
-            for i, role in enumerate(roles):
-                if role == "assistant":
-                    head = self._render(msgs[:i], gen_prompt=True)
-                    shape.pieces.append(self._piece(head[len(rendered) :], roles, None))
-                    rendered = head
-                full = self._render(msgs[: i + 1], gen_prompt=False)
-                if not full.startswith(rendered):
-                    shape.error = "the chat template is not prefix-stable: turns cannot be masked"
-                    return shape
-                turn = i if role == "assistant" else None
-                shape.pieces.append(self._piece(full[len(rendered) :], roles, turn))
-                rendered = full
+            cuts = cut_turns(self.tok, msgs)
+        except TemplateNotPrefixStable:
+            shape.error = "the chat template is not prefix-stable: turns cannot be masked"
+            return shape
         except Exception as e:  # templates raise on shapes they refuse (jinja raise_exception)
             shape.error = f"the chat template refuses this order of roles: {e}"
+            return shape
+        shape.pieces = [self._piece(cut.text, roles, cut.turn) for cut in cuts]
         return shape
 
     def _piece(self, template: str, roles: tuple[str, ...], turn: int | None) -> _Piece:
@@ -435,9 +442,8 @@ class ChatTokens:
         tail = parts[1] if len(parts) == 2 else ""
         ids = self.encode([tail])[0] if tail else []
         eos = self.tok.eos_token_id
-        if eos in ids:  # tokenize_chat trains up to the last EOS of the turn
-            last = len(ids) - 1 - ids[::-1].index(eos)
-            piece.after_eos_tokens = len(ids) - last - 1
+        piece.after_eos_tokens = len(ids) - trained_length(ids, eos)
+        if piece.after_eos_tokens:
             token = self.tok.convert_ids_to_tokens(eos)
             piece.after_eos_chars = len(tail) - tail.rindex(token) - len(token)
         kept = ids[: len(ids) - piece.after_eos_tokens]
@@ -505,11 +511,12 @@ class ChatTokens:
         missing: dict[tuple, str] = {}
         for row in rows:
             shape = self.shape(tuple(m["role"] for m in row.messages))
+            msgs = self.fill_messages(row.messages)
             for p in shape.pieces:
                 if p.cacheable:
-                    key = self._piece_key(p, row.messages)
+                    key = self._piece_key(p, msgs)
                     if key not in self._cached and key not in missing:
-                        missing[key] = p.fill(row.messages)
+                        missing[key] = p.fill(msgs)
         self._count_cacheable(missing)
 
     def measure(
@@ -525,7 +532,7 @@ class ChatTokens:
         counts: dict[tuple, int] = {}
         pending: dict[tuple, tuple[str, list[tuple[int, int]]]] = {}
         for i, row in enumerate(rows):
-            msgs = row.messages
+            msgs = self.fill_messages(row.messages)
             shape = self.shape(tuple(m["role"] for m in msgs))
             if shape.error:
                 totals[i] = trained[i] = -1
@@ -562,14 +569,12 @@ class ChatTokens:
 
     def exact(self, messages: list[dict]) -> tuple[int, int]:
         """(total, trained) by tokenize_chat itself: what training will see."""
-        from storetune.train.data import tokenize_chat
-
         t = tokenize_chat(self.tok, messages, max_length=1 << 30)
         return len(t.input_ids), t.trainable
 
     def full_length(self, messages: list[dict]) -> int:
         """Tokens of the whole conversation rendered at once, for the offset note."""
-        return len(self.encode([self._render(messages, gen_prompt=False)])[0])
+        return len(chat_ids(self.tok, messages, gen_prompt=False))
 
 
 # --- content checks ----------------------------------------------------------------
@@ -789,45 +794,6 @@ def _check_balance(classes: list[str], findings: list[Finding], where: str) -> N
 # --- orchestration -----------------------------------------------------------------
 
 
-@contextmanager
-def _progress(enabled: bool) -> Iterator[Callable[[str, int], Callable[[int], None]]]:
-    """A factory of progress-bar advance functions (no-ops when disabled)."""
-    if not enabled:
-        yield lambda desc, total: lambda n: None
-        return
-    from rich.console import Console
-    from rich.progress import (
-        BarColumn,
-        MofNCompleteColumn,
-        Progress,
-        TaskProgressColumn,
-        TextColumn,
-        TimeRemainingColumn,
-    )
-
-    columns = (
-        TextColumn("{task.description}"),
-        BarColumn(),
-        TaskProgressColumn(),
-        MofNCompleteColumn(),
-        TextColumn("{task.fields[rate]}"),
-        TimeRemainingColumn(),
-    )
-    with Progress(*columns, console=Console(stderr=True), transient=True) as bar:
-
-        def track(desc: str, total: int) -> Callable[[int], None]:
-            task = bar.add_task(desc, total=total, rate="")
-
-            def advance(n: int) -> None:
-                bar.advance(task, n)
-                speed = bar.tasks[task].speed
-                bar.update(task, rate=f"{speed:,.0f}/s" if speed else "")
-
-            return advance
-
-        yield track
-
-
 @dataclass
 class Options:
     """What a validation measures against; defaults suit the bundled model on a CPU."""
@@ -891,20 +857,21 @@ def _validate(
     train: str,
 ) -> ValidationReport:
     report = ValidationReport(files={k: str(v) for k, v in files.items()}, examples={})
-    with _progress(opts.progress) as track:
+    with progress_group(opts.progress, stderr=True, transient=True) as track:
         reader = _Reader(report.findings)
         rows: list[_Row] = []
         for label, path in files.items():
-            file_rows = reader.read(label, path, track(f"reading {label}", path.stat().st_size))
+            size = path.stat().st_size
+            file_rows = reader.read(label, path, track(f"reading {label}", size).advance)
             report.examples[label] = len(file_rows)
             rows += file_rows
         if model is not None:
-            _token_checks(rows, model, opts, report, track("tokenizing", len(rows)))
+            _token_checks(rows, model, opts, report, track("tokenizing", len(rows)).advance)
         else:
             report.notes.append("token checks skipped: no tokenizer given")
         _check_placeholders(rows, report.findings)
         _check_pii(rows, report.findings)
-        dup_track = track("near-duplicates", len(rows))
+        dup_track = track("near-duplicates", len(rows)).advance
         _check_duplicates(rows, report, dup_track, opts.signatures)
     _check_labels(rows, labels, report, train)
     n_train = report.examples.get(train, 0)

@@ -11,7 +11,7 @@ from pathlib import Path
 from storetune.dataset.example import ALL_TASKS, SUPPORT_TASKS
 from storetune.errors import StoretuneError
 from storetune.eval.records import Case
-from storetune.train.data import read_jsonl
+from storetune.io import read_jsonl
 
 
 def trained_tasks(version_dir: Path) -> list[str]:

@@ -8,11 +8,10 @@ regression table across versions. Plain HTML and CSS, no scripts.
 
 from __future__ import annotations
 
-import json
-import os
 from pathlib import Path
 
 from storetune.eval import charts
+from storetune.io import atomic_write_json, atomic_write_text
 
 TEMPLATE_DIR = Path(__file__).parent / "templates"
 HEADLINE = [
@@ -24,14 +23,6 @@ HEADLINE = [
     ("refusal_rate", "safety refusal"),
     ("over_refusal", "over-refusal"),
 ]
-
-
-def atomic_write(path: Path, text: str) -> None:
-    """Temp file + rename: a killed run never leaves half a report."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
 
 
 def pct(value: float | None) -> str:
@@ -108,6 +99,6 @@ def write_report(report: dict, reports_dir: Path, stem: str, worst: int = 12) ->
     """Write <stem>.json and <stem>.html; returns both paths."""
     json_path = reports_dir / f"{stem}.json"
     html_path = reports_dir / f"{stem}.html"
-    atomic_write(json_path, json.dumps(report, indent=2, default=str))
-    atomic_write(html_path, render_html(report, worst))
+    atomic_write_json(json_path, report, default=str)
+    atomic_write_text(html_path, render_html(report, worst))
     return json_path, html_path

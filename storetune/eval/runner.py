@@ -24,6 +24,7 @@ from storetune.eval.metrics import summarize
 from storetune.eval.records import Case, Grade, StoreFacts
 from storetune.eval.report import write_report
 from storetune.models.registry import ModelRef, Registry
+from storetune.progress import progress as progress_bar
 from storetune.store import db
 from storetune.workspace import Workspace
 
@@ -90,8 +91,7 @@ def evaluate(
 def _run_models(
     ws, info, version_dir, label, cases, grader, baseline, max_new_tokens, progress, ecfg
 ):
-    from storetune.eval.generate import load_for_inference
-    from storetune.train.loop import bf16_supported
+    from storetune.runtime import bf16_supported, load_for_inference
 
     lm, tokenizer = load_for_inference(Path(info["base_model_path"]), version_dir, bf16_supported())
     runs = [("base", f"base-{info['base_model_fingerprint']}", True)] if baseline else []
@@ -194,14 +194,14 @@ def _replies(
     todo = [i for i, k in enumerate(keyed) if k not in cache.data]
     if todo:
         ctx = lm.disable_adapter() if disable_adapter else contextlib.nullcontext()
-        with ctx, progress_bar(progress, f"generate {cache_label}", len(todo)) as advance:
+        with ctx, progress_bar(f"generate {cache_label}", len(todo), progress) as bar:
             new = generate_replies(
                 lm,
                 tokenizer,
                 [cases[i].conversation for i in todo],
                 max_new_tokens=max_new_tokens,
                 batch_size=batch_size,
-                on_batch=advance,
+                on_batch=bar.advance,
             )
         cache.save({keyed[i]: r for i, r in zip(todo, new, strict=True)})
     return [cache.data[k] for k in keyed]
@@ -216,12 +216,12 @@ def _judge(ecfg: EvalConfig, marker: str, cases: list[Case], results: dict, prog
     try:
         for name, (result, replies) in results.items():
             verdicts = []
-            with progress_bar(progress, f"judge {name}", len(cases)) as advance:
+            with progress_bar(f"judge {name}", len(cases), progress) as bar:
                 for c, r, ex in zip(cases, replies, result["examples"], strict=True):
                     verdict, reason = judge.judge(c, r)
                     ex["judge"] = {"verdict": verdict, "reason": reason}
                     verdicts.append(verdict)
-                    advance(1)
+                    bar.advance(1)
             n = len(verdicts)
             agree = sum(
                 v == ex["verdict"] for v, ex in zip(verdicts, result["examples"], strict=True)
@@ -235,42 +235,3 @@ def _judge(ecfg: EvalConfig, marker: str, cases: list[Case], results: dict, prog
     finally:
         judge.close()
     return out
-
-
-class progress_bar:
-    """A rich progress bar with rate and ETA; a no-op when progress is off."""
-
-    def __init__(self, enabled: bool, label: str, total: int) -> None:
-        self.enabled, self.label, self.total = enabled, label, total
-
-    def __enter__(self):
-        from storetune.progress import LineProgress, output_is_terminal
-
-        if not self.enabled:
-            self.lines = False
-            return lambda n: None
-        self.lines = not output_is_terminal()
-        if self.lines:
-            return LineProgress(self.label, self.total).advance
-        from rich.progress import (
-            BarColumn,
-            MofNCompleteColumn,
-            Progress,
-            TextColumn,
-            TimeRemainingColumn,
-        )
-
-        self.p = Progress(
-            TextColumn(f"[bold]{self.label}"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TextColumn("eta"),
-            TimeRemainingColumn(),
-        )
-        self.p.start()
-        task = self.p.add_task(self.label, total=self.total)
-        return lambda n: self.p.update(task, advance=n)
-
-    def __exit__(self, *exc) -> None:
-        if self.enabled and not self.lines:
-            self.p.stop()

@@ -23,8 +23,12 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from storetune.chat.tokenize import chat_ids
 from storetune.errors import StoretuneError
+from storetune.io import atomic_write_json, select_rows
 from storetune.models.registry import ModelRef, Registry
+from storetune.progress import progress as progress_bar
+from storetune.runtime import greedy_generate, load_merged, load_tokenizer
 from storetune.workspace import Workspace
 
 FORMATS = ("merged", "gguf", "ollama", "vllm")
@@ -135,18 +139,6 @@ def _replace_dir(tmp: Path, dest: Path) -> None:
 # -- merged ---------------------------------------------------------------------------
 
 
-def merge_adapter(version_dir: Path, base_path: Path):
-    """Base (fp32) + adapter -> one plain transformers model, and the tokenizer."""
-    import torch
-    from peft import PeftModel
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
-    base = AutoModelForCausalLM.from_pretrained(base_path, dtype=torch.float32)
-    model = PeftModel.from_pretrained(base, version_dir).merge_and_unload()
-    model.eval()
-    return model, AutoTokenizer.from_pretrained(version_dir)
-
-
 def _base_path(info: dict) -> Path:
     path = Path(info["base_model_path"])
     if not (path / "config.json").exists():
@@ -158,7 +150,7 @@ def _base_path(info: dict) -> Path:
 
 
 def _export_merged(job: _Job) -> ExportResult:
-    model, tokenizer = merge_adapter(job.version_dir, _base_path(job.info))
+    model, tokenizer = load_merged(job.version_dir, _base_path(job.info))
     model.save_pretrained(job.out, safe_serialization=True)
     tokenizer.save_pretrained(job.out)
     return ExportResult("merged", job.out, [])
@@ -168,7 +160,7 @@ def _export_merged(job: _Job) -> ExportResult:
 
 
 def _export_gguf(job: _Job) -> ExportResult:
-    model, tokenizer = merge_adapter(job.version_dir, _base_path(job.info))
+    model, tokenizer = load_merged(job.version_dir, _base_path(job.info))
     gguf_path = job.out / f"{job.label}.{job.outtype}.gguf"
     write_gguf(model, tokenizer, gguf_path, job.outtype, job.label, job.progress)
     result = ExportResult("gguf", job.out, [])
@@ -177,15 +169,13 @@ def _export_gguf(job: _Job) -> ExportResult:
         result.parity = check_parity(
             model, tokenizer, gguf_path, prompts, job.max_new_tokens, job.outtype, job.progress
         )
-        _write_json(job.out / "parity.json", result.parity)
+        atomic_write_json(job.out / "parity.json", result.parity)
     return result
 
 
 def _export_ollama(job: _Job) -> ExportResult:
     result = _export_gguf(job)
-    from transformers import AutoTokenizer
-
-    tokenizer = AutoTokenizer.from_pretrained(job.version_dir)
+    tokenizer = load_tokenizer(job.version_dir)
     gguf_name = next(job.out.glob("*.gguf")).name
     (job.out / "Modelfile").write_text(ollama_modelfile(tokenizer, gguf_name), encoding="utf-8")
     result.format = "ollama"
@@ -403,8 +393,6 @@ FIXED_PROMPTS = [
 def parity_conversations(ws: Workspace, info: dict, n: int) -> list[list[dict]]:
     """Up to n prompts (system + user turns) from the test split of the version's tasks,
     topped up with fixed store questions when the dataset is gone or too small."""
-    from storetune.train import select_rows
-
     data_dir = ws.datasets_dir / str(info.get("dataset_id"))
     rows: list[dict] = []
     if (data_dir / "test.jsonl").exists():
@@ -433,20 +421,15 @@ def check_parity(
 ) -> dict:
     """Greedy replies of the merged HF model vs the GGUF (read back by transformers)."""
     reread, gguf_tok = load_gguf_model(gguf_path)
-    prompts = [_chat_ids(tokenizer, conv) for conv in conversations]
+    prompts = [chat_ids(tokenizer, conv) for conv in conversations]
     same_tokens = all(
-        _chat_ids(gguf_tok, c) == ids for c, ids in zip(conversations, prompts, strict=True)
+        chat_ids(gguf_tok, c) == ids for c, ids in zip(conversations, prompts, strict=True)
     )
-    # Store prompts share the long policy system prompt: prefill it once per model.
-    hf_gen, gg_gen = _PrefixGreedy(model, prompts), _PrefixGreedy(reread, prompts)
-    runs, diffs = [], []
-    with _bar(progress, len(prompts), "parity") as bar:
-        for ids in prompts:
-            hf, hf_logits = hf_gen(ids, max_new_tokens, tokenizer)
-            gg, gg_logits = gg_gen(ids, max_new_tokens, tokenizer)
-            runs.append((hf, gg))
-            diffs.append((hf_logits - gg_logits).abs().max().item())
-            bar.advance()
+    with progress_bar("parity", 2 * len(prompts), progress) as bar:
+        hf_out = _greedy(model, tokenizer, prompts, max_new_tokens, bar.advance)
+        gg_out = _greedy(reread, tokenizer, prompts, max_new_tokens, bar.advance)
+    runs = list(zip(hf_out[0], gg_out[0], strict=True))
+    diffs = [(hf - gg).abs().max().item() for hf, gg in zip(hf_out[1], gg_out[1], strict=True)]
     identical = sum(hf == gg for hf, gg in runs)
     return {
         "prompts": len(runs),
@@ -467,54 +450,23 @@ def check_parity(
     }
 
 
-def _chat_ids(tokenizer, conv) -> list[int]:
-    out = tokenizer.apply_chat_template(conv, add_generation_prompt=True, return_dict=True)
-    return list(out["input_ids"])
-
-
-class _PrefixGreedy:
-    """Greedy decoding that reuses the key/value cache of the prompts' common prefix."""
-
-    def __init__(self, model, prompts: list[list[int]]) -> None:
-        import torch
-        from transformers import DynamicCache
-
-        self.model = model
-        n = min(len(p) for p in prompts) - 1  # at least one token left for generate
-        first = prompts[0]
-        n = next((i for i in range(n) if any(p[i] != first[i] for p in prompts)), n)
-        self.prefix = first[:n]
-        self.cache = None
-        if n > 0:
-            self.cache = DynamicCache()
-            with torch.no_grad():
-                model(torch.tensor([self.prefix]), past_key_values=self.cache, use_cache=True)
-
-    def __call__(self, ids: list[int], max_new_tokens: int, tokenizer):
-        """(generated token ids, logits of the first generated position)."""
-        import copy
-
-        import torch
-
-        x = torch.tensor([ids])
-        kwargs = {"past_key_values": copy.deepcopy(self.cache)} if self.cache is not None else {}
-        with torch.no_grad():
-            out = self.model.generate(
-                x,
-                attention_mask=torch.ones_like(x),
-                max_new_tokens=max_new_tokens,
-                do_sample=False,
-                eos_token_id=tokenizer.eos_token_id,
-                pad_token_id=tokenizer.pad_token_id,
-                output_logits=True,
-                return_dict_in_generate=True,
-                **kwargs,
-            )
-        return out.sequences[0, x.shape[1] :].tolist(), out.logits[0][0].float()
+def _greedy(model, tokenizer, prompts, max_new_tokens: int, advance):
+    """(generated ids, first-token logits) per prompt: one prompt at a time, so no
+    padding enters the comparison; the shared policy prompt is prefilled once."""
+    return greedy_generate(
+        model,
+        prompts,
+        max_new_tokens,
+        tokenizer.eos_token_id,
+        tokenizer.pad_token_id,
+        batch_size=1,
+        on_batch=advance,
+        first_logits=True,
+    )
 
 
 def load_gguf_model(gguf_path: Path):
-    """A GGUF read back with transformers, dequantised, as storetune.models.base does."""
+    """A GGUF read back with transformers, dequantised, as storetune.runtime does."""
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -539,8 +491,7 @@ def llama_cpp_parity(gguf_path, tokenizer, conversations, runs, max_new_tokens) 
     llm = Llama(model_path=str(gguf_path), n_ctx=4096, verbose=False, seed=0)
     identical = 0
     for conv, (hf, _) in zip(conversations, runs, strict=True):
-        ids = tokenizer.apply_chat_template(conv, add_generation_prompt=True)
-        ids = ids["input_ids"] if isinstance(ids, dict) else ids
+        ids = chat_ids(tokenizer, conv)
         out: list[int] = []
         for tok in llm.generate(ids, top_k=1, temp=0.0, reset=True):
             if tok == tokenizer.eos_token_id or len(out) >= max_new_tokens:
@@ -638,7 +589,7 @@ def _export_vllm(job: _Job) -> ExportResult:
     base = str(_base_path(job.info))
     check_vllm_adapter(adapter_cfg, cfg_path)
     adapter_cfg["base_model_name_or_path"] = base
-    _write_json(job.out / "adapter_config.json", adapter_cfg)
+    atomic_write_json(job.out / "adapter_config.json", adapter_cfg)
     shutil.copy2(
         job.version_dir / "adapter_model.safetensors", job.out / "adapter_model.safetensors"
     )
@@ -686,45 +637,3 @@ _EXPORTERS = {
     "ollama": _export_ollama,
     "vllm": _export_vllm,
 }
-
-
-# -- helpers ------------------------------------------------------------------------------
-
-
-def _write_json(path: Path, data) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(data, indent=2), encoding="utf-8")
-    os.replace(tmp, path)
-
-
-class _bar:
-    def __init__(self, enabled: bool, total: int, label: str) -> None:
-        self.enabled, self.total, self.label = enabled, total, label
-
-    def __enter__(self):
-        if self.enabled:
-            from rich.progress import (
-                BarColumn,
-                MofNCompleteColumn,
-                Progress,
-                TextColumn,
-                TimeRemainingColumn,
-            )
-
-            self.p = Progress(
-                TextColumn(f"[bold]{self.label}"),
-                BarColumn(),
-                MofNCompleteColumn(),
-                TimeRemainingColumn(),
-            )
-            self.p.start()
-            self.task = self.p.add_task(self.label, total=self.total)
-        return self
-
-    def advance(self) -> None:
-        if self.enabled:
-            self.p.advance(self.task)
-
-    def __exit__(self, *exc) -> None:
-        if self.enabled:
-            self.p.stop()

@@ -4,8 +4,8 @@ Run by `make` after installing, so the first `storetune` command does not pause
 for the GGUF conversion.
 """
 
-from storetune.models.base import embedding_model_dir, resolve_base_model
 from storetune.quiet import quiet_libraries
+from storetune.runtime import embedding_model_dir, resolve_base_model
 
 if __name__ == "__main__":
     quiet_libraries()

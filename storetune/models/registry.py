@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from storetune.errors import StoretuneError
+from storetune.io import atomic_write_json
 
 _VERSION = re.compile(r"^v(\d+)$")
 _WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".gguf")
@@ -50,15 +51,6 @@ def weights_hash(model_dir: Path) -> str:
             while chunk := fh.read(1 << 22):
                 h.update(chunk)
     return h.hexdigest()
-
-
-def write_json_atomic(path: Path, data) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    with tmp.open("w", encoding="utf-8") as f:
-        json.dump(data, f, indent=2)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
 
 
 class Registry:
@@ -126,7 +118,7 @@ class Registry:
         return {"current": None, "history": []}
 
     def _write_state(self, name: str, current: int | None, history: list[int]) -> None:
-        write_json_atomic(
+        atomic_write_json(
             self.root / name / "registry.json", {"current": current, "history": history}
         )
 

@@ -62,7 +62,7 @@ class MiniLMEmbedder:
     dim = DIM
 
     def __init__(self, batch_size: int = 64) -> None:
-        from storetune.models.base import load_embedder
+        from storetune.runtime import load_embedder
 
         self.model = load_embedder()
         self.batch_size = batch_size
@@ -123,7 +123,7 @@ class MiniLMEmbedder:
 
     def _bf16(self) -> bool:
         if self._use_bf16 is None:
-            from storetune.train.loop import bf16_supported
+            from storetune.runtime import bf16_supported
 
             self._use_bf16 = bf16_supported("cpu")
         return self._use_bf16

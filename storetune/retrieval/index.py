@@ -20,8 +20,7 @@ import re
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -29,6 +28,7 @@ from pathlib import Path
 import numpy as np
 
 from storetune.errors import StoretuneError
+from storetune.progress import progress as progress_bar
 from storetune.retrieval.catalog import price_line, product_card
 from storetune.retrieval.embed import Embedder
 from storetune.retrieval.keyword import BM25Index, KeywordDoc
@@ -218,8 +218,8 @@ def _sync_vectors(
     gone = [k for k in stored if k not in keep]
     vectors = np.zeros((0, embedder.dim), dtype=np.float32)
     if todo:
-        with progress_bar(f"embed {kind}s", len(todo), progress) as advance:
-            vectors = embedder.embed([text for _, text, _ in todo], on_batch=advance)
+        with progress_bar(f"embed {kind}s", len(todo), progress) as bar:
+            vectors = embedder.embed([text for _, text, _ in todo], on_batch=bar.advance)
     labels = {key: label for key, _, label in rows}
     with db.transaction(conn):
         conn.executemany(
@@ -263,38 +263,6 @@ def refresh_if_indexed(db_path: Path, progress: bool = True) -> IndexReport | No
     finally:
         conn.close()
     return build_index(db_path, progress=progress) if exists else None
-
-
-@contextmanager
-def progress_bar(label: str, total: int, enabled: bool = True) -> Iterator[Callable[[int], None]]:
-    """A rich bar with rate and ETA; yields advance(n)."""
-    if not enabled:
-        yield lambda n: None
-        return
-    from rich.progress import (
-        BarColumn,
-        MofNCompleteColumn,
-        Progress,
-        ProgressColumn,
-        TextColumn,
-        TimeRemainingColumn,
-    )
-    from rich.text import Text
-
-    class Rate(ProgressColumn):
-        def render(self, task) -> Text:  # items per second, once rich has measured it
-            return Text(f"{task.speed:,.0f}/s" if task.speed else "", style="progress.data.speed")
-
-    with Progress(
-        TextColumn(f"[bold]{label}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        Rate(),
-        TextColumn("eta"),
-        TimeRemainingColumn(),
-    ) as bar:
-        task = bar.add_task(label, total=total)
-        yield lambda n: bar.update(task, advance=n)
 
 
 # --- querying -----------------------------------------------------------------------

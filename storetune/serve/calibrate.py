@@ -13,10 +13,7 @@ figure.
 
 from __future__ import annotations
 
-import json
 import math
-import os
-import tempfile
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import asdict, dataclass
@@ -24,6 +21,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from storetune.errors import StoretuneError
+from storetune.io import atomic_write_json, read_jsonl
+from storetune.progress import progress as progress_bar
 from storetune.serve.guard import Evidence, Guard
 from storetune.serve.routing import Thresholds, calibration_path, logprob_stats
 from storetune.workspace import Workspace
@@ -189,13 +188,12 @@ def calibrate(
         "calibrated_at": datetime.now(UTC).isoformat(timespec="seconds"),
     }
     path = calibration_path(ws, ref.name, version)
-    _atomic_json(path, thresholds.to_dict())
+    atomic_write_json(path, thresholds.to_dict())
     return CalibrationResult(path, label, thresholds, round(time.perf_counter() - started, 1))
 
 
 def _val_cases(data_dir: Path, tasks: list[str]):
     from storetune.eval.records import Case
-    from storetune.train.data import read_jsonl
 
     rows = read_jsonl(data_dir / "val.jsonl")
     meta = [m for m in read_jsonl(data_dir / "meta.jsonl") if m["split"] == "val"]
@@ -212,7 +210,7 @@ def _val_cases(data_dir: Path, tasks: list[str]):
 
 
 def _engine(ws: Workspace, label: str, version_dir: Path, info: dict):
-    from storetune.models.base import resolve_base_model
+    from storetune.runtime import resolve_base_model
     from storetune.serve.engine import Engine
 
     recorded = Path(info.get("base_model_path") or "")
@@ -226,13 +224,12 @@ def _engine(ws: Workspace, label: str, version_dir: Path, info: dict):
 
 def _generate(engine, label: str, cases, max_new_tokens: int, progress: bool):
     """Replies with log-probs; requests go in together so the engine can batch them."""
-    from storetune.retrieval.index import progress_bar
     from storetune.serve.engine import RequestError
 
     out: list = [None] * len(cases)
     workers = max(1, getattr(engine, "max_batch", 4))
     with (
-        progress_bar("calibrate", len(cases), progress) as advance,
+        progress_bar("calibrate", len(cases), progress) as bar,
         ThreadPoolExecutor(workers) as pool,
     ):
         futures = {
@@ -251,7 +248,7 @@ def _generate(engine, label: str, cases, max_new_tokens: int, progress: bool):
                 out[futures[f]] = f.result()
             except RequestError:
                 pass  # longer than the model's context: the router would refuse it too
-            advance(1)
+            bar.advance(1)
     return out
 
 
@@ -288,15 +285,3 @@ def _grade(ws: Workspace, cfg, cases, replies) -> list[Point]:
             )
         )
     return points
-
-
-def _atomic_json(path: Path, data: dict) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            json.dump(data, f, indent=2)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise

@@ -32,6 +32,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from storetune import runtime
+from storetune.chat.tokenize import chat_ids
 from storetune.errors import StoretuneError
 
 log = logging.getLogger("storetune.serve")
@@ -161,9 +163,7 @@ def _normalise_messages(messages: Sequence[dict]) -> list[dict]:
 
 def default_bf16() -> bool:
     # Same rule as training and eval: bf16 weights where the CPU has native bf16.
-    from storetune.train.loop import bf16_supported
-
-    return bf16_supported()
+    return runtime.bf16_supported()
 
 
 class Engine:
@@ -211,13 +211,9 @@ class Engine:
     # ---- loading -----------------------------------------------------------------
 
     def _load(self, use_bf16: bool, adapters: dict[str, Path], progress) -> None:
-        import torch
-        from transformers import AutoModelForCausalLM, AutoTokenizer
-
-        self.dtype = torch.bfloat16 if use_bf16 else torch.float32
-        self.tokenizer = AutoTokenizer.from_pretrained(self.base_path)
-        model = AutoModelForCausalLM.from_pretrained(self.base_path, dtype=self.dtype)
-        model.eval()
+        self.dtype = runtime.model_dtype(use_bf16)
+        self.tokenizer = runtime.load_tokenizer(self.base_path)
+        model = runtime.load_base(self.base_path, bf16=use_bf16)
         self.base_model = model
         self.model = model  # becomes the PeftModel once an adapter is attached
         self.context_length = int(getattr(model.config, "max_position_embeddings", 2048))
@@ -247,15 +243,7 @@ class Engine:
     def _attach(self, entry: ModelEntry) -> None:
         """Load an adapter's weights beside the base (worker thread or start-up only)."""
         if entry.adapter_key not in self._loaded:
-            from peft import PeftModel
-
-            if self.model is self.base_model:
-                self.model = PeftModel.from_pretrained(
-                    self.base_model, entry.path, adapter_name=entry.adapter_key
-                )
-                self.model.eval()
-            else:
-                self.model.load_adapter(entry.path, adapter_name=entry.adapter_key)
+            self.model = runtime.attach_adapter(self.model, entry.path, entry.adapter_key)
             self._loaded.add(entry.adapter_key)
         self._entries[entry.id] = entry
         if entry.version is not None:  # "support" is also reachable as "support@v2"
@@ -267,11 +255,10 @@ class Engine:
     @classmethod
     def from_workspace(cls, ws, progress: Callable[[str], None] | None = None, **kwargs) -> Engine:
         """The workspace's base model with the current version of every trained adapter."""
-        from storetune.models.base import resolve_base_model
         from storetune.models.registry import Registry
 
         cfg = ws.config()
-        base = resolve_base_model(cfg.base_model)
+        base = runtime.resolve_base_model(cfg.base_model)
         registry = Registry(ws.models_dir)
         names = cfg.serve.adapters if cfg.serve.adapters is not None else registry.names()
         adapters = {}
@@ -348,9 +335,7 @@ class Engine:
 
     def _fits(self, adapter_dir: Path) -> bool:
         if self._base_fingerprint is None:
-            from storetune.models.base import fingerprint
-
-            self._base_fingerprint = fingerprint(self.base_path)
+            self._base_fingerprint = runtime.fingerprint(self.base_path)
         return _fits_base(adapter_dir, self._base_fingerprint)
 
     def add_listener(self, fn: Callable[[ModelEntry, Generation], None]) -> None:
@@ -561,10 +546,8 @@ class Engine:
         return contextlib.nullcontext()
 
     def _prompt_ids(self, job: Job) -> list[int]:
-        text = self.tokenizer.apply_chat_template(
-            job.messages, tokenize=False, add_generation_prompt=True
-        )
-        ids = self.tokenizer(text, add_special_tokens=False)["input_ids"]
+        # Customer text stays text: control strings in it are not control tokens.
+        ids = chat_ids(self.tokenizer, job.messages)
         if len(ids) + job.params.max_tokens > self.context_length:
             raise RequestError(
                 f"the prompt is {len(ids)} tokens and max_tokens {job.params.max_tokens}; "
@@ -577,8 +560,7 @@ class Engine:
         """Tokens of the rendered system turn (the policy prompt), if there is one."""
         if job.messages[0]["role"] != "system":
             return []
-        text = self.tokenizer.apply_chat_template(job.messages[:1], tokenize=False)
-        return self.tokenizer(text, add_special_tokens=False)["input_ids"]
+        return chat_ids(self.tokenizer, job.messages[:1], gen_prompt=False)
 
     def shared_prefix(
         self, adapter_key: str | None, prompts: list[list[int]], system_turn: list[int]
@@ -591,7 +573,7 @@ class Engine:
         policy prompt, even when per-ticket context follows it inside the system
         message. A shorter cached prefix is extended rather than recomputed.
         """
-        limit = min(len(p) for p in prompts) - 1  # every row keeps a token to prefill
+        limit = min(len(p) for p in prompts) - 1  # the first position whose output is needed
         best_len, best = 0, None
         for key, tokens in self._prefix_cache:
             n = len(tokens)
@@ -600,7 +582,7 @@ class Engine:
         target = 0
         others = prompts + ([self._recent[adapter_key]] if adapter_key in self._recent else [])
         if len(others) > 1:
-            target = min(_common_prefix(others), limit)
+            target = runtime.cacheable_prefix_len(others, limit)
             if system_turn and target >= len(system_turn):
                 # stop at the end of the system turn: reusable whatever the user asks
                 target = len(system_turn)
@@ -614,19 +596,9 @@ class Engine:
 
     def _cache_prefix(self, adapter_key: str | None, tokens: list[int], start) -> Any:
         """Compute (extending a shorter cached prefix when there is one) and remember."""
-        import torch
-        from transformers import DynamicCache
-
         done = len(start[1]) if start else 0
-        cache = copy.deepcopy(self._prefix_cache[start]) if start else DynamicCache()
-        rest = tokens[done:]
-        self.model(
-            input_ids=torch.tensor([rest]),
-            position_ids=torch.arange(done, len(tokens)).unsqueeze(0),
-            past_key_values=cache,
-            use_cache=True,
-            logits_to_keep=1,
-        )
+        cache = copy.deepcopy(self._prefix_cache[start]) if start else None
+        cache = runtime.prefill(self.model, tokens, cache, done, logits_to_keep=1)
         key = (adapter_key, tuple(tokens))
         self._prefix_cache[key] = cache
         while len(self._prefix_cache) > self._prefix_cache_size:
@@ -740,9 +712,7 @@ class _Decoder:
         p, shared = engine.shared_prefix(
             self.adapter_key, prompts, rows[0].system_turn if same_system else []
         )
-        cache = copy.deepcopy(shared) if shared is not None else DynamicCache()
-        if shared is not None and len(rows) > 1:
-            cache.batch_repeat_interleave(len(rows))
+        cache = runtime.cache_for_rows(shared, len(rows)) if shared is not None else DynamicCache()
         suffixes = [prompt[p:] for prompt in prompts]
         width = max(len(s) for s in suffixes)
         # [prefix | left padding | own tokens]: pads sit between, masked out.
@@ -884,13 +854,6 @@ _MIN_PREFIX = 32  # tokens; shorter shared prefixes are not worth a cache entry
 def _all_start_with(prompts: list[list[int]], prefix) -> bool:
     n = len(prefix)
     return all(tuple(p[:n]) == tuple(prefix) for p in prompts)
-
-
-def _common_prefix(seqs: list[list[int]]) -> int:
-    first, n = seqs[0], min(len(s) for s in seqs)
-    for other in seqs[1:]:
-        n = next((i for i in range(n) if other[i] != first[i]), n)
-    return n
 
 
 def _joinable(cache) -> bool:

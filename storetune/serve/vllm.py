@@ -54,8 +54,8 @@ def vllm_rank(rank: int) -> int:
 
 def vllm_plan(ws: Workspace, host: str = "127.0.0.1", port: int = 8000) -> VllmPlan:
     """The `vllm serve` command for the workspace's base model and current adapters."""
-    from storetune.models.base import resolve_base_model
     from storetune.models.registry import Registry
+    from storetune.runtime import resolve_base_model
 
     cfg = ws.config()
     base = resolve_base_model(cfg.base_model)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-from collections import Counter
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
@@ -14,9 +13,9 @@ from storetune.config import TrainConfig
 from storetune.dataset.build import resolve_dataset
 from storetune.dataset.example import SUPPORT_TASKS
 from storetune.errors import StoretuneError
-from storetune.models.base import ResolvedModel, resolve_base_model
+from storetune.io import atomic_write_json, read_jsonl, select_rows
 from storetune.models.registry import Registry, weights_hash
-from storetune.train.data import read_jsonl
+from storetune.runtime import ResolvedModel, resolve_base_model
 from storetune.train.loop import TrainResult, file_fingerprint, train_lora, write_metrics
 from storetune.train.plots import plot_loss
 from storetune.train.tracking import check_tracker, make_tracker
@@ -25,31 +24,6 @@ from storetune.workspace import Workspace
 
 def train_config(ws: Workspace, overrides: dict | None = None) -> TrainConfig:
     return ws.config().train.with_overrides(overrides or {})
-
-
-def select_rows(data_dir: Path, split: str, tasks: list[str]) -> tuple[list[dict], dict[str, int]]:
-    """Rows of one split whose meta.jsonl task is in `tasks` (['all']: every row).
-
-    Returns the rows and how many of each task were kept.
-    """
-    rows = read_jsonl(data_dir / f"{split}.jsonl")
-    meta_path = data_dir / "meta.jsonl"
-    if not meta_path.exists():
-        if tasks != ["all"]:
-            raise StoretuneError(
-                f"{meta_path}: missing, so examples cannot be selected by task",
-                hint="rebuild the dataset with 'storetune build', or train with --tasks all",
-            )
-        return rows, {"(untagged)": len(rows)}
-    task_of = {m["index"]: m["task"] for m in read_jsonl(meta_path) if m["split"] == split}
-    missing = [i for i in range(len(rows)) if i not in task_of]
-    if missing:
-        raise StoretuneError(
-            f"{meta_path}: no entry for {split}.jsonl line {missing[0] + 1}",
-            hint="the dataset is incomplete; rebuild it with 'storetune build'",
-        )
-    keep = [i for i in range(len(rows)) if tasks == ["all"] or task_of[i] in tasks]
-    return [rows[i] for i in keep], dict(sorted(Counter(task_of[i] for i in keep).items()))
 
 
 def train_model(
@@ -157,7 +131,7 @@ def _start_run(run_dir: Path, data_dir: Path, cfg: TrainConfig, base: ResolvedMo
     shutil.rmtree(run_dir, ignore_errors=True)
     run_dir.mkdir(parents=True)
     run = {"dataset_id": data_dir.name, "config": cfg.model_dump(), "base_model": base.name}
-    _write_json(run_dir / "run.json", run)
+    atomic_write_json(run_dir / "run.json", run)
 
 
 def _check_selection(tasks: list[str], kept: dict[str, int], data_dir: Path, log) -> None:
@@ -210,13 +184,7 @@ def _write_version_files(staging, name, version, cfg, base, data_dir, dataset, r
         # published version is never rewritten.
         "eval": None,
     }
-    _write_json(staging / "version.json", info)
-    _write_json(staging / "train_config.json", cfg.model_dump())
+    atomic_write_json(staging / "version.json", info)
+    atomic_write_json(staging / "train_config.json", cfg.model_dump())
     write_metrics(result.metrics, staging / "metrics.jsonl")
     plot_loss(result.metrics, staging / "loss.png", f"{name} v{version} on {data_dir.name}")
-
-
-def _write_json(path: Path, data: dict) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(data, indent=2), encoding="utf-8")
-    os.replace(tmp, path)

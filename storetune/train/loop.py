@@ -29,10 +29,16 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from storetune import runtime
+from storetune.chat.tokenize import IGNORE, Tokenized, tokenize_chat
 from storetune.config import TrainConfig
 from storetune.errors import StoretuneError
-from storetune.models.base import ResolvedModel
-from storetune.train.data import IGNORE, Tokenized, collate, length_batches, tokenize_chat
+from storetune.progress import progress as progress_bar
+from storetune.runtime import (
+    ResolvedModel,
+    bf16_supported,  # noqa: F401  (re-exported for bench/)
+)
+from storetune.train.data import collate, length_batches
 
 SMALL_SET_WARNING = 500
 
@@ -70,37 +76,16 @@ class Runtime:
         return torch.autocast(kind, dtype=torch.bfloat16, enabled=self.use_bf16)
 
 
-def bf16_supported(device: str = "cpu") -> bool:
-    import torch
-
-    if device.startswith("cuda"):
-        return torch.cuda.is_bf16_supported()
-    try:
-        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
-    except (AttributeError, RuntimeError):
-        return False
-
-
 def pick_device(cfg: TrainConfig) -> str:
     """cfg.device, with auto = this rank's GPU when torch sees one, else the CPU."""
-    import torch
-
-    local_rank = int(os.environ.get("LOCAL_RANK", "0"))
-    if cfg.device == "auto":
-        return f"cuda:{local_rank}" if torch.cuda.is_available() else "cpu"
-    if cfg.device.startswith("cuda") and not torch.cuda.is_available():
-        raise StoretuneError(
-            f"train.device is '{cfg.device}' but torch sees no CUDA GPU",
-            hint="set train.device to auto or cpu, or install the CUDA build of torch",
-        )
-    return f"cuda:{local_rank}" if cfg.device == "cuda" else cfg.device
+    return runtime.pick_device(cfg.device, "train.device")
 
 
 def setup_runtime(cfg: TrainConfig) -> Runtime:
     """Device, bf16 and (under accelerate launch / torchrun) the process group."""
     device = pick_device(cfg)
     check_qlora(cfg, device)
-    use_bf16 = cfg.bf16 == "on" or (cfg.bf16 == "auto" and bf16_supported(device))
+    use_bf16 = runtime.bf16_enabled(cfg.bf16, device)
     world = int(os.environ.get("WORLD_SIZE", "1"))
     if world == 1:
         return Runtime(device, use_bf16)
@@ -141,18 +126,14 @@ def load_model_for_training(
 ):
     import torch
     from peft import LoraConfig, get_peft_model
-    from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    tokenizer = AutoTokenizer.from_pretrained(base.path)
+    tokenizer = runtime.load_tokenizer(base.path)
     # Frozen base weights stored in bf16 halve memory traffic; LoRA weights stay
     # fp32 so small updates are not rounded away.
-    dtype = torch.bfloat16 if use_bf16 else torch.float32
     if cfg.qlora:
-        model = _load_4bit(base, dtype, device)
+        model = _load_4bit(base, runtime.model_dtype(use_bf16), device)
     else:
-        model = AutoModelForCausalLM.from_pretrained(base.path, dtype=dtype)
-        if device != "cpu":
-            model.to(device)
+        model = runtime.load_base(base.path, bf16=use_bf16, device=device)
     torch.manual_seed(cfg.seed)
     lora = LoraConfig(
         r=cfg.lora_r,
@@ -214,22 +195,16 @@ def _load_4bit(base: ResolvedModel, dtype, device: str):
 
 
 def shared_prefix_len(items: list[Tokenized]) -> int:
-    """Tokens every item starts with, stopping before the first position that needs loss.
+    """Tokens every item starts with that can run once per batch (runtime's rule).
 
     In a store dataset this is the policy part of the system prompt, identical in
-    every example and usually ~80% of its tokens.
+    every example and usually ~80% of its tokens. The hidden state before the first
+    trained token predicts it, so the prefix stops before that position.
     """
     if len(items) < 2:
         return 0
-    first = items[0].input_ids
-    n = min(len(t.input_ids) for t in items)
-    for t in items[1:]:
-        ids = t.input_ids
-        n = next((i for i in range(n) if ids[i] != first[i]), n)
     first_trained = min(next(i for i, lab in enumerate(t.labels) if lab != IGNORE) for t in items)
-    # The hidden state at first_trained - 1 predicts the first trained token, so it
-    # must be computed with the batch (in the suffix), not in the shared prefix.
-    return max(0, min(n, first_trained - 1))
+    return runtime.cacheable_prefix_len([t.input_ids for t in items], first_trained - 1)
 
 
 def assistant_loss(model, ids, mask, labels, prefix_len: int = 0):
@@ -246,11 +221,8 @@ def assistant_loss(model, ids, mask, labels, prefix_len: int = 0):
     inner = model.get_base_model()
     decoder = inner.get_decoder()
     if prefix_len > 0:
-        from transformers import DynamicCache
-
-        cache = DynamicCache()
-        decoder(input_ids=ids[:1, :prefix_len], use_cache=True, past_key_values=cache)
-        cache.batch_repeat_interleave(ids.shape[0])
+        cache = runtime.prefill(decoder, ids[:1, :prefix_len])
+        cache = runtime.cache_for_rows(cache, ids.shape[0], copy_first=False)
         positions = torch.arange(prefix_len, ids.shape[1], device=ids.device)
         positions = positions.unsqueeze(0).expand(ids.shape[0], -1)
         hidden = decoder(
@@ -440,7 +412,8 @@ def train_lora(
     model.train()
     started = time.time() - state["seconds"]
     stopped_early = False
-    with _progress(progress and rt.main, total_steps, state["step"]) as bar:
+    show = progress and rt.main
+    with progress_bar("train", total_steps, show, done=state["step"], rate=False) as bar:
         while state["step"] < total_steps and not stopped_early:
             epoch = state["step"] // steps_per_epoch
             batches = length_batches(train_items, cfg.batch_tokens, cfg.seed + epoch, shared)
@@ -466,7 +439,7 @@ def train_lora(
                         "tokens_per_s": round(tps, 1),
                     }
                 )
-                bar.update(loss_value, tps)
+                bar.advance(1, loss=f"{loss_value:.3f}", speed=f"{tps:,.0f} tok/s")
                 if state["step"] % eval_every == 0 or state["step"] == total_steps:
                     best_weights, stopped_early = _validate(
                         model, val_items, cfg, pad_id, rt, state, best_weights, log, record
@@ -582,56 +555,6 @@ def _validate(model, val_items, cfg, pad_id, rt, state, best_weights, log, recor
         )
         return best_weights, True
     return best_weights, False
-
-
-class _progress:
-    """A rich progress bar showing loss, tokens/s and ETA; plain lines a minute apart when
-    the output is not a terminal; silent when disabled."""
-
-    def __init__(self, enabled: bool, total: int, done: int) -> None:
-        self.enabled, self.total, self.done = enabled, total, done
-
-    def __enter__(self):
-        from storetune.progress import LineProgress, output_is_terminal
-
-        self.lines = None
-        if self.enabled and not output_is_terminal():
-            self.lines = LineProgress("train", self.total, self.done)
-        elif self.enabled:
-            from rich.progress import (
-                BarColumn,
-                MofNCompleteColumn,
-                Progress,
-                TextColumn,
-                TimeElapsedColumn,
-                TimeRemainingColumn,
-            )
-
-            self.p = Progress(
-                TextColumn("[bold]train"),
-                BarColumn(),
-                MofNCompleteColumn(),
-                TextColumn("loss {task.fields[loss]}"),
-                TextColumn("{task.fields[tps]} tok/s"),
-                TimeElapsedColumn(),
-                TextColumn("eta"),
-                TimeRemainingColumn(),
-            )
-            self.p.start()
-            self.task = self.p.add_task(
-                "train", total=self.total, completed=self.done, loss="-", tps="-"
-            )
-        return self
-
-    def update(self, loss: float, tps: float) -> None:
-        if self.lines:
-            self.lines.advance(1, loss=f"{loss:.3f}", speed=f"{tps:,.0f} tok/s")
-        elif self.enabled:
-            self.p.update(self.task, advance=1, loss=f"{loss:.3f}", tps=f"{tps:,.0f}")
-
-    def __exit__(self, *exc) -> None:
-        if self.enabled and not self.lines:
-            self.p.stop()
 
 
 def write_metrics(metrics: list[dict], path: Path) -> None:

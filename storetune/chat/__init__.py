@@ -1,0 +1,1 @@
+"""Chat contracts shared by training, validation, evaluation and serving."""
