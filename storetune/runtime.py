@@ -331,11 +331,14 @@ def greedy_generate(
     share_prefix: bool = True,
     on_batch: Callable[[int], None] | None = None,
     first_logits: bool = False,
+    logprobs: bool = False,
 ):
     """Greedy continuations of token prompts, batched, the shared prefix run once.
 
     Returns the generated ids of each prompt (up to and including the end-of-turn
-    token); with `first_logits`, also each prompt's logits at the first new token.
+    token); with `first_logits`, also each prompt's logits at the first new token;
+    with `logprobs`, also the log-probability of every generated token (what the
+    ticket router judges confidence by).
     """
     import torch
 
@@ -349,6 +352,7 @@ def greedy_generate(
     order = sorted(range(len(prompts)), key=lambda i: len(prompts[i]))
     outputs: list[list[int]] = [[] for _ in prompts]
     logits: list = [None] * len(prompts)
+    scores: list[list[float]] = [[] for _ in prompts]
     device = _device(model)
     for start in range(0, len(order), batch_size):
         idx = order[start : start + batch_size]
@@ -362,7 +366,7 @@ def greedy_generate(
                 do_sample=False,
                 pad_token_id=pad,
                 eos_token_id=eos_token_id,
-                output_logits=first_logits,
+                output_logits=first_logits or logprobs,
                 return_dict_in_generate=True,
                 **extra,
             )
@@ -370,9 +374,23 @@ def greedy_generate(
             outputs[i] = _until_end(out.sequences[row, ids.shape[1] :].tolist(), eos_token_id)
             if first_logits:
                 logits[i] = out.logits[0][row].float()
+            if logprobs:
+                scores[i] = _chosen_logprobs(out.logits, row, outputs[i])
         if on_batch:
             on_batch(len(idx))
+    if logprobs:
+        return outputs, scores
     return (outputs, logits) if first_logits else outputs
+
+
+def _chosen_logprobs(step_logits, row: int, ids: list[int]) -> list[float]:
+    """The log-probability the model gave each token it chose, step by step."""
+    import torch
+
+    return [
+        float(torch.log_softmax(step_logits[t][row].float(), dim=-1)[tok])
+        for t, tok in enumerate(ids)
+    ]
 
 
 def _batch_inputs(prefix: list[int], suffixes: list[list[int]], pad: int | None):

@@ -37,3 +37,38 @@ def generate_replies(
         on_batch=on_batch,
     )
     return [tokenizer.decode(ids, skip_special_tokens=True).strip() for ids in outputs]
+
+
+def generate_scored(
+    model,
+    tokenizer,
+    conversations: list[list[dict]],
+    max_new_tokens: int = 128,
+    batch_size: int = 16,
+    on_batch: Callable[[int], None] | None = None,
+) -> list[dict]:
+    """Greedy replies with what the ticket router needs to decide: the reply text, each
+    token's log-probability and why generation stopped ("stop" or "length")."""
+    prompts = [chat_ids(tokenizer, c) for c in conversations]
+    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+    outputs, scores = greedy_generate(
+        model,
+        prompts,
+        max_new_tokens,
+        eos_token_id=tokenizer.eos_token_id,
+        pad_token_id=pad,
+        batch_size=batch_size,
+        on_batch=on_batch,
+        logprobs=True,
+    )
+    out = []
+    for ids, lps in zip(outputs, scores, strict=True):
+        ended = bool(ids) and ids[-1] == tokenizer.eos_token_id
+        out.append(
+            {
+                "text": tokenizer.decode(ids, skip_special_tokens=True).strip(),
+                "logprobs": [round(x, 5) for x in (lps[:-1] if ended else lps)],
+                "finish_reason": "stop" if ended else "length",
+            }
+        )
+    return out

@@ -86,7 +86,8 @@ def train_model(
     if (run_dir / "tensorboard").is_dir():
         shutil.move(run_dir / "tensorboard", staging / "tensorboard")
     dataset = {"id": data_dir.name, "train": train_tasks, "val": val_tasks}
-    _write_version_files(staging, name, version, cfg, base, data_dir, dataset, result)
+    router = _train_router(data_dir, staging, cfg, log)
+    _write_version_files(staging, name, version, cfg, base, data_dir, dataset, result, router)
     final = registry.publish(name, version, staging)
     shutil.rmtree(run_dir, ignore_errors=True)
     return final, result
@@ -158,7 +159,27 @@ def _params(cfg: TrainConfig) -> dict:
     return {k: ",".join(v) if isinstance(v, list) else v for k, v in cfg.model_dump().items()}
 
 
-def _write_version_files(staging, name, version, cfg, base, data_dir, dataset, result) -> None:
+def _train_router(data_dir: Path, staging: Path, cfg: TrainConfig, log) -> dict | None:
+    """The router beside a support adapter (seconds): it reads every ticket first and
+    decides the focused context and hand-overs. Catalog-task adapters need none."""
+    from storetune.train.router import embed_texts, train_router_for_version
+
+    if not set(cfg.tasks) & set(SUPPORT_TASKS) and cfg.tasks != ["all"]:
+        return None
+    report = train_router_for_version(data_dir, staging, embed_texts, seed=cfg.seed)
+    if report is not None:
+        acc = report.get("val_accuracy")
+        log(
+            f"router: {report['train_examples']} examples"
+            + (f", val accuracy {acc:.1%}" if acc is not None else "")
+            + f", hand-over threshold {report['hand_over_threshold']:.2f}"
+        )
+    return report
+
+
+def _write_version_files(
+    staging, name, version, cfg, base, data_dir, dataset, result, router=None
+) -> None:
     summary = {k: v for k, v in result.__dict__.items() if k != "metrics"}
     vals = [m["val_loss"] for m in result.metrics if m["kind"] == "val"]
     summary["final_val_loss"] = vals[-1] if vals else None
@@ -179,6 +200,7 @@ def _write_version_files(staging, name, version, cfg, base, data_dir, dataset, r
             "val_examples": sum(dataset["val"].values()),
         },
         "train": summary,
+        "router": router,
         "warnings": [m["message"] for m in result.metrics if m["kind"] == "warning"],
         # Filled from reports/eval-<name>-v<N>.json by `models show` / `diff`: a
         # published version is never rewritten.
