@@ -24,7 +24,8 @@ from storetune.dataset.context import BuildContext
 from storetune.dataset.example import SUPPORT_TASKS, Example
 from storetune.demo.store_gen import generate_demo_store
 from storetune.ingest import ingest_workspace
-from storetune.retrieval.catalog import money, product_card
+from storetune.chat.money import format_money as money
+from storetune.retrieval.catalog import product_card
 from storetune.store import db
 from storetune.store.records import Product, Variant
 from storetune.workspace import Workspace

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from storetune.chat.card import Card
+
 
 @dataclass
 class Example:
@@ -13,6 +15,7 @@ class Example:
     builder: str
     source_ids: list[str] = field(default_factory=list)
     group: str = ""  # examples sharing a group never straddle splits
+    cards: list[Card] | None = None  # what the system prompt shows; None: not known
 
     def key(self) -> str:
         return "\n".join(m["content"] for m in self.messages if m["role"] != "system")
