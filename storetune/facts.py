@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -519,8 +520,9 @@ class _CardNames:
         for c in cards:
             self.cards.append((c.title, money_amounts(c.render()), _name_words(c.title)))
         # A word shared by several cards ("rain") names none of them.
-        for i, (_, _, names) in enumerate(self.cards):
-            names -= {w for j, (_, _, o) in enumerate(self.cards) if j != i for w in o}
+        seen = Counter(w for _, _, names in self.cards for w in names)
+        for _, _, names in self.cards:
+            names -= {w for w in names if seen[w] > 1}
 
     def named_in(self, sentence: str) -> list[tuple[str, set[str]]]:
         low = sentence.lower()

@@ -8,6 +8,7 @@ from decimal import Decimal
 
 import pytest
 
+from storetune.chat.prompt import render_task_prompt
 from storetune.dataset.builders.tasks import (
     QUERY_FIELDS,
     REVIEW_FIELDS,
@@ -26,7 +27,6 @@ from storetune.dataset.builders.tasks import (
 from storetune.dataset.config import BuildConfig, TaskMix
 from storetune.dataset.context import BuildContext
 from storetune.dataset.example import CATALOG_TASKS
-from storetune.dataset.prompt import render_task_prompt
 from storetune.demo.store_gen import generate_demo_store
 from storetune.errors import StoretuneError
 from storetune.ingest import ingest_workspace

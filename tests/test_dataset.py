@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
+from storetune.chat.prompt import render_system_prompt
 from storetune.dataset.build import build_dataset
 from storetune.dataset.example import Example
-from storetune.dataset.prompt import render_system_prompt
 from storetune.dataset.split import assign_splits, merge_duplicate_groups
 from storetune.dataset.validate import load_model_tokenizer
 from storetune.demo.store_gen import generate_demo_store

@@ -16,14 +16,14 @@ from dataclasses import dataclass, field
 
 from storetune.chat.card import Card, parse_cards
 from storetune.eval.facts import ProductNames, normalize, quantities, same_quantity, sentences
-from storetune.facts import URL, Checked, Grounds, check_entities
+from storetune.facts import URL, Checked, Entity, Grounds, check_entities
 
 
 @dataclass(frozen=True)
 class Claim:
     kind: str  # price | number | order_number | tracking | url | email | phone | product | stock | promise | code | material | action
     text: str
-    entity: str | None = field(default=None, compare=False)  # its storetune.facts kind, if any
+    entity: Entity | None = field(default=None, compare=False)  # the storetune.facts entity
 
     def __str__(self) -> str:
         return f"{self.kind}: {self.text}"
@@ -120,7 +120,7 @@ def entity_claims(reply: str, evidence: Evidence) -> tuple[list[Claim], list[Che
     entity found (the rest of the metric leaves their spans alone)."""
     checked = check_entities(reply, evidence.grounds)
     claims = [
-        Claim(CLAIM_KIND.get(c.entity.kind, c.entity.kind), _claim_text(c), c.entity.kind)
+        Claim(CLAIM_KIND.get(c.entity.kind, c.entity.kind), _claim_text(c), c.entity)
         for c in checked
         if not c.supported
     ]
