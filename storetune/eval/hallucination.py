@@ -7,6 +7,11 @@ refunded…"). It is supported when the system prompt (policies + product cards)
 customer or earlier agent turn, the store's own website/contact, or the reference
 reply states it. Look-alikes that are NOT flagged: a price on a card in the context,
 a product in the context, the store's contact email, a number the customer wrote.
+
+Prices, discounts, emails, phones, URLs, order and tracking numbers are found and
+judged by `storetune.facts.check_entities`, the rule the grounding guard blocks by,
+so the hallucination rate counts what the guard would block (with two leniencies of
+the rubric, named in `storetune.facts.Grounds`).
 """
 
 from __future__ import annotations
