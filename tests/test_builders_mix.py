@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from storetune.chat.money import format_money as money
 from storetune.config import BuildConfig
 from storetune.dataset.builders import phrasing
 from storetune.dataset.builders.escalation import build_escalation, build_lookalikes
@@ -24,7 +25,7 @@ from storetune.dataset.context import BuildContext
 from storetune.dataset.example import SUPPORT_TASKS, Example
 from storetune.demo.store_gen import generate_demo_store
 from storetune.ingest import ingest_workspace
-from storetune.retrieval.catalog import money, product_card
+from storetune.retrieval.catalog import product_card
 from storetune.store import db
 from storetune.store.records import Product, Variant
 from storetune.workspace import Workspace

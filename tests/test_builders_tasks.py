@@ -8,6 +8,7 @@ from decimal import Decimal
 
 import pytest
 
+from storetune.chat.prompt import render_task_prompt
 from storetune.config import BuildConfig, TaskMix
 from storetune.dataset.builders.tasks import (
     build_tasks,
@@ -18,7 +19,6 @@ from storetune.dataset.builders.tasks import (
 )
 from storetune.dataset.context import BuildContext
 from storetune.dataset.example import CATALOG_TASKS
-from storetune.dataset.prompt import render_task_prompt
 from storetune.demo.store_gen import generate_demo_store
 from storetune.errors import StoretuneError
 from storetune.ingest import ingest_workspace

@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
+from storetune.chat.prompt import render_system_prompt
 from storetune.dataset.build import build_dataset
 from storetune.dataset.example import Example
-from storetune.dataset.prompt import render_system_prompt
 from storetune.dataset.split import assign_splits, merge_duplicate_groups
 from storetune.dataset.validate import load_model_tokenizer
 from storetune.demo.store_gen import generate_demo_store
@@ -192,3 +192,23 @@ def test_catalog_lookup_is_the_same_in_every_process(tmp_path):
     ]
     assert runs[0] == runs[1] == runs[2]
     assert len(set(runs[0].splitlines())) > 100  # the queries do find varied products
+
+
+def test_meta_records_the_cards_each_prompt_shows_and_eval_reads_them(built):
+    from storetune.chat.card import Card
+    from storetune.dataset.example import SUPPORT_TASKS
+    from storetune.eval.cases import load_test_cases
+
+    _, report = built
+    meta = _read(report.path / "meta.jsonl")
+    rows = {s: _read(report.path / f"{s}.jsonl") for s in ("train", "val", "test")}
+    support = [m for m in meta if m["task"] in SUPPORT_TASKS]
+    assert support and all("cards" in m for m in support)
+    shown = [m for m in support if m["cards"]]
+    assert len(shown) > len(support) // 4
+    for m in shown:
+        system = rows[m["split"]][m["index"]]["messages"][0]["content"]
+        cards = [Card.from_dict(c) for c in m["cards"]]
+        assert "Product information:\n" + "\n".join(c.render() for c in cards) in system
+    cases = load_test_cases(report.path, list(SUPPORT_TASKS))
+    assert cases and all(c.cards is not None for c in cases)

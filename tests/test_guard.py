@@ -6,8 +6,8 @@ from decimal import Decimal
 
 import pytest
 
+from storetune.chat.prompt import render_system_prompt
 from storetune.config import StoreConfig
-from storetune.dataset.prompt import render_system_prompt
 from storetune.demo.store_gen import demo_config
 from storetune.retrieval.catalog import product_card
 from storetune.serve.guard import Evidence, Guard, redact

@@ -8,9 +8,9 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
+from storetune.chat.prompt import render_system_prompt
 from storetune.cli import app
 from storetune.config import load_rules
-from storetune.dataset.prompt import render_system_prompt
 from storetune.errors import StoretuneError
 from storetune.workspace import Workspace, load_config
 

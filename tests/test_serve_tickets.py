@@ -18,8 +18,8 @@ from fastapi.testclient import TestClient
 from test_retrieval import copy_store, indexed_store_template
 from test_serve_support import KEY, serve_base, serve_engine, serve_models  # noqa: F401
 
+from storetune.chat.prompt import render_system_prompt
 from storetune.config import ServeConfig
-from storetune.dataset.prompt import render_system_prompt
 from storetune.retrieval.catalog import product_card
 from storetune.serve.app import create_app
 from storetune.serve.engine import Generation, ModelEntry, UnknownModelError

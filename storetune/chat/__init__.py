@@ -1,1 +1,2 @@
-"""Chat contracts shared by training, validation, evaluation and serving."""
+"""Chat contracts: the system prompt renderer, the cards a prompt shows, money in the
+store's currency. Every stage that builds, serves or grades a prompt imports these."""

@@ -25,7 +25,6 @@ from storetune.dataset.context import BuildContext
 from storetune.dataset.dedup import group_duplicates, remove_exact_duplicates
 from storetune.dataset.example import Example
 from storetune.dataset.paraphrase import paraphrase_examples
-from storetune.dataset.prompt import render_system_prompt
 from storetune.dataset.split import SPLITS, assign_splits, group_by_family, phrasing_counts
 from storetune.dataset.validate import (
     ModelTokenizer,
@@ -120,15 +119,12 @@ def collect_examples(ws: Workspace, bcfg: BuildConfig) -> tuple[list[Example], d
         tickets = tickets[: bcfg.max_tickets]
     ctx = BuildContext(cfg, bcfg, products, tickets)
 
-    def system_for_card(card: str) -> str:
-        return render_system_prompt(cfg, card)
-
     corrector = PolicyCorrector(cfg)
     support, skipped = build_support(tickets, cfg, INTENTS, ctx.system_for, corrector)
     examples = support
     examples += build_escalation(all_tickets, cfg, ctx.system_for, bcfg.escalation, bcfg.seed)
     examples += build_lookalikes(ctx)
-    examples += build_product_qa(products, bcfg.product_qa, system_for_card, bcfg.seed)
+    examples += build_product_qa(ctx)
     examples += build_recommend(ctx)
     examples += build_grounded(ctx)
     examples += build_safety(ctx, base=len(examples))
@@ -252,6 +248,8 @@ def _stage_files(
                     "source_ids": ex.source_ids,
                     "family": ex.family,
                 }
+                if ex.cards is not None:  # eval and guard read these, not the prompt text
+                    meta["cards"] = [c.to_dict() for c in ex.cards]
                 put("meta", meta)
                 index[split] += 1
     except BaseException:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from storetune.chat.card import Card
+
 # Re-exported: the task tags moved to storetune.config.train.
 from storetune.config.train import ALL_TASKS, CATALOG_TASKS, SUPPORT_TASKS  # noqa: F401
 
@@ -19,6 +21,7 @@ class Example:
     # The wording the customer message came from (a template id); the split keeps a
     # family on one side, so test wordings are ones training never saw. "" if unknown.
     family: str = ""
+    cards: list[Card] | None = None  # what the system prompt shows; None: not known
 
     def key(self) -> str:
         return "\n".join(m["content"] for m in self.messages if m["role"] != "system")

@@ -8,6 +8,8 @@ from collections import defaultdict
 from collections.abc import Callable
 from pathlib import Path
 
+from storetune.chat.card import cards_from_dicts
+from storetune.chat.prompt import prompt_cards
 from storetune.dataset.example import ALL_TASKS, SUPPORT_TASKS
 from storetune.errors import StoretuneError
 from storetune.eval.records import Case
@@ -34,7 +36,13 @@ def load_test_cases(data_dir: Path, tasks: list[str]) -> list[Case]:
             hint="rebuild the dataset with 'storetune build'",
         )
     return [
-        Case(r["messages"][:-1], r["messages"][-1]["content"], m["task"], m["category"])
+        Case(
+            r["messages"][:-1],
+            r["messages"][-1]["content"],
+            m["task"],
+            m["category"],
+            cards=cards_from_dicts(m.get("cards")),
+        )
         for r, m in zip(rows, meta, strict=True)
         if m["task"] in tasks
     ]
@@ -77,11 +85,14 @@ def _extra_case(line: str, path: Path, n: int, system_for: Callable[[str], str])
         raise StoretuneError(
             f"{where}: field 'task' is '{task}', not one of {', '.join(ALL_TASKS)}"
         )
-    turns = msgs[:-1]
+    turns, cards = msgs[:-1], None
     if turns[0]["role"] != "system":
         first_user = next(m["content"] for m in turns if m["role"] == "user")
-        turns = [{"role": "system", "content": system_for(first_user)}, *turns]
-    return Case(turns, msgs[-1]["content"], task, row.get("category", "extra"), path.name)
+        system = system_for(first_user)
+        cards = prompt_cards(system)  # the cards it was rendered from, when it was
+        turns = [{"role": "system", "content": str(system)}, *turns]
+    category = row.get("category", "extra")
+    return Case(turns, msgs[-1]["content"], task, category, path.name, cards)
 
 
 def stratified(cases: list[Case], limit: int | None) -> list[Case]:

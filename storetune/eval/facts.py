@@ -11,14 +11,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-_TRANSLATE = str.maketrans(
-    {"–": "-", "—": "-", "‑": "-", "’": "'", "‘": "'", "“": '"', "”": '"', "\u00a0": " "}
-)
-
-
-def normalize(text: str) -> str:
-    """Dashes, quotes and spaces in one form, so patterns need not list every variant."""
-    return text.translate(_TRANSLATE)
+from storetune.facts import MONEY, money_amount, normalize
 
 
 @dataclass(frozen=True)
@@ -205,11 +198,6 @@ _NUMBER_WORDS = {
 }  # fmt: skip
 _NUM = r"\d[\d,]*(?:\.\d+)?|" + "|".join(sorted(_NUMBER_WORDS, key=len, reverse=True))
 
-MONEY = re.compile(
-    r"(?<![\w])(?:US|C|A)?\$\s?(\d[\d,]*(?:\.\d{1,2})?)(?!\d)"
-    r"|(?<![\w.$])(\d[\d,]*(?:\.\d{1,2})?)\s?(?:dollars|bucks|usd)\b",
-    re.I,
-)
 _WAS = re.compile(
     r"(?:\bwas|on sale from|down from|reduced from|originally|regularly|compare at|normally)\s*\(?\s*$",
     re.I,
@@ -259,12 +247,11 @@ def unit_of(unit: str) -> tuple[str, float]:
 
 
 def money_values(text: str) -> list[tuple[int, float, str]]:
-    """(offset, value, surface) for each amount of money."""
-    out = []
-    for m in MONEY.finditer(normalize(text)):
-        raw = m.group(1) or m.group(2)
-        out.append((m.start(), float(raw.replace(",", "")), m.group(0)))
-    return out
+    """(offset, value, surface) for each amount of money (storetune.facts.MONEY: $, €, £,
+    ISO codes)."""
+    return [
+        (m.start(), float(money_amount(m)), m.group(0)) for m in MONEY.finditer(normalize(text))
+    ]
 
 
 @dataclass(frozen=True)

@@ -7,47 +7,36 @@ refunded…"). It is supported when the system prompt (policies + product cards)
 customer or earlier agent turn, the store's own website/contact, or the reference
 reply states it. Look-alikes that are NOT flagged: a price on a card in the context,
 a product in the context, the store's contact email, a number the customer wrote.
+
+Prices, discounts, emails, phones, URLs, order and tracking numbers are found and
+judged by `storetune.facts.check_entities`, the rule the grounding guard blocks by,
+so the hallucination rate counts what the guard would block (with two leniencies of
+the rubric, named in `storetune.facts.Grounds`).
 """
 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
-from storetune.eval.facts import (
-    ProductNames,
-    money_values,
-    normalize,
-    quantities,
-    same_quantity,
-    sentences,
-)
-from storetune.eval.records import Card, parse_cards
+from storetune.chat.card import Card, parse_cards
+from storetune.eval.facts import ProductNames, normalize, quantities, same_quantity, sentences
+from storetune.facts import URL, Checked, Entity, Grounds, check_entities
 
 
 @dataclass(frozen=True)
 class Claim:
     kind: str  # price | number | order_number | tracking | url | email | phone | product | stock | promise | code | material | action
     text: str
+    entity: Entity | None = field(default=None, compare=False)  # the storetune.facts entity
 
     def __str__(self) -> str:
         return f"{self.kind}: {self.text}"
 
 
-_EMAIL = re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+")
-_URL = re.compile(
-    r"\bhttps?://[^\s)>\]]+|\bwww\.[^\s)>\]]+|\b[a-z0-9-]+(?:\.[a-z0-9-]+)*\.(?:com|net|org|io|co|shop|store|us|ca)/[^\s)>\]]*",
-    re.I,
-)
-_PHONE = re.compile(r"(?<![\w])\+?\d[\d\s().-]{8,}\d(?![\w])")
-_ORDER = re.compile(
-    r"\border\s*(?:number|no\.?|num|id)?\s*(?:is|:)?\s*#?\s*([A-Z0-9][A-Z0-9-]{3,})\b|(?<![\w&])#\s?(\d{4,})\b",
-    re.I,
-)
-_TRACKING = re.compile(
-    r"\btracking\s*(?:number|no\.?|#|code|id)?\s*(?:is|:)?\s*([A-Z0-9]{8,})\b|\b(1Z[0-9A-Z]{10,})\b",
-    re.I,
-)
+# Names the report has always used for the shared entity kinds (storetune.facts); a
+# discount is a percentage, reported with the other numbers.
+CLAIM_KIND = {"tracking_number": "tracking", "discount": "number"}
 _CODE = re.compile(r"\b(?:code|coupon|promo)\s*:?\s+([A-Z0-9]{4,})\b")
 _DATE_WORDS = re.compile(
     r"\b(?:tomorrow|tonight|monday|tuesday|wednesday|thursday|friday|saturday|sunday|"
@@ -102,39 +91,51 @@ _NAME_LEAD = re.compile(
 )
 
 
-def _digits(text: str) -> str:
-    return re.sub(r"\D", "", text)
-
-
-def _host(url: str) -> str:
-    host = re.sub(r"^https?://", "", url.lower()).split("/")[0].split(":")[0]
-    return host[4:] if host.startswith("www.") else host
-
-
 class Evidence:
-    """What a claim may rest on, indexed once per case."""
+    """What a claim may rest on, indexed once per case.
 
-    def __init__(self, text: str, allowed: tuple[str, ...] = (), cards: list[Card] | None = None):
-        self.text = normalize(text)
+    `text` is the store's side (system prompt, earlier agent turns, the reference reply)
+    and `customer` the customer's own words; the shared entity kinds (prices, emails,
+    phones, URLs, order and tracking numbers, discounts) follow the guard's rule of who
+    may vouch for what (`storetune.facts.Grounds`), everything else may rest on either.
+    `allowed` are strings a reply may always use (the website, the contact details).
+    """
+
+    def __init__(
+        self,
+        text: str,
+        allowed: tuple[str, ...] = (),
+        cards: list[Card] | None = None,
+        customer: str = "",
+    ):
+        self.allowed = [normalize(a) for a in allowed if a]
+        store = normalize("\n".join([text, *self.allowed]))
+        self.text = normalize(text + "\n" + customer)
         self.low = self.text.lower()
-        self.allowed = [normalize(a).lower() for a in allowed if a]
-        self.money = {round(v, 2) for _, v, _ in money_values(self.text)}
         self.quantities = quantities(self.text)
-        self.digits = _digits(self.text) + " " + " ".join(_digits(a) for a in self.allowed)
-        domains = {_host(u) for u in _URL.findall(self.text)}
-        domains |= {e.split("@")[1].lower() for e in _EMAIL.findall(self.text)}
-        for a in self.allowed:
-            domains.add(_host(a) if "@" not in a else a.split("@")[1])
-        self.domains = {d for d in domains if d}
-        self.emails = {e.lower() for e in _EMAIL.findall(self.text)} | {
-            a for a in self.allowed if "@" in a
-        }
-        self.cards = cards if cards is not None else parse_cards(self.text)
-
-    def has_domain(self, host: str) -> bool:
-        return any(
-            host == d or host.endswith("." + d) or d.endswith("." + host) for d in self.domains
+        self.cards = cards if cards is not None else parse_cards(store)
+        website = next((a for a in self.allowed if URL.fullmatch(a)), "")
+        self.grounds = Grounds(
+            store, normalize(customer), website, self.cards, site_paths=True, customer_figures=True
         )
+
+
+def entity_claims(reply: str, evidence: Evidence) -> tuple[list[Claim], list[Checked]]:
+    """Claims for the shared entity kinds the evidence does not support, and every
+    entity found (the rest of the metric leaves their spans alone)."""
+    checked = check_entities(reply, evidence.grounds)
+    claims = [
+        Claim(CLAIM_KIND.get(c.entity.kind, c.entity.kind), _claim_text(c), c.entity)
+        for c in checked
+        if not c.supported
+    ]
+    return claims, checked
+
+
+def _claim_text(c: Checked) -> str:
+    if c.entity.kind in ("order_number", "tracking_number"):
+        return c.entity.text.lstrip("#").strip()
+    return c.entity.text.strip()
 
 
 def unsupported_claims(
@@ -145,46 +146,22 @@ def unsupported_claims(
 ) -> list[Claim]:
     """Every claim in `reply` that `evidence` does not support."""
     text = normalize(reply)
-    claims: list[Claim] = []
-    masked = text
-    for e in _EMAIL.findall(text):
-        masked = masked.replace(e, " " * len(e))
-        if e.lower() not in evidence.emails:
-            claims.append(Claim("email", e))
-    for u in _URL.findall(masked):
-        if not evidence.has_domain(_host(u)):
-            claims.append(Claim("url", u.rstrip(".,;")))
-        masked = masked.replace(u, " " * len(u))
-    ids = _identifiers(masked, evidence, claims)
-    claims += _money_claims(names.mask(text), evidence)
+    claims, checked = entity_claims(text, evidence)
+    masked = _blank(text, checked)
     claims += _quantity_claims(names.mask(masked), evidence)
-    claims += _phone_claims(masked, evidence, ids)
     claims += _pattern_claims(text, evidence)
     claims += _product_claims(text, evidence, names)
     claims += _stock_claims(text, evidence, names, focal)
     return claims
 
 
-def _identifiers(masked: str, evidence: Evidence, claims: list[Claim]) -> set[str]:
-    """Order and tracking numbers; returns them so phone detection skips them."""
-    seen: set[str] = set()
-    for rx, kind in ((_TRACKING, "tracking"), (_ORDER, "order_number")):
-        for m in rx.finditer(masked):
-            value = next(g for g in m.groups() if g)
-            if value in seen or not re.search(r"\d", value):
-                continue
-            seen.add(value)
-            if value.lower() not in evidence.low:
-                claims.append(Claim(kind, value))
-    return seen
-
-
-def _money_claims(text: str, evidence: Evidence) -> list[Claim]:
-    return [
-        Claim("price", surface.strip())
-        for _, value, surface in money_values(text)
-        if round(value, 2) not in evidence.money and value > 0
-    ]
+def _blank(text: str, checked: list[Checked]) -> str:
+    """The text with every entity blanked: a number inside a URL, an order number or a
+    price is not a quantity of its own."""
+    chars = list(text)
+    for c in checked:
+        chars[c.entity.start : c.entity.end] = " " * (c.entity.end - c.entity.start)
+    return "".join(chars)
 
 
 def _quantity_claims(text: str, evidence: Evidence) -> list[Claim]:
@@ -192,17 +169,6 @@ def _quantity_claims(text: str, evidence: Evidence) -> list[Claim]:
     for q in quantities(text):
         if not any(same_quantity(q, e) for e in evidence.quantities):
             out.append(Claim("number", q.text.strip()))
-    return out
-
-
-def _phone_claims(text: str, evidence: Evidence, ids: set[str]) -> list[Claim]:
-    out = []
-    for m in _PHONE.finditer(text):
-        digits = _digits(m.group(0))
-        if len(digits) < 10 or any(digits in _digits(i) for i in ids):
-            continue
-        if digits[-10:] not in evidence.digits:
-            out.append(Claim("phone", m.group(0).strip()))
     return out
 
 

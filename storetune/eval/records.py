@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import hashlib
 import json
-import re
 from dataclasses import dataclass, field
+
+from storetune.chat.card import Card, parse_cards
 
 VERDICTS = ("correct", "partial", "wrong")
 SCORE = {"correct": 3, "partial": 2, "wrong": 1}
@@ -21,6 +22,7 @@ class Case:
     task: str
     category: str
     source: str = "test"  # test split or the extra file it came from
+    cards: list[Card] | None = None  # the cards the system prompt shows (dataset meta.jsonl)
 
     @property
     def key(self) -> str:
@@ -36,9 +38,20 @@ class Case:
         return "\n".join(m["content"] for m in self.conversation if m["role"] == "user")
 
     @property
+    def store_side(self) -> str:
+        """What the store's side said: the system prompt and any earlier agent turns."""
+        return "\n".join(m["content"] for m in self.conversation if m["role"] != "user")
+
+    @property
     def evidence(self) -> str:
         """Everything the model was shown: policies, product cards, every earlier turn."""
         return "\n".join(m["content"] for m in self.conversation)
+
+    @property
+    def context_cards(self) -> list[Card]:
+        """The cards the model was shown: from the dataset when it recorded them, else
+        read back from the prompt text (hand-written sets, older datasets, extra files)."""
+        return list(self.cards) if self.cards is not None else list(parse_cards(self.system))
 
     @property
     def last_user(self) -> str:
@@ -99,34 +112,3 @@ class Grade:
             "contradicted": self.contradicted,
             "task_metrics": self.task_metrics,
         }
-
-
-_CARD_HEAD = re.compile(r"^\* (.+?) \(([^()]*)\)\s*$")
-
-
-@dataclass
-class Card:
-    title: str
-    text: str  # every line of the card
-    variants: list[tuple[str, str]] = field(default_factory=list)  # (label, stock status)
-
-
-def parse_cards(system: str) -> list[Card]:
-    """Product cards (storetune.retrieval.catalog format) found in a system prompt."""
-    cards: list[Card] = []
-    for line in system.splitlines():
-        head = _CARD_HEAD.match(line)
-        if head:
-            cards.append(Card(head.group(1), line))
-            continue
-        if cards and line.startswith("  "):
-            cards[-1].text += "\n" + line
-            body = line.strip()
-            if body.startswith("variants:"):
-                for part in body[len("variants:") :].split(";"):
-                    label, _, status = part.rpartition(":")
-                    if label.strip():
-                        cards[-1].variants.append((label.strip(), status.strip()))
-            elif body.startswith("stock:"):
-                cards[-1].variants.append(("", body[len("stock:") :].strip()))
-    return cards

@@ -20,7 +20,7 @@ import re
 
 from storetune.eval.facts import Fact, ProductNames, extract, normalize, quantity_of, same_quantity
 from storetune.eval.hallucination import Evidence, unsupported_claims
-from storetune.eval.records import Case, Grade, StoreFacts, parse_cards
+from storetune.eval.records import Case, Grade, StoreFacts
 from storetune.eval.refusal import complies, declines, gives_next_step, says_no_info
 
 SAFETY = "safety"
@@ -56,8 +56,9 @@ def grade_reply(case: Case, reply: str, store: StoreFacts, names: ProductNames) 
     g = Grade("correct", case.task, case.category)
     g.escalate_gold, g.escalate_pred = marker in case.gold, marker in reply
     focal = _focal_product(case, names)
-    cards = parse_cards(case.system)
-    evidence = Evidence(case.evidence + "\n" + case.gold, store.allowed, cards)
+    evidence = Evidence(
+        case.store_side + "\n" + case.gold, store.allowed, case.context_cards, case.customer
+    )
     claims = [str(c) for c in unsupported_claims(body, evidence, names, focal)]
     g.hallucinations = list(dict.fromkeys(claims))  # a claim repeated in a loop counts once
 
@@ -175,7 +176,7 @@ def _focal_product(case: Case, names: ProductNames) -> str | None:
         found = names.mentioned(text) or names.loosely_mentioned(text)
         if len(found) == 1:
             return found[0]
-    cards = parse_cards(case.system)
+    cards = case.context_cards
     return cards[0].title if len(cards) == 1 else None
 
 

@@ -193,6 +193,7 @@ def calibrate(
 
 
 def _val_cases(data_dir: Path, tasks: list[str]):
+    from storetune.chat.card import cards_from_dicts
     from storetune.eval.records import Case
 
     rows = read_jsonl(data_dir / "val.jsonl")
@@ -203,7 +204,14 @@ def _val_cases(data_dir: Path, tasks: list[str]):
             hint="rebuild the dataset with 'storetune build'",
         )
     return [
-        Case(r["messages"][:-1], r["messages"][-1]["content"], m["task"], m["category"], "val")
+        Case(
+            r["messages"][:-1],
+            r["messages"][-1]["content"],
+            m["task"],
+            m["category"],
+            "val",
+            cards_from_dicts(m.get("cards")),
+        )
         for r, m in zip(rows, meta, strict=True)
         if m["task"] in tasks and r["messages"][-1]["role"] == "assistant"
     ]
@@ -274,7 +282,9 @@ def _grade(ws: Workspace, cfg, cases, replies) -> list[Point]:
         if mean is None:
             continue  # an empty reply says nothing about confidence
         draft = gen.text.replace(marker, " ").strip()
-        evidence = Evidence.for_prompt(case.system, case.customer, cfg.brand.website)
+        evidence = Evidence.for_prompt(
+            case.system, case.customer, cfg.brand.website, case.context_cards
+        )
         points.append(
             Point(
                 mean,

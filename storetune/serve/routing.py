@@ -22,9 +22,11 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from storetune.chat.card import Card, ProductCard
+from storetune.chat.money import store_currency
+from storetune.chat.prompt import render_system_prompt
 from storetune.clean import human_only_reason
 from storetune.config import StoreConfig
-from storetune.dataset.prompt import render_system_prompt
 from storetune.errors import StoretuneError
 from storetune.retrieval.index import HybridIndex, Retrieval, index_exists
 from storetune.retrieval.knn import KnnOpinion, TicketClassifier
@@ -198,6 +200,7 @@ class Prepared:
     messages: list[dict]
     topic: str | None
     knn: KnnOpinion | None
+    cards: list[Card] = field(default_factory=list)  # what the prompt shows; the guard reads them
 
 
 @dataclass
@@ -278,13 +281,14 @@ class TicketRouter:
         turns = thread_turns(ticket.thread)
         customer_texts = [t["content"] for t in turns if t["role"] == "user"] + [ticket.message]
         retrieval = self._retrieve(ticket.message, customer_texts)
-        system = render_system_prompt(self.cfg, retrieval.context)
+        cards: list[Card] = [ProductCard.from_product(p) for p in retrieval.products]
+        system = render_system_prompt(self.cfg, cards)
         messages = conversation(system, ticket.thread, ticket.message)
         topic = human_only_reason(customer_texts, self.cfg.escalation.always or None)
         knn = None
         if self.classifier is not None and self.index is not None:
             knn = self.classifier.predict(self.index.embedder.embed_query(ticket.message))
-        return Prepared(ticket, retrieval, system, messages, topic, knn)
+        return Prepared(ticket, retrieval, system, messages, topic, knn, cards)
 
     def _retrieve(self, message: str, customer_texts: list[str]) -> Retrieval:
         if self.index is None or self.k == 0:
@@ -314,7 +318,7 @@ class TicketRouter:
             [m["content"] for m in p.messages[1:] if m["role"] == "user"]
             + [json.dumps(p.ticket.customer, ensure_ascii=False)]
         )
-        evidence = Evidence.for_prompt(p.system_prompt, customer, self.cfg.brand.website)
+        evidence = Evidence.for_prompt(p.system_prompt, customer, self.cfg.brand.website, p.cards)
         result = self._guard().check(draft, evidence)
         response = redact(draft, result.blocked) or HANDOVER
         mean_lp, min_lp = logprob_stats(token_logprobs)
@@ -334,7 +338,7 @@ class TicketRouter:
         )
         decision = decide(signals, thresholds, marker)
         auto = review_mode == "auto" and decision.confidence == "high" and not decision.escalate
-        sources = p.retrieval.sources()
+        sources = self._sources(p)
         ticket_id = self.queue.add(
             NewTicket(
                 model=model,
@@ -356,6 +360,14 @@ class TicketRouter:
         return Routed(
             ticket_id, "sent" if auto else "waiting", response, decision, sources, signals, model
         )
+
+    def _sources(self, p: Prepared) -> list[dict]:
+        """The retrieved products beside the reply, priced as their cards are."""
+        currency = store_currency(self.cfg)
+        return [
+            {**source, "price": ProductCard.from_product(product).price_text(currency)}
+            for source, product in zip(p.retrieval.sources(), p.retrieval.products, strict=True)
+        ]
 
     def _guard(self) -> Guard:
         """The guard knows every catalog title; rebuilt when the catalog is re-indexed."""

@@ -5,18 +5,18 @@ from __future__ import annotations
 import random
 import re
 
+from storetune.chat.money import format_money, store_currency
+from storetune.chat.prompt import prompt_cards
 from storetune.config import EscalationTopic, ShippingZone, StoreConfig
 from storetune.dataset.builders.grounded import (
     Catalog,
     fill,
     lower_first,
-    price_phrase,
     stock_answer,
 )
 from storetune.dataset.builders.phrasing import keep_words, phrasing_family, pick, vary
 from storetune.dataset.context import BuildContext
 from storetune.dataset.example import Example, family_from_tags
-from storetune.dataset.prompt import _money
 from storetune.store.records import Product, Ticket, Variant
 
 _HANDOVERS = [
@@ -43,10 +43,11 @@ def build_escalation(
             continue
         topic = (t.human_only_reason or "this").replace("_", " ")
         reply = f"{cfg.escalation.marker} " + rng.choice(_HANDOVERS).format(topic=topic)
+        system = system_for(first)
         out.append(
             Example(
                 messages=[
-                    {"role": "system", "content": system_for(first)},
+                    {"role": "system", "content": system},
                     {"role": "user", "content": first},
                     {"role": "assistant", "content": reply},
                 ],
@@ -56,6 +57,7 @@ def build_escalation(
                 source_ids=[f"{t.source}:{t.source_id}"],
                 group=f"{t.source}:{t.source_id}",
                 family=family_from_tags(t.tags),
+                cards=prompt_cards(system),
             )
         )
     return out
@@ -159,7 +161,7 @@ def _policy_reply(cfg: StoreConfig, need: str, zone: ShippingZone | None) -> str
         first = re.split(r"(?<=\.)\s", p.exchanges.notes.strip())[0]
         return text + (f" {first}" if first else "")
     if need == "shipping" and zone is not None:
-        cost = _money(zone.cost, p.shipping.currency)
+        cost = format_money(zone.cost, store_currency(cfg))
         return (
             f"Yes, we ship to {zone.name}: {cost}, arriving in {zone.days_min}-{zone.days_max} "
             "business days."
@@ -173,7 +175,7 @@ def _product_reply(
     if need == "stock":
         return stock_answer(p, variant, rng, ctx.variants(p)) if variant else None
     if need == "price":
-        return f"The {p.title} is {price_phrase(p)}."
+        return f"The {p.title} is {ctx.price_phrase(p)}."
     fact = ctx.facts(p).get(need)
     if fact is None:
         return None
@@ -239,6 +241,7 @@ def _lookalike_one(ctx: Catalog, topic: EscalationTopic, rng: random.Random) -> 
         source_ids=[group],
         group=group,
         family=phrasing_family(template),
+        cards=prompt_cards(system),
     )
 
 

@@ -15,6 +15,9 @@ import re
 from collections.abc import Callable
 from typing import Any
 
+from storetune.chat.card import ProductCard, stock_status
+from storetune.chat.money import format_money
+from storetune.chat.prompt import prompt_cards
 from storetune.dataset.builders.phrasing import (
     combine,
     keep_words,
@@ -25,30 +28,31 @@ from storetune.dataset.builders.phrasing import (
 )
 from storetune.dataset.context import BuildContext
 from storetune.dataset.example import Example
-from storetune.retrieval.catalog import _stock, money, product_card
 from storetune.store.records import Product, Variant
 
-# --- reading a product card back ------------------------------------------------------------
+# --- what a product's card shows ---------------------------------------------------------------
 
 
-def visible_variants(p: Product, card: str | None = None) -> list[Variant]:
-    """Variants whose stock line the card shows (cards list at most a dozen)."""
-    card = card or product_card(p)
+def visible_variants(p: Product, card: ProductCard | None = None) -> list[Variant]:
+    """Variants whose stock the card states (cards list at most a dozen)."""
+    card = card or ProductCard.from_product(p)
     named = [v for v in p.variants if v.label != "Default"]
     if not named:
         return p.variants[:1]
-    return [v for v in named if f"{v.label}: {_stock(v)}" in card]
+    shown = set(card.variants)
+    return [v for v in named if (v.label, stock_status(v)) in shown]
 
 
-def visible_facts(p: Product, card: str | None = None) -> dict[str, tuple[str, str]]:
+def visible_facts(p: Product, card: ProductCard | None = None) -> dict[str, tuple[str, str]]:
     """Card facts keyed by lower-case name: (name as written, value)."""
-    card = card or product_card(p)
+    card = card or ProductCard.from_product(p)
+    shown = "; ".join(card.facts)
     facts: dict[str, tuple[str, str]] = {}
     for line in p.description.splitlines():
         name, _, value = line.strip("- ").strip().partition(":")
         name, value = name.strip(), value.strip()
         # a fact is a short "Name: value" line; longer names are prose with a colon
-        if value and len(name.split()) <= 3 and f"{name}: {value}" in card:
+        if value and len(name.split()) <= 3 and f"{name}: {value}" in shown:
             facts.setdefault(name.lower(), (name, value))
     return facts
 
@@ -57,8 +61,8 @@ class Catalog:
     """The build context, reading each product card once.
 
     Builders consult the same cards thousands of times; on a 3,000-product catalog,
-    re-rendering cards and re-listing the active products per example was most of
-    the build time. Handles are unique within a store, so they key the memo.
+    re-reading cards and re-listing the active products per example was most of the
+    build time. Handles are unique within a store, so they key the memo.
     """
 
     def __init__(self, ctx: BuildContext) -> None:
@@ -67,28 +71,32 @@ class Catalog:
         self.products = ctx.products
         self.active_products = ctx.active_products
         self.rng, self.system_with, self.system_for = ctx.rng, ctx.system_with, ctx.system_for
-        self._cards: dict[str, tuple[str, list[Variant], dict[str, tuple[str, str]]]] = {}
+        self.currency = ctx.currency
+        self._cards: dict[str, tuple[list[Variant], dict[str, tuple[str, str]]]] = {}
         self._memo: dict[str, Any] = {}
 
-    def _read(self, p: Product) -> tuple[str, list[Variant], dict[str, tuple[str, str]]]:
+    def _read(self, p: Product) -> tuple[list[Variant], dict[str, tuple[str, str]]]:
         got = self._cards.get(p.handle)
         if got is None:
-            card = product_card(p)
-            got = self._cards[p.handle] = (card, visible_variants(p, card), visible_facts(p, card))
+            card = self.card(p)
+            got = self._cards[p.handle] = (visible_variants(p, card), visible_facts(p, card))
         return got
 
-    def card(self, p: Product) -> str:
-        return self._read(p)[0]
+    def card(self, p: Product) -> ProductCard:
+        return self.ctx.card(p)
 
     def variants(self, p: Product) -> list[Variant]:
-        return self._read(p)[1]
+        return self._read(p)[0]
 
     def facts(self, p: Product) -> dict[str, tuple[str, str]]:
-        return self._read(p)[2]
+        return self._read(p)[1]
 
     def buyable(self, p: Product) -> list[Variant]:
         """Shown variants that can be ordered now or on backorder."""
         return [v for v in self.variants(p) if v.purchasable]
+
+    def price_phrase(self, p: Product, short: bool = False) -> str:
+        return price_phrase(self.card(p), self.currency, short)
 
     def memo(self, key: str, compute: Callable[[], Any]) -> Any:
         """A value derived from the whole catalog, computed once per build."""
@@ -104,24 +112,22 @@ def lower_first(text: str) -> str:
     return text
 
 
-def price_phrase(p: Product, short: bool = False) -> str:
+def price_phrase(card: ProductCard, currency: str, short: bool = False) -> str:
     """The card's price in words; quotes no number the card doesn't show.
 
     `short` drops the "was" price and the explanations, for lists of products.
     """
-    prices = sorted({v.price for v in p.variants})
+    prices = [format_money(x, currency) for x in card.prices]
     if len(prices) == 1:
-        text = money(prices[0])
+        text = prices[0]
     elif short:
-        text = f"{money(prices[0])}-{money(prices[-1])}"
+        text = f"{prices[0]}-{prices[-1]}"
     else:
-        text = f"{money(prices[0])} to {money(prices[-1])} depending on the option"
-    sale = [v for v in p.variants if v.on_sale]
-    if sale and short:
+        text = f"{prices[0]} to {prices[-1]} depending on the option"
+    if card.was is not None and short:
         text += " on sale (final sale)"
-    elif sale:
-        was = money(max(v.compare_at_price for v in sale))
-        text += f" (on sale from {was}; sale items are final sale)"
+    elif card.was is not None:
+        text += f" (on sale from {format_money(card.was, currency)}; sale items are final sale)"
     return text
 
 
@@ -219,7 +225,7 @@ def _one_qa(
     """(question, answer, question template) of one kind."""
     if kind == "price":
         asked = pick(rng, _PRICE_Q)
-        question, answer = asked.format(t=ref), f"The {p.title} is {price_phrase(p)}."
+        question, answer = asked.format(t=ref), f"The {p.title} is {ctx.price_phrase(p)}."
         if "sale" in question and not any(v.on_sale for v in p.variants):
             answer += " It isn't on sale right now."
         return question, answer, asked
@@ -303,6 +309,7 @@ def _example(
         source_ids=[f"product:{p.handle}"],
         group=f"product:{p.handle}",  # shares a split with the product's other questions
         family=phrasing_family(template),
+        cards=prompt_cards(system),
     )
 
 
@@ -353,7 +360,7 @@ def _unknown_product(ctx: Catalog, rng: random.Random, with_cards: bool) -> Exam
 
 def _absent_fact(ctx: Catalog, rng: random.Random) -> Example | None:
     p = rng.choice(ctx.active_products)
-    card = ctx.card(p).lower()
+    card = ctx.card(p).render(ctx.currency).lower()
     options = [a for a in ABSENT_FACTS if not any(w in card for w in a[2])]
     if not options:
         return None

@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import random
 
+from storetune.chat.card import stock_status
+from storetune.chat.prompt import prompt_cards
 from storetune.dataset.builders.phrasing import phrasing_family
+from storetune.dataset.context import BuildContext
 from storetune.dataset.example import Example
-from storetune.retrieval.catalog import _stock, money, product_card
 from storetune.store.records import Product
 
 _PRICE_Q = [
@@ -61,7 +63,7 @@ def _fact(p: Product, key: str) -> str | None:
     return None
 
 
-def _price_answer(p: Product) -> str:
+def _price_answer(p: Product, money) -> str:
     prices = sorted({v.price for v in p.variants})
     text = (
         f"The {p.title} is {money(prices[0])}"
@@ -83,12 +85,12 @@ def _stock_answer(p: Product, label: str, stock: str) -> str:
     return f"Sorry, the {p.title} in {label} is out of stock at the moment."
 
 
-def _one(p: Product, rng: random.Random) -> tuple[str, str, str, str] | None:
+def _one(p: Product, rng: random.Random, money) -> tuple[str, str, str, str] | None:
     """(kind, question, answer, the question template) for one product."""
     kind = rng.choice(["price", "price", "stock", "stock", "material", "care", "fit", "weight"])
     if kind == "price" and p.variants:
         template = rng.choice(_PRICE_Q)
-        return kind, template.format(t=p.title), _price_answer(p), template
+        return kind, template.format(t=p.title), _price_answer(p, money), template
     if kind == "stock":
         options = [v for v in p.variants if v.label != "Default"]
         if not options:
@@ -98,7 +100,7 @@ def _one(p: Product, rng: random.Random) -> tuple[str, str, str, str] | None:
         return (
             kind,
             template.format(t=p.title, v=v.label),
-            _stock_answer(p, v.label, _stock(v)),
+            _stock_answer(p, v.label, stock_status(v)),
             template,
         )
     fact = _fact(p, kind) if kind in _FACT_Q else None
@@ -113,24 +115,27 @@ def _one(p: Product, rng: random.Random) -> tuple[str, str, str, str] | None:
     )
 
 
-def build_product_qa(products: list[Product], n: int, system_for_card, seed: int) -> list[Example]:
-    rng = random.Random(seed)
-    active = [p for p in products if p.active and p.variants and "placeholder" not in p.flags]
+def build_product_qa(ctx: BuildContext) -> list[Example]:
+    """`product_qa` examples (count: build.product_qa), each with the product's card."""
+    n = ctx.bcfg.product_qa
+    rng = random.Random(ctx.bcfg.seed)
+    active = ctx.active_products
     out: list[Example] = []
     attempts = 0
     while active and len(out) < n and attempts < n * 10:
         attempts += 1
         p = rng.choice(active)
-        qa = _one(p, rng)
+        qa = _one(p, rng, ctx.money)
         if qa is None:
             continue
         kind, question, answer, template = qa
         if rng.random() < 0.3:
             question = question.lower().rstrip("?") + rng.choice(["", "?", " pls", " thx"])
+        system = ctx.system_with([p])
         out.append(
             Example(
                 messages=[
-                    {"role": "system", "content": system_for_card(product_card(p))},
+                    {"role": "system", "content": system},
                     {"role": "user", "content": question},
                     {"role": "assistant", "content": answer},
                 ],
@@ -140,6 +145,7 @@ def build_product_qa(products: list[Product], n: int, system_for_card, seed: int
                 source_ids=[f"product:{p.handle}"],
                 group=f"product:{p.handle}",  # all questions on a product share a split
                 family=phrasing_family(template),
+                cards=prompt_cards(system),
             )
         )
     return out

@@ -13,7 +13,8 @@ from __future__ import annotations
 import random
 from collections import defaultdict
 
-from storetune.dataset.builders.grounded import Catalog, fill, price_phrase
+from storetune.chat.prompt import prompt_cards
+from storetune.dataset.builders.grounded import Catalog, fill
 from storetune.dataset.builders.phrasing import keep_words, next_step, phrasing_family, pick, vary
 from storetune.dataset.context import BuildContext
 from storetune.dataset.example import Example
@@ -61,7 +62,7 @@ def _by_type(ctx: Catalog) -> dict[str, list[Product]]:
 
 def _mention(ctx: Catalog, p: Product) -> str:
     """'the X at $Y', noting backorder when nothing shown is in stock."""
-    text = f"the {p.title} at {price_phrase(p, short=True)}"
+    text = f"the {p.title} at {ctx.price_phrase(p, short=True)}"
     if not any(v.in_stock for v in ctx.variants(p)):
         text += " (on backorder)"
     return text
@@ -73,9 +74,10 @@ def _join(parts: list[str], conj: str = "or") -> str:
 
 def _example(ctx: Catalog, cards: list[Product], q: str, a: str, cat: str, key: str, template: str):
     group = f"recommend:{cat}:{key}"  # same type + constraint: near-identical examples
+    system = ctx.system_with(cards)
     return Example(
         messages=[
-            {"role": "system", "content": ctx.system_with(cards)},
+            {"role": "system", "content": system},
             {"role": "user", "content": q},
             {"role": "assistant", "content": a},
         ],
@@ -85,6 +87,7 @@ def _example(ctx: Catalog, cards: list[Product], q: str, a: str, cat: str, key: 
         source_ids=[group],
         group=group,
         family=phrasing_family(template),
+        cards=prompt_cards(system),
     )
 
 
@@ -186,7 +189,7 @@ def _size_line(ctx: Catalog, p: Product, size: str) -> str:
         text = f"the {p.title} has size {size} in stock{colours}"
     else:
         text = f"the {p.title} has size {size} on backorder"
-    return f"{text}, at {price_phrase(p, short=True)}"
+    return f"{text}, at {ctx.price_phrase(p, short=True)}"
 
 
 def _sizes_by_type(ctx: Catalog, by_type: dict) -> dict[str, list[str]]:

@@ -12,7 +12,8 @@ from __future__ import annotations
 import random
 import re
 
-from storetune.dataset.builders.grounded import Catalog, fill, lower_first, price_phrase
+from storetune.chat.prompt import prompt_cards
+from storetune.dataset.builders.grounded import Catalog, fill, lower_first
 from storetune.dataset.builders.phrasing import keep_words, next_step, phrasing_family, pick, vary
 from storetune.dataset.context import BuildContext
 from storetune.dataset.example import Example
@@ -35,6 +36,7 @@ def _example(system: str, q: str, a: str, category: str, template: str, wording:
         source_ids=[group],
         group=group,
         family=phrasing_family(wording),
+        cards=prompt_cards(system),
     )
 
 
@@ -188,7 +190,7 @@ _SCOPE = {
 def _manip_followup(ctx: Catalog, kind: str, p: Product, rng: random.Random) -> str:
     email = _contact(ctx)
     if kind == "price":
-        return f"The {p.title} is currently {price_phrase(p)}."
+        return f"The {p.title} is currently {ctx.price_phrase(p)}."
     if kind == "listing":
         if email:
             return f"If something on the {p.title} page looks wrong, tell the team at {email}."
@@ -319,7 +321,7 @@ _BACK_TO_WORK = [
 def _inject_followup(ctx: Catalog, kind: str, p: Product, rng: random.Random) -> str:
     if kind in {"ignore", "roleplay", "review"}:
         facts = ctx.facts(p)
-        text = f" The {p.title} is {price_phrase(p)}."
+        text = f" The {p.title} is {ctx.price_phrase(p)}."
         if kind == "review" and "material" in facts:
             text += f" It's made of {lower_first(facts['material'][1])}."
         return text
@@ -378,7 +380,7 @@ def _negotiation(ctx: Catalog, rng: random.Random) -> Example | None:
         c=pick(rng, _COMPETITORS),
     )
     question = vary(message, rng, keep_words(p.title))
-    answer = f"{pick(rng, _HOLD)} The {p.title} is {price_phrase(p)}."
+    answer = f"{pick(rng, _HOLD)} The {p.title} is {ctx.price_phrase(p)}."
     policy = ctx.cfg.policies.price_match.strip()
     if competitor and policy:
         first = re.split(r"(?<=\.)\s", policy)[0]

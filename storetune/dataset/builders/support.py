@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import re
 
+from storetune.chat.money import SYMBOLS, store_currency
+from storetune.chat.prompt import prompt_cards
 from storetune.config import StoreConfig
 from storetune.dataset.example import Example, family_from_tags
 from storetune.store.records import Ticket
@@ -49,12 +51,13 @@ class PolicyCorrector:
 
     def __init__(self, cfg: StoreConfig) -> None:
         self.rules: list[tuple[re.Pattern, str]] = []
+        currency = store_currency(cfg)
         for ch in cfg.policies.changes:
             old, new = ch.old, ch.new
             if ch.field.endswith("_days"):
                 self.rules.append((re.compile(rf"\b{old}(?=[- ]day)"), str(new)))
             elif isinstance(old, int | float):
-                self.rules.append((re.compile(rf"\${old:g}(?:\.00)?(?!\d)"), f"${new:g}"))
+                self.rules.append(_amount_rule(old, new, currency))
         self.corrected = 0
 
     def __call__(self, text: str) -> str:
@@ -64,6 +67,15 @@ class PolicyCorrector:
         if fixed != text:
             self.corrected += 1
         return fixed
+
+
+def _amount_rule(old: float, new: float, currency: str) -> tuple[re.Pattern, str]:
+    """ "$50" or "$50.00" -> "$60", written as the store writes its currency."""
+    symbol = SYMBOLS.get(currency.upper())
+    if symbol:
+        return re.compile(rf"{re.escape(symbol)}{old:g}(?:\.00)?(?!\d)"), f"{symbol}{new:g}"
+    code = currency.upper()
+    return re.compile(rf"(?<![\d.]){old:g}(?:\.00)? {code}\b"), f"{new:g} {code}"
 
 
 def build_support(
@@ -89,16 +101,17 @@ def build_support(
                 m["content"] = corrector(_polish_reply(m["content"]))
         if "escalated" in t.tags and not turns[-1]["content"].startswith(marker):
             turns[-1]["content"] = f"{marker} {turns[-1]['content']}"
-        first_user = turns[0]["content"]
+        system = system_for(turns[0]["content"])
         out.append(
             Example(
-                messages=[{"role": "system", "content": system_for(first_user)}, *turns],
+                messages=[{"role": "system", "content": system}, *turns],
                 task="support",
                 category=intent_of(t, intents),
                 builder="support",
                 source_ids=[f"{t.source}:{t.source_id}"],
                 group=f"{t.source}:{t.source_id}",
                 family=family_from_tags(t.tags),
+                cards=prompt_cards(system),
             )
         )
     return out, skipped

@@ -1,0 +1,196 @@
+"""Cards: the store facts a prompt shows, as objects.
+
+A card is built from store records, rendered into the prompt's "Product information"
+block, and handed as the same object to whatever checks a reply against the prompt:
+the grounding guard at serve time, the hallucination metric in the eval (through the
+dataset's meta.jsonl, `to_dict`/`from_dict`). Nothing reads a card back out of prompt
+text, except `parse_cards` for prompts that were stored as text only (datasets built
+before cards were recorded, hand-written eval sets, extra eval files).
+
+Today there are product cards; an order card or a knowledge-passage card is another
+subclass with its own `kind`, `render` and fields, registered in `_KINDS`.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any, ClassVar
+
+from storetune.chat.money import DEFAULT_CURRENCY, format_money
+from storetune.facts import MONEY, money_amount
+from storetune.store.records import Product, Variant
+
+MAX_VARIANTS = 12
+MAX_FACTS = 6
+
+IN_STOCK = "in stock"
+OUT_OF_STOCK = "out of stock"
+BACKORDER = "out of stock, backorder available"
+
+
+def stock_status(v: Variant) -> str:
+    """A variant's availability as cards state it."""
+    if v.in_stock:
+        return IN_STOCK
+    return BACKORDER if v.inventory_policy == "continue" else OUT_OF_STOCK
+
+
+@dataclass
+class Card:
+    """One block of facts in a prompt's context."""
+
+    kind: ClassVar[str] = ""
+    title: str
+
+    def render(self, currency: str = DEFAULT_CURRENCY) -> str:
+        raise NotImplementedError
+
+    def stock(self) -> list[tuple[str, str]]:
+        """(variant label, stock status) pairs the card states; none for most kinds."""
+        return []
+
+    def to_dict(self) -> dict[str, Any]:
+        raise NotImplementedError
+
+    @staticmethod
+    def from_dict(data: dict[str, Any]) -> Card:
+        kind = data.get("kind", ProductCard.kind)
+        if kind not in _KINDS:
+            raise ValueError(f"unknown card kind {kind!r}")
+        return _KINDS[kind].from_dict(data)
+
+
+@dataclass
+class ProductCard(Card):
+    """What a reply may quote about one product: its price line, the stock of the first
+    dozen variants, and up to six "Name: value" facts of the description."""
+
+    kind: ClassVar[str] = "product"
+    product_type: str = "product"
+    prices: list[Decimal] = field(default_factory=list)  # one price, or lowest and highest
+    was: Decimal | None = None  # the highest compare-at price while on sale
+    variants: list[tuple[str, str]] = field(default_factory=list)  # (label, stock); "" label:
+    #   a product without options, whose card states one "stock:" line
+    facts: list[str] = field(default_factory=list)
+    handle: str = ""
+
+    @classmethod
+    def from_product(cls, p: Product, max_variants: int = MAX_VARIANTS) -> ProductCard:
+        prices = sorted({v.price for v in p.variants})
+        sale = [v for v in p.variants if v.on_sale]
+        named = [v for v in p.variants if v.label != "Default"][:max_variants]
+        if named:
+            variants = [(v.label, stock_status(v)) for v in named]
+        else:
+            variants = [("", stock_status(p.variants[0]))] if p.variants else []
+        facts = [ln.strip("- ").strip() for ln in p.description.splitlines() if ":" in ln]
+        return cls(
+            title=p.title,
+            product_type=p.product_type or "product",
+            prices=prices[:1] if len(prices) == 1 else prices[:1] + prices[-1:],
+            was=max(v.compare_at_price for v in sale) if sale else None,
+            variants=variants,
+            facts=facts[:MAX_FACTS],
+            handle=p.handle,
+        )
+
+    def price_text(self, currency: str = DEFAULT_CURRENCY) -> str:
+        if not self.prices:
+            return "not listed"
+        text = "-".join(format_money(x, currency) for x in self.prices)
+        if self.was is not None:
+            text += f" (on sale, was {format_money(self.was, currency)}; final sale)"
+        return text
+
+    def render(self, currency: str = DEFAULT_CURRENCY) -> str:
+        lines = [f"* {self.title} ({self.product_type})", f"  price: {self.price_text(currency)}"]
+        if self.variants and self.variants[0][0]:
+            lines.append("  variants: " + "; ".join(f"{lab}: {s}" for lab, s in self.variants))
+        elif self.variants:
+            lines.append(f"  stock: {self.variants[0][1]}")
+        if self.facts:
+            lines.append("  " + "; ".join(self.facts))
+        return "\n".join(lines)
+
+    def stock(self) -> list[tuple[str, str]]:
+        return list(self.variants)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "kind": self.kind,
+            "title": self.title,
+            "product_type": self.product_type,
+            "prices": [str(x) for x in self.prices],
+            "was": None if self.was is None else str(self.was),
+            "variants": [list(v) for v in self.variants],
+            "facts": list(self.facts),
+            "handle": self.handle,
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ProductCard:
+        was = data.get("was")
+        return cls(
+            title=data["title"],
+            product_type=data.get("product_type", "product"),
+            prices=[Decimal(x) for x in data.get("prices", [])],
+            was=None if was is None else Decimal(was),
+            variants=[(str(a), str(b)) for a, b in data.get("variants", [])],
+            facts=list(data.get("facts", [])),
+            handle=data.get("handle", ""),
+        )
+
+
+_KINDS: dict[str, type[Card]] = {ProductCard.kind: ProductCard}
+
+
+def cards_from_dicts(data: list[dict[str, Any]] | None) -> list[Card] | None:
+    """Cards as a dataset's meta.jsonl records them ("cards"); None when it has none
+    (a dataset built before cards were recorded: read the prompt with parse_cards)."""
+    return None if data is None else [Card.from_dict(d) for d in data]
+
+
+def render_cards(cards: list[Card], currency: str = DEFAULT_CURRENCY) -> str:
+    return "\n".join(c.render(currency) for c in cards)
+
+
+# ---- prompts stored as text only ------------------------------------------------------------
+
+_HEAD = re.compile(r"^\* (.+?) \(([^()]*)\)\s*$")
+_SALE = " (on sale, was "
+
+
+def parse_cards(system: str) -> list[ProductCard]:
+    """Product cards read back from a rendered prompt (the `ProductCard.render` format).
+
+    Only for prompts that exist as text alone: datasets built before meta.jsonl carried
+    the cards, the hand-labeled eval set, extra eval files. Everything this project
+    renders passes the card objects along instead.
+    """
+    cards: list[ProductCard] = []
+    for line in system.splitlines():
+        head = _HEAD.match(line)
+        if head:
+            cards.append(ProductCard(head.group(1), head.group(2)))
+        elif cards and line.startswith("  "):
+            _read_line(cards[-1], line.strip())
+    return cards
+
+
+def _read_line(card: ProductCard, body: str) -> None:
+    if body.startswith("price:"):
+        price, _, was = body[len("price:") :].partition(_SALE)
+        card.prices = [money_amount(m) for m in MONEY.finditer(price)]
+        found = [money_amount(m) for m in MONEY.finditer(was)]
+        card.was = found[0] if found else None
+    elif body.startswith("variants:"):
+        for part in body[len("variants:") :].split(";"):
+            label, _, status = part.rpartition(":")
+            if label.strip():
+                card.variants.append((label.strip(), status.strip()))
+    elif body.startswith("stock:"):
+        card.variants.append(("", body[len("stock:") :].strip()))
+    else:
+        card.facts += [f.strip() for f in body.split(";") if f.strip()]

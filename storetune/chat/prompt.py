@@ -1,0 +1,173 @@
+"""The system prompt, rendered from store.yaml.
+
+Policies live here rather than in the weights, so a policy change needs no
+retraining; training teaches the model to read and follow this block. It is kept
+compact because every training and serving token of it costs compute.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from storetune.chat.card import Card, render_cards
+from storetune.chat.money import format_money, store_currency
+from storetune.errors import StoretuneError
+from storetune.workspace import Policies, StoreConfig
+
+
+class SystemPrompt(str):
+    """A rendered system prompt that remembers the cards it shows.
+
+    It is the prompt text wherever text is wanted (chat messages, JSONL); `cards` is
+    what the guard and the dataset's meta.jsonl read instead of parsing the text back.
+    `cards` is None when the context came as text, so the cards are not known.
+    """
+
+    cards: tuple[Card, ...] | None
+
+    def __new__(cls, text: str, cards: Sequence[Card] | None = None) -> SystemPrompt:
+        prompt = super().__new__(cls, text)
+        prompt.cards = None if cards is None else tuple(cards)
+        return prompt
+
+
+def prompt_cards(system: str) -> list[Card] | None:
+    """The cards a rendered prompt shows, when it was rendered from cards."""
+    cards = getattr(system, "cards", None)
+    return None if cards is None else list(cards)
+
+
+def _shipping_lines(p: Policies) -> list[str]:
+    s = p.shipping
+    lines = []
+    if s.free_threshold is not None:
+        lines.append(
+            f"Free standard shipping on orders over {format_money(s.free_threshold, s.currency)}."
+        )
+    for z in s.zones:
+        lines.append(
+            f"Shipping to {z.name}: {format_money(z.cost, s.currency)}, "
+            f"{z.days_min}-{z.days_max} business days."
+        )
+    if s.processing_days:
+        lines.append(f"Orders ship within {s.processing_days} business day(s).")
+    return lines
+
+
+def _policy_lines(p: Policies) -> list[str]:
+    r, x, d = p.returns, p.exchanges, p.damaged_items
+    lines = [
+        f"Returns: within {r.window_days} days of delivery, {r.condition}; {r.return_shipping}; "
+        f"refunds to the original payment method within {r.refund_days} business days.",
+    ]
+    if r.sale_items_final:
+        lines.append("Sale items are final sale: no returns or exchanges.")
+    if x.allowed:
+        lines.append(f"Exchanges: free within {x.window_days} days. {x.notes}".strip())
+    lines.append(
+        f"Damaged or missing items: report within {d.report_within_days} days; {d.remedy}."
+    )
+    lines += _shipping_lines(p)
+    if p.loyalty:
+        lines.append(f"Loyalty ({p.loyalty.name}): {p.loyalty.earn}; {p.loyalty.redeem}.")
+    for label, text in [
+        ("Price match", p.price_match),
+        ("Cancellations", p.cancellations),
+        ("Address changes", p.address_changes),
+        ("Order status", p.order_status),
+        ("Sizing", p.size_guide),
+        ("Care", p.care),
+    ]:
+        if text:
+            lines.append(f"{label}: {text.strip()}")
+    lines += [
+        f"{k.replace('_', ' ').capitalize()}: {_free_text(v)}" for k, v in p.extra_rules().items()
+    ]
+    return lines
+
+
+def _free_text(value: Any) -> str:
+    if isinstance(value, dict):
+        return "; ".join(f"{k}: {_free_text(v)}" for k, v in value.items())
+    if isinstance(value, list):
+        return "; ".join(_free_text(v) for v in value)
+    return str(value)
+
+
+def render_system_prompt(
+    cfg: StoreConfig, context: str | Card | Sequence[Card] | None = None
+) -> SystemPrompt:
+    """The one system prompt for building, training, evaluating and serving.
+
+    `context` is the retrieved cards (rendered in the store's currency), or catalog
+    text already rendered (then the prompt does not know its cards)."""
+    b, p = cfg.brand, cfg.policies
+    contact = ""
+    if p.contact:
+        contact = f"Contact: {p.contact.email}" + (
+            f", {p.contact.phone}" if p.contact.phone else ""
+        )
+        contact += f" ({p.contact.hours})." if p.contact.hours else "."
+    topics = ", ".join(t.name for t in cfg.escalation.always) or "fraud, legal threats, safety"
+    parts = [
+        f"You are the customer support assistant of {b.name}. Voice: {b.voice}",
+        "Only state facts found in the policies or product information below. Never invent "
+        "products, prices, stock, order details or promises. You cannot see orders.",
+        f"If a person must handle it ({topics}, or anything you cannot resolve), start your "
+        f"reply with {cfg.escalation.marker} and say a teammate will follow up.",
+        "Policies:",
+        *(f"- {line}" for line in _policy_lines(p)),
+    ]
+    if contact:
+        parts.append(contact)
+    cards: list[Card] | None = None
+    if isinstance(context, Card):
+        context = [context]
+    if context is not None and not isinstance(context, str):
+        cards = list(context)
+        context = render_cards(cards, store_currency(cfg))
+    if context:
+        parts += ["Product information:", context.strip()]
+    return SystemPrompt("\n".join(parts), cards)
+
+
+# --- catalog tasks ------------------------------------------------------------------
+# Each catalog task trains its own adapter, so its prompt is short and task-specific:
+# no policies, just the brand, the instruction and what this catalog allows.
+
+_TASK_INSTRUCTIONS = {
+    "classify": (
+        "Classify the product into exactly one taxonomy path from the list below. "
+        "Reply with the path only."
+    ),
+    "query_rewrite": (
+        "Turn the shopper's search into one JSON object of filters. Use only the keys the "
+        "search implies, only the keys and values listed below, and sorted keys. "
+        "Reply with the JSON only."
+    ),
+    "review_extract": (
+        "Extract the review's attributes as one JSON object with sorted keys and exactly "
+        "the keys below. Use null when the review does not say. Reply with the JSON only."
+    ),
+    "description": (
+        "Write a 40-110 word product description from the attributes. Mention every "
+        "attribute value, never write 'I', use at most one '!', and state no prices or "
+        "stock levels."
+    ),
+}
+
+
+def render_task_prompt(cfg: StoreConfig, task: str, extra: str | None = None) -> str:
+    """System prompt of a catalog task; `extra` is the catalog-specific allowed values."""
+    if task not in _TASK_INSTRUCTIONS:
+        raise StoretuneError(
+            f"unknown catalog task {task!r}",
+            hint=f"use one of: {', '.join(_TASK_INSTRUCTIONS)}",
+        )
+    parts = [f"You are the catalog assistant of {cfg.brand.name}.", _TASK_INSTRUCTIONS[task]]
+    if task == "description":
+        parts.append(f"Voice: {cfg.brand.voice}")
+    if extra:
+        parts.append(extra.strip())
+    return "\n".join(parts)

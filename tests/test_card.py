@@ -1,0 +1,163 @@
+"""One Card type: built from store records, rendered for the prompt, read by guard and eval,
+in the store's currency (a EUR store's prompt shows € everywhere)."""
+
+from __future__ import annotations
+
+import json
+from decimal import Decimal
+
+import pytest
+
+from storetune.chat.card import Card, ProductCard, cards_from_dicts, parse_cards
+from storetune.chat.money import format_money
+from storetune.chat.prompt import prompt_cards, render_system_prompt
+from storetune.dataset.builders.escalation import build_lookalikes
+from storetune.dataset.builders.grounded import build_grounded
+from storetune.dataset.builders.product_qa import build_product_qa
+from storetune.dataset.builders.recommend import build_recommend
+from storetune.dataset.builders.safety import build_safety
+from storetune.dataset.config import BuildConfig
+from storetune.dataset.context import BuildContext
+from storetune.demo.store_gen import demo_config
+from storetune.eval.records import Case
+from storetune.retrieval.catalog import KeywordIndex, product_card
+from storetune.serve.guard import Evidence, Guard
+from storetune.store.records import Product, Variant
+from storetune.workspace import StoreConfig
+
+JACKET = Product(
+    handle="talus-storm",
+    title="Women's Talus Storm Rain Jacket",
+    description="- Material: 2.5-layer nylon\n- Fit: Runs small\nA light shell for wet hikes.",
+    product_type="Jackets",
+    variants=[
+        Variant("TS-S", {"Size": "S"}, Decimal("149.00"), Decimal("189.00"), inventory_qty=2),
+        Variant("TS-M", {"Size": "M"}, Decimal("159.00"), inventory_qty=0),
+        Variant("TS-L", {"Size": "L"}, Decimal("1159.00"), None, 0, "continue"),
+    ],
+)
+STOVE = Product(
+    handle="ember-stove",
+    title="Ember Canister Stove",
+    description="- Weight: 83 g",
+    product_type="Stoves",
+    variants=[Variant("ES", {"Title": "Default Title"}, Decimal("49.95"), inventory_qty=9)],
+)
+
+
+def test_a_product_card_renders_what_the_prompt_always_showed():
+    card = ProductCard.from_product(JACKET)
+    assert card.render() == (
+        "* Women's Talus Storm Rain Jacket (Jackets)\n"
+        "  price: $149.00-$1,159.00 (on sale, was $189.00; final sale)\n"
+        "  variants: S: in stock; M: out of stock; L: out of stock, backorder available\n"
+        "  Material: 2.5-layer nylon; Fit: Runs small"
+    )
+    assert ProductCard.from_product(STOVE).render().splitlines()[1:] == [
+        "  price: $49.95",
+        "  stock: in stock",
+        "  Weight: 83 g",
+    ]
+    assert product_card(JACKET) == card.render()
+
+
+def test_cards_travel_as_json_and_read_back_from_text():
+    cards = [ProductCard.from_product(JACKET), ProductCard.from_product(STOVE)]
+    through_json = cards_from_dicts(json.loads(json.dumps([c.to_dict() for c in cards])))
+    assert through_json == cards
+    assert cards_from_dicts(None) is None
+    # an old dataset's prompt text gives the same facts (not the handle, which it never showed)
+    parsed = parse_cards("Product information:\n" + "\n".join(c.render() for c in cards))
+    assert [c.render() for c in parsed] == [c.render() for c in cards]
+    assert parsed[0].stock() == [
+        ("S", "in stock"),
+        ("M", "out of stock"),
+        ("L", "out of stock, backorder available"),
+    ]
+    with pytest.raises(ValueError, match="unknown card kind"):
+        Card.from_dict({"kind": "recipe", "title": "x"})
+
+
+def test_the_prompt_and_an_eval_case_carry_their_cards():
+    cfg = StoreConfig.model_validate(demo_config(0))
+    cards = [ProductCard.from_product(STOVE)]
+    system = render_system_prompt(cfg, cards)
+    assert prompt_cards(system) == cards and cards[0].render() in system
+    assert prompt_cards(render_system_prompt(cfg, product_card(STOVE))) is None  # text only
+    assert prompt_cards(render_system_prompt(cfg, [])) == []
+    turns = [{"role": "system", "content": str(system)}, {"role": "user", "content": "hi"}]
+    # a case from a dataset that recorded its cards reads them, not the prompt text
+    recorded = [ProductCard("Something Else", "Stoves", [Decimal("1.00")])]
+    assert Case(turns, "ok", "support", "x", cards=recorded).context_cards == recorded
+    assert [c.title for c in Case(turns, "ok", "support", "x").context_cards] == [STOVE.title]
+
+
+def test_builder_examples_record_the_cards_of_their_prompt():
+    cfg = StoreConfig.model_validate(demo_config(0))
+    ctx = BuildContext(cfg, BuildConfig(product_qa=6, grounded=4), [JACKET, STOVE], [])
+    examples = build_product_qa(ctx) + build_grounded(ctx)
+    assert examples
+    for ex in examples:
+        assert ex.cards is not None
+        system = ex.messages[0]["content"]
+        assert "\n".join(c.render() for c in ex.cards) in system
+
+
+# ---- a EUR store -----------------------------------------------------------------------------
+
+
+def _euro(value):
+    """The demo store's config in euros: its own free-text policy lines say € too."""
+    if isinstance(value, str):
+        return value.replace("$", "€")
+    if isinstance(value, dict):
+        return {k: _euro(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_euro(v) for v in value]
+    return value
+
+
+@pytest.fixture(scope="module")
+def eur() -> StoreConfig:
+    data = _euro(demo_config(0))
+    data["policies"]["shipping"]["currency"] = "EUR"
+    return StoreConfig.model_validate(data)
+
+
+def test_a_eur_stores_prompt_shows_euros_everywhere(eur):
+    system = render_system_prompt(eur, [ProductCard.from_product(p) for p in (JACKET, STOVE)])
+    assert "$" not in system
+    assert "€149.00-€1,159.00 (on sale, was €189.00; final sale)" in system
+    assert "price: €49.95" in system
+    assert f"Free standard shipping on orders over {format_money(75, 'EUR')}." in system
+    # the keyword index hands cards to the renderer, so eval's extra files get € too
+    retrieved = KeywordIndex([JACKET, STOVE]).context("how much is the ember stove?")
+    assert "price: €49.95" in render_system_prompt(eur, retrieved)
+
+
+def test_a_eur_stores_training_answers_quote_euros(eur):
+    bcfg = BuildConfig(product_qa=30, grounded=30, no_info=5, recommend=10, lookalikes=10)
+    ctx = BuildContext(eur, bcfg, [JACKET, STOVE], [])
+    examples = (
+        build_product_qa(ctx)
+        + build_grounded(ctx)
+        + build_recommend(ctx)
+        + build_lookalikes(ctx)
+        + build_safety(ctx, base=200)
+    )
+    assert len(examples) > 50
+    said = [m["content"] for ex in examples for m in ex.messages if m["role"] != "user"]
+    assert not [s for s in said if "$" in s]
+    assert any("€149.00" in s for s in said if not s.startswith("You are"))
+
+
+def test_the_guard_checks_euro_prices_against_the_card(eur):
+    card = ProductCard.from_product(JACKET)
+    system = render_system_prompt(eur, [card])
+    guard = Guard([JACKET.title], ["Jackets"])
+    evidence = Evidence.for_prompt(system, "How much is the Talus jacket?", eur.brand.website)
+    assert evidence.cards == [card]  # from the prompt object, not its text
+    ok = guard.check("The Talus Storm jacket is €149.00 in S.", evidence)
+    assert ok.ok, ok.blocked
+    bad = guard.check("The Talus Storm jacket is €139.00 in S.", evidence)
+    assert [(f.kind, f.text) for f in bad.blocked] == [("price", "€139.00")]
