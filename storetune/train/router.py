@@ -37,7 +37,7 @@ def labeled_from_rows(rows: list[dict], meta: list[dict]) -> list[Labeled]:
     """Support-style examples with a router label; catalog tasks are skipped."""
     out = []
     for row, m in zip(rows, meta, strict=True):
-        kind = kind_of(m["task"], m["category"])
+        kind = kind_of(m.get("task", ""), m.get("category", ""))
         if kind is None:
             continue
         users = [t["content"] for t in row["messages"] if t["role"] == "user"]
@@ -145,13 +145,35 @@ def read_split(data_dir: Path, split: str) -> list[Labeled]:
 
 def train_router_for_version(
     data_dir: Path, version_dir: Path, embed: Callable[[list[str]], np.ndarray], seed: int = 0
-) -> dict:
-    """Train on the dataset's train split, calibrate on val, save under version_dir/router."""
-    model, report = train_router(
-        read_split(data_dir, "train"), read_split(data_dir, "val"), embed, seed
-    )
+) -> dict | None:
+    """Train on the dataset's train split, calibrate on val, save under version_dir/router.
+
+    None when the dataset teaches fewer than two kinds (e.g. catalog tasks only)."""
+    train = read_split(data_dir, "train")
+    if len({i.kind for i in train}) < 2:
+        return None
+    model, report = train_router(train, read_split(data_dir, "val"), embed, seed)
     model.save(version_dir / ROUTER_DIR)
     return report
+
+
+_EMBEDDER = None
+
+
+def embed_texts(texts: list[str]) -> np.ndarray:
+    """Normalised MiniLM vectors, under bf16 autocast where the CPU runs it fast."""
+    import torch
+
+    from storetune.runtime import bf16_supported, load_embedder
+
+    global _EMBEDDER
+    if _EMBEDDER is None:
+        _EMBEDDER = load_embedder()
+    with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16_supported()):
+        vecs = _EMBEDDER.encode(
+            texts, batch_size=64, normalize_embeddings=True, convert_to_numpy=True
+        )
+    return np.asarray(vecs, dtype=np.float32)
 
 
 def _jsonl(path: Path) -> list[dict]:
