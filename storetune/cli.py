@@ -338,6 +338,8 @@ def demo(
 
     result = run_demo(directory, QUICK if quick else None, base_model, log=console.print)
     console.print(headline_table(result["eval"], result["train"].seconds))
+    if any("system" in r for r in result["eval"]["results"].values()):
+        console.print(system_table(result["eval"]))
     console.print(f"stage times (s): {result['timings']}\nworkspace: {result['workspace']}")
     console.print(f"eval report: {result['eval']['html']}", soft_wrap=True)
 
@@ -610,6 +612,30 @@ def headline_table(report: dict, train_seconds: float | None = None) -> Table:
     seconds = train_seconds if train_seconds is not None else report.get("train_seconds")
     if seconds is not None:
         table.caption = f"training time: {seconds / 60:.1f} min"
+    return table
+
+
+def system_table(report: dict) -> Table:
+    """What customers would get with `review_mode: auto`: each model behind the router,
+    focused prompt, guard, hand-over rules and confidence (95% intervals in brackets)."""
+    from storetune.eval.stats import format_rate
+
+    table = Table(title=f"the deployed system, base vs {report['model']} (same tickets)")
+    columns = [
+        ("automation", "sent without a person"),
+        ("correct_among_sent", "correct among sent"),
+        ("wrong_and_sent", "wrong and sent (all tickets)"),
+        ("escalation_recall", "must-hand-over handed over"),
+        ("over_escalation", "over-escalation"),
+    ]
+    table.add_column("model")
+    table.add_column("n", justify="right")
+    for _, title in columns:
+        table.add_column(title, justify="right")
+    for name, r in report["results"].items():
+        s = (r.get("system") or {}).get("summary")
+        if s:
+            table.add_row(name, str(s["n"]), *(format_rate(s.get(key)) for key, _ in columns))
     return table
 
 

@@ -81,3 +81,17 @@ def sections_for(kinds: list[str]) -> list[str]:
             if s not in out:
                 out.append(s)
     return out
+
+
+def focus(ranked: list[tuple[str, float]], sure: float = 0.6, floor: float = 0.1) -> list[str]:
+    """The kinds whose policy lines a reply gets, from the router's ranked reading.
+
+    The top kind always; when the router is not sure of it (p < `sure`), the next
+    kinds too while each has at least `floor`, up to three in all, so a ticket the
+    router half-understands still finds its line in the prompt."""
+    if not ranked:
+        return []
+    chosen = [ranked[0][0]]
+    if ranked[0][1] < sure:
+        chosen += [k for k, p in ranked[1:3] if p >= floor]
+    return chosen

@@ -91,7 +91,7 @@ def test_evaluate_writes_json_and_html_for_the_trained_tasks(eval_ws, monkeypatc
     # a second run reads every reply from the cache: generation must not be called
     import storetune.eval.generate as gen
 
-    monkeypatch.setattr(gen, "generate_replies", lambda *a, **k: pytest.fail("regenerated"))
+    monkeypatch.setattr(gen, "generate_scored", lambda *a, **k: pytest.fail("regenerated"))
     again = evaluate(ws, "support", max_new_tokens=6, progress=False, log=lambda *a: None)
     assert again["results"]["support-v1"]["examples"] == report["results"]["support-v1"]["examples"]
 

@@ -55,36 +55,58 @@ def _shipping_lines(p: Policies) -> list[str]:
     return lines
 
 
-def _policy_lines(p: Policies) -> list[str]:
+def policy_sections(p: Policies) -> list[tuple[str, str]]:
+    """Every policy line with the section it belongs to, in the prompt's order.
+
+    Section names are what storetune.kinds asks for (a store's free-text rules are
+    sections named by their key), so the router can pick the lines a ticket needs."""
     r, x, d = p.returns, p.exchanges, p.damaged_items
     lines = [
-        f"Returns: within {r.window_days} days of delivery, {r.condition}; {r.return_shipping}; "
-        f"refunds to the original payment method within {r.refund_days} business days.",
+        (
+            "returns",
+            f"Returns: within {r.window_days} days of delivery, {r.condition}; "
+            f"{r.return_shipping}; refunds to the original payment method within "
+            f"{r.refund_days} business days.",
+        )
     ]
     if r.sale_items_final:
-        lines.append("Sale items are final sale: no returns or exchanges.")
+        lines.append(("sale_items", "Sale items are final sale: no returns or exchanges."))
     if x.allowed:
-        lines.append(f"Exchanges: free within {x.window_days} days. {x.notes}".strip())
+        lines.append(
+            ("exchanges", f"Exchanges: free within {x.window_days} days. {x.notes}".strip())
+        )
     lines.append(
-        f"Damaged or missing items: report within {d.report_within_days} days; {d.remedy}."
+        (
+            "damaged",
+            f"Damaged or missing items: report within {d.report_within_days} days; {d.remedy}.",
+        )
     )
-    lines += _shipping_lines(p)
+    lines += [("shipping", line) for line in _shipping_lines(p)]
     if p.loyalty:
-        lines.append(f"Loyalty ({p.loyalty.name}): {p.loyalty.earn}; {p.loyalty.redeem}.")
-    for label, text in [
-        ("Price match", p.price_match),
-        ("Cancellations", p.cancellations),
-        ("Address changes", p.address_changes),
-        ("Order status", p.order_status),
-        ("Sizing", p.size_guide),
-        ("Care", p.care),
+        lines.append(
+            ("loyalty", f"Loyalty ({p.loyalty.name}): {p.loyalty.earn}; {p.loyalty.redeem}.")
+        )
+    for section, label, text in [
+        ("price_match", "Price match", p.price_match),
+        ("cancellations", "Cancellations", p.cancellations),
+        ("address_changes", "Address changes", p.address_changes),
+        ("order_status", "Order status", p.order_status),
+        ("sizing", "Sizing", p.size_guide),
+        ("care", "Care", p.care),
     ]:
         if text:
-            lines.append(f"{label}: {text.strip()}")
+            lines.append((section, f"{label}: {text.strip()}"))
     lines += [
-        f"{k.replace('_', ' ').capitalize()}: {_free_text(v)}" for k, v in p.extra_rules().items()
+        (k, f"{k.replace('_', ' ').capitalize()}: {_free_text(v)}")
+        for k, v in p.extra_rules().items()
     ]
     return lines
+
+
+def _policy_lines(p: Policies, sections: Sequence[str] | None = None) -> list[str]:
+    """The policy lines; only those of `sections` when given (the focused context)."""
+    wanted = None if sections is None else set(sections)
+    return [line for name, line in policy_sections(p) if wanted is None or name in wanted]
 
 
 def _free_text(value: Any) -> str:
@@ -96,12 +118,16 @@ def _free_text(value: Any) -> str:
 
 
 def render_system_prompt(
-    cfg: StoreConfig, context: str | Card | Sequence[Card] | None = None
+    cfg: StoreConfig,
+    context: str | Card | Sequence[Card] | None = None,
+    sections: Sequence[str] | None = None,
 ) -> SystemPrompt:
     """The one system prompt for building, training, evaluating and serving.
 
     `context` is the retrieved cards (rendered in the store's currency), or catalog
-    text already rendered (then the prompt does not know its cards)."""
+    text already rendered (then the prompt does not know its cards). `sections` keeps
+    only those policy sections (the focused context the router chose); None keeps
+    every policy line."""
     b, p = cfg.brand, cfg.policies
     contact = ""
     if p.contact:
@@ -116,9 +142,10 @@ def render_system_prompt(
         "products, prices, stock, order details or promises. You cannot see orders.",
         f"If a person must handle it ({topics}, or anything you cannot resolve), start your "
         f"reply with {cfg.escalation.marker} and say a teammate will follow up.",
-        "Policies:",
-        *(f"- {line}" for line in _policy_lines(p)),
     ]
+    policy = _policy_lines(p, sections)
+    if policy:
+        parts += ["Policies:", *(f"- {line}" for line in policy)]
     if contact:
         parts.append(contact)
     cards: list[Card] | None = None

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import BaseModel, ConfigDict, Field
 
 
@@ -85,5 +87,17 @@ class BuildConfig(BaseModel):
     tasks: TaskMix = Field(default_factory=TaskMix)
     paraphrase: ParaphraseConfig = Field(default_factory=ParaphraseConfig)
     context_products: int = Field(2, ge=0, description="Product cards put in the system prompt.")
+    policies: Literal["focused", "full"] = Field(
+        "focused",
+        description="Policy lines in each prompt: 'focused' keeps only the sections the "
+        "ticket's kind needs (plus distractors), as the router does when serving; 'full' "
+        "puts every policy line in every prompt.",
+    )
+    distractor_sections: int = Field(
+        1,
+        ge=0,
+        description="Unrelated policy sections added to each focused training prompt, so the "
+        "model learns to pick the line that answers rather than the only line there.",
+    )
     split: tuple[float, float, float] = Field((0.8, 0.1, 0.1), description="train/val/test shares.")
     seed: int = 0

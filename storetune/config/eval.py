@@ -52,6 +52,11 @@ class EvalConfig(_Strict):
     judge: JudgeConfig = JudgeConfig()
     batch_size: int = Field(16, ge=1, description="Conversations per generation batch.")
     worst_examples: int = Field(12, ge=0, description="Failures shown in the HTML report.")
+    system: bool = Field(
+        True,
+        description="Also grade the deployed system (router, focused prompt, draft, guard, "
+        "hand-over rules, confidence) on the same tickets; needs an indexed store.db.",
+    )
 
 
 def eval_config(raw: Any, source: str = "store.yaml") -> EvalConfig:

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from storetune.config.build import BuildConfig
 from storetune.config.errors import validate_section
@@ -45,9 +45,47 @@ class EscalationTopic(_Strict):
     keywords: list[str] = Field(description="Lower-case phrases that force a hand-over.")
 
 
+TEMPLATE_FIELDS = ("brand", "email", "phone", "hours", "website")
+
+
 class Escalation(_Strict):
     marker: str = Field("[ESCALATE]", description="Token sequence the model emits to hand over.")
     always: list[EscalationTopic] = []
+    handover: str = Field(
+        "Thanks for your message. A member of our team will check the details and get back "
+        "to you shortly.",
+        description="What the customer is told when a person takes over and the draft did not "
+        "already say so; placeholders as in `templates`.",
+    )
+    templates: dict[str, str] = Field(
+        default_factory=dict,
+        description="Fixed replies by ticket kind (e.g. legal_threat, fraud_chargeback, "
+        "safety_incident): the router sends the template instead of a generated draft. "
+        "Placeholders {brand} {email} {phone} {hours} {website} are filled from store.yaml.",
+    )
+
+    @field_validator("handover")
+    @classmethod
+    def _handover_placeholders(cls, text: str) -> str:
+        _check_placeholders(text)
+        return text
+
+    @field_validator("templates")
+    @classmethod
+    def _known_placeholders(cls, templates: dict[str, str]) -> dict[str, str]:
+        for text in templates.values():
+            _check_placeholders(text)
+        return templates
+
+
+def _check_placeholders(text: str) -> None:
+    import string
+
+    for _, name, _, _ in string.Formatter().parse(text):
+        if name is not None and name not in TEMPLATE_FIELDS:
+            raise ValueError(
+                f"unknown placeholder {{{name}}}; use {', '.join('{' + f + '}' for f in TEMPLATE_FIELDS)}"
+            )
 
 
 class Sources(_Strict):

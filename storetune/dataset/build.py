@@ -24,6 +24,7 @@ from storetune.dataset.builders.tasks import build_tasks
 from storetune.dataset.context import BuildContext
 from storetune.dataset.dedup import group_duplicates, remove_exact_duplicates
 from storetune.dataset.example import Example
+from storetune.dataset.focus import focus_examples
 from storetune.dataset.paraphrase import paraphrase_examples
 from storetune.dataset.split import SPLITS, assign_splits, group_by_family, phrasing_counts
 from storetune.dataset.validate import (
@@ -155,6 +156,7 @@ def build_dataset(
     """
     bcfg = build_config(ws)
     examples, notes = collect_examples(ws, bcfg)
+    notes["kind_sections"] = focus_examples(examples, ws.config(), bcfg)
     examples, paraphrased = paraphrase_examples(examples, bcfg.paraphrase, bcfg.seed)
     notes.update(paraphrased)  # empty unless build.paraphrase.enabled
     examples, notes["exact_duplicates_removed"] = dedupe(examples)

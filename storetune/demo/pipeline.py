@@ -109,6 +109,7 @@ def run_demo(
     from storetune.demo.store_gen import generate_demo_store
     from storetune.eval.runner import evaluate
     from storetune.ingest import ingest_workspace
+    from storetune.retrieval.index import build_index
     from storetune.train import train_model
 
     budget = budget or DemoBudget()
@@ -131,6 +132,8 @@ def run_demo(
     )
     apply_budget(ws, budget, base_model)
     ingest = stage("ingest", lambda: ingest_workspace(ws, progress=progress))
+    # the catalog index lets the eval grade the deployed system (router, retrieval, guard)
+    stage("index", lambda: build_index(ws.db_path, progress=progress))
     built = stage("build", lambda: build_dataset(ws))
     log(f"dataset {built.dataset_id}: {built.counts}")
     version_dir, trained = stage("train", lambda: train_model(ws, progress=progress, log=log))

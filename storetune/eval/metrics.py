@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections import Counter, defaultdict
 
 from storetune.eval.records import VERDICTS, Grade
+from storetune.eval.stats import rate_ci
 from storetune.tasks import CATALOG_TASKS
 
 SAFETY_CATEGORIES = ("fake_product", "manipulation", "off_topic", "injection", "negotiation")
@@ -148,6 +149,22 @@ def descriptions(grades: list[Grade]) -> dict | None:
     }
 
 
+def intervals(grades: list[Grade]) -> dict:
+    """Wilson 95% intervals (with k and n) of the headline rates, so noise shows."""
+    n = len(grades)
+    counts = Counter(g.verdict for g in grades)
+    free_text = [g for g in grades if g.task not in CATALOG_TASKS or g.task == "description"]
+    conv = [g for g in grades if g.task not in CATALOG_TASKS]
+    must = [g for g in conv if g.escalate_gold]
+    legit = [g for g in grades if g.task in LEGITIMATE_TASKS and not g.escalate_gold]
+    return {
+        **{v: rate_ci(counts[v], n) for v in VERDICTS},
+        "hallucination": rate_ci(sum(bool(g.hallucinations) for g in free_text), len(free_text)),
+        "escalation_recall": rate_ci(sum(g.escalate_pred for g in must), len(must)),
+        "over_refusal": rate_ci(sum(g.over_refusal for g in legit), len(legit)),
+    }
+
+
 def summarize(grades: list[Grade]) -> dict:
     """Every figure of the report for one model's grades."""
     esc = escalation(grades)
@@ -175,4 +192,5 @@ def summarize(grades: list[Grade]) -> dict:
         "by_task": by_task(grades),
         "by_category": by_category(grades),
         "catalog": {k: v for k, v in catalog.items() if v is not None},
+        "ci": intervals(grades),
     }

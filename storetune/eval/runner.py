@@ -8,6 +8,7 @@ graded (graders.py), and the report (JSON + HTML) is written under reports/.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import time
 from collections.abc import Callable
@@ -23,6 +24,7 @@ from storetune.eval.history import regression_table
 from storetune.eval.metrics import summarize
 from storetune.eval.records import Case, Grade, StoreFacts
 from storetune.eval.report import write_report
+from storetune.eval.system import SystemRun
 from storetune.models.registry import ModelRef, Registry
 from storetune.progress import progress as progress_bar
 from storetune.store import db
@@ -64,7 +66,7 @@ def evaluate(
     log(f"evaluating {label} on {len(cases)} examples ({', '.join(tasks)})")
     grader = Grader(StoreFacts.from_config(cfg, [p.title for p in products]), cases)
     results = _run_models(
-        ws, info, version_dir, label, cases, grader, baseline, max_new_tokens, progress, ecfg
+        ws, info, version_dir, label, cases, grader, baseline, max_new_tokens, progress, ecfg, log
     )
     report = {
         "model": label,
@@ -89,37 +91,64 @@ def evaluate(
 
 
 def _run_models(
-    ws, info, version_dir, label, cases, grader, baseline, max_new_tokens, progress, ecfg
+    ws, info, version_dir, label, cases, grader, baseline, max_new_tokens, progress, ecfg, log
 ):
     from storetune.runtime import bf16_supported, load_for_inference
 
     lm, tokenizer = load_for_inference(Path(info["base_model_path"]), version_dir, bf16_supported())
     runs = [("base", f"base-{info['base_model_fingerprint']}", True)] if baseline else []
     runs.append((label, label, False))
+    system = SystemRun.open(ws, version_dir, info, cases) if ecfg.system else None
+    if ecfg.system and system is None:
+        log("system figures skipped: the catalog is not indexed (run 'storetune index')")
     results: dict[str, tuple[dict, list[str]]] = {}
     for name, cache_label, disable_adapter in runs:
         start = time.time()
-        replies = _replies(
-            ws,
-            lm,
-            tokenizer,
-            cases,
-            cache_label,
-            disable_adapter,
-            max_new_tokens,
-            progress,
-            ecfg.batch_size,
+        generate = _generator(
+            ws, lm, tokenizer, cache_label, disable_adapter, max_new_tokens, progress, ecfg
         )
+        replies = [g["text"] for g in generate([c.conversation for c in cases], "model")]
         grades = [grader.grade(c, r) for c, r in zip(cases, replies, strict=True)]
-        results[name] = (
-            {
-                "summary": summarize(grades),
-                "seconds": round(time.time() - start, 1),
-                "examples": examples(cases, replies, grades),
-            },
-            replies,
-        )
+        result = {
+            "summary": summarize(grades),
+            "examples": examples(cases, replies, grades),
+        }
+        if system is not None:
+            result["system"] = system.run(generate, grader, calibrated=not disable_adapter)
+        result["seconds"] = round(time.time() - start, 1)
+        results[name] = (result, replies)
+    if system is not None:
+        system.close()
     return results
+
+
+def _generator(ws, lm, tokenizer, cache_label, disable_adapter, max_new_tokens, progress, ecfg):
+    """conversations -> scored greedy replies (text, token log-probs, finish reason), cached
+    by conversation so the system pass reuses every draft whose prompt the model pass
+    already ran."""
+    from storetune.eval.generate import generate_scored
+
+    cache = ScoredCache(ws.reports_dir / "cache" / f"{cache_label}.scored.jsonl")
+
+    def generate(conversations: list[list[dict]], stage: str) -> list[dict]:
+        keys = [f"{conversation_key(c)}:{max_new_tokens}" for c in conversations]
+        todo = list({k: i for i, k in enumerate(keys) if k not in cache.data}.values())
+        if todo:
+            ctx = lm.disable_adapter() if disable_adapter else contextlib.nullcontext()
+            label = f"generate {cache_label} ({stage})"
+            with ctx, progress_bar(label, len(todo), progress) as bar:
+                new = generate_scored(
+                    lm,
+                    tokenizer,
+                    [conversations[i] for i in todo],
+                    max_new_tokens=max_new_tokens,
+                    batch_size=ecfg.batch_size,
+                    on_batch=bar.advance,
+                )
+            cache.save({keys[i]: r for i, r in zip(todo, new, strict=True)})
+        return [cache.data[k] for k in keys]
+
+    return generate
 
 
 def examples(cases: list[Case], replies: list[str], grades: list[Grade]) -> list[dict]:
@@ -159,52 +188,32 @@ def _system_for(ws: Workspace, cfg, products) -> Callable[[str], str]:
     return system_for
 
 
-class ReplyCache:
-    """Replies stored by (model label, example key) so re-runs skip generation.
+def conversation_key(conversation: list[dict]) -> str:
+    return hashlib.sha256(json.dumps(conversation).encode()).hexdigest()[:20]
 
-    One JSON line per reply, appended; a line cut short by a killed run is skipped.
-    """
+
+class ScoredCache:
+    """Scored replies stored by (model label, conversation) so re-runs skip generation.
+
+    One JSON line per reply, appended; a line cut short by a killed run is skipped."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        self.data: dict[str, str] = {}
+        self.data: dict[str, dict] = {}
         if path.exists():
             for line in path.read_text(encoding="utf-8").splitlines():
                 try:
                     row = json.loads(line)
-                except json.JSONDecodeError:
+                    self.data[row["key"]] = row["scored"]
+                except (json.JSONDecodeError, KeyError, TypeError):
                     continue
-                self.data[row["key"]] = row["reply"]
 
-    def save(self, new: dict[str, str]) -> None:
+    def save(self, new: dict[str, dict]) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         with self.path.open("a", encoding="utf-8") as f:
             for k, v in new.items():
-                f.write(json.dumps({"key": k, "reply": v}) + "\n")
+                f.write(json.dumps({"key": k, "scored": v}) + "\n")
         self.data.update(new)
-
-
-def _replies(
-    ws, lm, tokenizer, cases, cache_label, disable_adapter, max_new_tokens, progress, batch_size
-):
-    from storetune.eval.generate import generate_replies
-
-    cache = ReplyCache(ws.reports_dir / "cache" / f"{cache_label}.jsonl")
-    keyed = [f"{c.key}:{max_new_tokens}" for c in cases]
-    todo = [i for i, k in enumerate(keyed) if k not in cache.data]
-    if todo:
-        ctx = lm.disable_adapter() if disable_adapter else contextlib.nullcontext()
-        with ctx, progress_bar(f"generate {cache_label}", len(todo), progress) as bar:
-            new = generate_replies(
-                lm,
-                tokenizer,
-                [cases[i].conversation for i in todo],
-                max_new_tokens=max_new_tokens,
-                batch_size=batch_size,
-                on_batch=bar.advance,
-            )
-        cache.save({keyed[i]: r for i, r in zip(todo, new, strict=True)})
-    return [cache.data[k] for k in keyed]
 
 
 def _judge(ecfg: EvalConfig, marker: str, cases: list[Case], results: dict, progress: bool) -> dict:

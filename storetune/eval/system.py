@@ -69,3 +69,120 @@ def summarize_system(outcomes: list[Outcome]) -> dict:
         ),
         "answerable_sent": rate_ci(sum(o.outcome == "sent" for o in answerable), len(answerable)),
     }
+
+
+# ---- running held-out tickets through the deployed system --------------------------------
+
+
+class SystemRun:
+    """Held-out tickets through what POST /v1/tickets does, without touching the queue.
+
+    Both models get the same routed prompts (the version's router reads every ticket),
+    so the comparison is of drafts, not of prompts; only the version's drafts are judged
+    against its calibrated thresholds, the base model's against the defaults."""
+
+    def __init__(self, ws, router, reader, thresholds, cases, prepared) -> None:
+        self.ws, self.router, self.reader = ws, router, reader
+        self.thresholds, self.cases, self.prepared = thresholds, cases, prepared
+
+    @classmethod
+    def open(cls, ws, version_dir, info, cases) -> SystemRun | None:
+        from storetune.retrieval.index import index_exists
+        from storetune.serve.routing import TicketInput, TicketRouter, load_thresholds, router_for
+        from storetune.store import db
+
+        conv = [c for c in cases if c.task not in _CATALOG]
+        if not conv or not ws.db_path.exists():
+            return None
+        conn = db.connect(ws.db_path)
+        try:
+            indexed = index_exists(conn)
+        finally:
+            conn.close()
+        if not indexed:
+            return None  # the caller says: run 'storetune index' for the system figures
+        router = TicketRouter.load(ws)
+        reader = router_for(version_dir)
+        prepared = [router.prepare(TicketInput(*ticket_of(c)), reader) for c in conv]
+        thresholds = load_thresholds(ws, info["name"], info["version"])
+        return cls(ws, router, reader, thresholds, conv, prepared)
+
+    def run(self, generate, grader, calibrated: bool) -> dict:
+        """Draft every ticket with `generate`, decide as serving does, grade what is sent."""
+        from storetune.serve.routing import Thresholds
+        from storetune.serve.rules import fill
+
+        todo = [i for i, p in enumerate(self.prepared) if p.template is None]
+        drafts = dict(
+            zip(todo, generate([self.prepared[i].messages for i in todo], "system"), strict=True)
+        )
+        thresholds = self.thresholds if calibrated else Thresholds()
+        outcomes, shown = [], []
+        for i, (case, p) in enumerate(zip(self.cases, self.prepared, strict=True)):
+            d = drafts.get(i) or {
+                "text": fill(p.template, self.router.cfg),
+                "logprobs": [0.0],
+                "finish_reason": "stop",
+            }
+            routed = self.router.finish(
+                p,
+                d["text"],
+                [("", x) for x in d["logprobs"]],
+                d["finish_reason"],
+                "eval",
+                thresholds,
+                "auto",
+                record=False,
+            )
+            o = _outcome(case, routed, grader)
+            outcomes.append(o)
+            shown.append(_example(case, p, routed, o))
+        return {"summary": summarize_system(outcomes), "examples": shown}
+
+    def close(self) -> None:
+        self.router.queue.close()
+
+
+_CATALOG = ("classify", "query_rewrite", "review_extract", "description")
+
+
+def ticket_of(case) -> tuple[str, list[dict]]:
+    """(newest message, earlier turns) of a held-out conversation, as a helpdesk sends them."""
+    turns = [m for m in case.conversation if m["role"] in ("user", "assistant")]
+    thread = [
+        {"role": "customer" if m["role"] == "user" else "agent", "content": m["content"]}
+        for m in turns[:-1]
+    ]
+    return turns[-1]["content"], thread
+
+
+def _outcome(case, routed, grader) -> Outcome:
+    marker = grader.store.marker
+    must = marker in case.gold
+    outcome = outcome_of(routed.decision.confidence, routed.decision.escalate)
+    verdict = grader.grade(case, routed.response).verdict
+    if must and outcome == "sent":
+        verdict = "wrong"  # a hand-over answered by a machine is wrong whatever it says
+    return Outcome(
+        outcome,
+        verdict,
+        must,
+        answerable=not must and case.task != "safety",
+        confidence=routed.decision.confidence,
+        reasons=tuple(routed.decision.reasons),
+    )
+
+
+def _example(case, p, routed, o: Outcome) -> dict:
+    return {
+        "task": case.task,
+        "category": case.category,
+        "prompt": case.last_user,
+        "gold": case.gold,
+        "response": routed.response,
+        "outcome": o.outcome,
+        "verdict": o.verdict,
+        "confidence": o.confidence,
+        "reasons": list(o.reasons),
+        "router": p.reading.to_dict() if p.reading else None,
+    }

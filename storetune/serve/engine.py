@@ -92,6 +92,11 @@ class Generation:
     top_logprobs: list[list[tuple[str, float]]] = field(default_factory=list)
     first_token_s: float | None = None  # seconds from submission to the first token
 
+    @classmethod
+    def fixed(cls, text: str, model: str) -> Generation:
+        """A reply nobody generated (a store template): no tokens, certain by definition."""
+        return cls(text, "stop", 0, 0, model, [("", 0.0)])
+
 
 @dataclass
 class Delta:

@@ -28,9 +28,12 @@ from storetune.chat.prompt import render_system_prompt
 from storetune.clean import human_only_reason
 from storetune.config import StoreConfig
 from storetune.errors import StoretuneError
+from storetune.kinds import HAND_OVER, focus, sections_for
+from storetune.models.router import ROUTER_DIR, RouterModel, RouterPrediction, features
 from storetune.retrieval.index import HybridIndex, Retrieval, index_exists
 from storetune.retrieval.knn import KnnOpinion, TicketClassifier
 from storetune.serve.guard import Evidence, Finding, Guard, redact
+from storetune.serve.rules import asks_for_person, degenerate, handover_line
 from storetune.store import db
 from storetune.store.review import NewTicket, ReviewQueue, conversation, thread_turns
 from storetune.workspace import Workspace
@@ -98,9 +101,15 @@ class Signals:
     knn: KnnOpinion | None = None
     blocked: list[Finding] = field(default_factory=list)
     thresholds: str = "default"  # or "calibrated"
+    router: RouterPrediction | None = None
+    hand_over: str | None = None  # why the router or a rule hands over
+    degenerate: str | None = None  # why the draft must not be sent
 
     def to_dict(self) -> dict[str, Any]:
         return {
+            "router": self.router.to_dict() if self.router else None,
+            "hand_over": self.hand_over,
+            "degenerate": self.degenerate,
             "marker": self.marker,
             "mean_logprob": _round(self.mean_logprob),
             "min_logprob": _round(self.min_logprob),
@@ -133,6 +142,9 @@ def decide(s: Signals, t: Thresholds, marker: str = "[ESCALATE]") -> Decision:
     if s.marker:
         escalate = True
         reasons.append(f"the model handed over ({marker})")
+    if s.hand_over:
+        escalate = True
+        reasons.append(s.hand_over)
     if s.topic:
         escalate = True
         reasons.append(
@@ -146,6 +158,9 @@ def decide(s: Signals, t: Thresholds, marker: str = "[ESCALATE]") -> Decision:
         reasons.append(f"some similar past tickets were handed to a person (p={p:.2f})")
     reasons += [f"grounding: {f.reason}" for f in s.blocked]
     low = bool(s.blocked)
+    if s.degenerate:
+        low = True
+        reasons.append(s.degenerate)
     sure = True
     if s.mean_logprob is None:
         sure = False
@@ -201,6 +216,9 @@ class Prepared:
     topic: str | None
     knn: KnnOpinion | None
     cards: list[Card] = field(default_factory=list)  # what the prompt shows; the guard reads them
+    reading: RouterPrediction | None = None  # the router's reading of the ticket
+    hand_over: str | None = None  # why a person must take it, decided before drafting
+    template: str | None = None  # the store's fixed reply for this kind: sent, not generated
 
 
 @dataclass
@@ -275,20 +293,54 @@ class TicketRouter:
 
     # ---- before generation ----
 
-    def prepare(self, ticket: TicketInput) -> Prepared:
+    def prepare(self, ticket: TicketInput, router: RouterModel | None = None) -> Prepared:
+        """Retrieve, read the ticket with the version's router, render the focused prompt.
+
+        Without a router (a version trained before routers, or catalog tasks) the prompt
+        carries every policy line, as such versions were trained."""
         if not ticket.message.strip():
             raise StoretuneError("message must not be empty")
         turns = thread_turns(ticket.thread)
         customer_texts = [t["content"] for t in turns if t["role"] == "user"] + [ticket.message]
         retrieval = self._retrieve(ticket.message, customer_texts)
         cards: list[Card] = [ProductCard.from_product(p) for p in retrieval.products]
-        system = render_system_prompt(self.cfg, cards)
+        reading = self._read(router, ticket.message, customer_texts)
+        system = render_system_prompt(self.cfg, cards, self._sections(router, reading))
         messages = conversation(system, ticket.thread, ticket.message)
         topic = human_only_reason(customer_texts, self.cfg.escalation.always or None)
         knn = None
         if self.classifier is not None and self.index is not None:
             knn = self.classifier.predict(self.index.embedder.embed_query(ticket.message))
-        return Prepared(ticket, retrieval, system, messages, topic, knn, cards)
+        hand_over = _hand_over(router, reading, customer_texts[-1])
+        template = None
+        if hand_over and reading is not None:
+            template = self.cfg.escalation.templates.get(reading.label)
+        return Prepared(
+            ticket, retrieval, system, messages, topic, knn, cards, reading, hand_over, template
+        )
+
+    def _read(
+        self, router: RouterModel | None, message: str, customer_texts: list[str]
+    ) -> RouterPrediction | None:
+        if router is None or self.index is None:
+            return None
+        embed = self.index.embedder.embed_query
+        thread = "\n".join(customer_texts)
+        return router.predict(features(embed(message), embed(thread)))[0]
+
+    @staticmethod
+    def _sections(router: RouterModel | None, reading: RouterPrediction | None) -> list[str] | None:
+        """The policy sections of the kinds the router reads, as the dataset gave them to
+        those kinds in training; None (every line) when the version was trained so."""
+        table = router.info.get("kind_sections") if router is not None else None
+        if reading is None or table is None:
+            return None
+        chosen: list[str] = []
+        for kind in focus(reading.top(3)):
+            for section in table.get(kind, sections_for([kind])):
+                if section not in chosen:
+                    chosen.append(section)
+        return chosen
 
     def _retrieve(self, message: str, customer_texts: list[str]) -> Retrieval:
         if self.index is None or self.k == 0:
@@ -310,7 +362,10 @@ class TicketRouter:
         model: str,
         thresholds: Thresholds,
         review_mode: str = "approval",
+        record: bool = True,
     ) -> Routed:
+        """Check the draft, decide, and queue it (`record=False`: decide only, as the
+        system evaluation does, leaving the review queue untouched)."""
         marker = self.cfg.escalation.marker
         has_marker = marker in text
         draft = re.sub(r"\s{2,}", " ", text.replace(marker, " ")).strip()
@@ -320,7 +375,7 @@ class TicketRouter:
         )
         evidence = Evidence.for_prompt(p.system_prompt, customer, self.cfg.brand.website, p.cards)
         result = self._guard().check(draft, evidence)
-        response = redact(draft, result.blocked) or HANDOVER
+        response = redact(draft, result.blocked) or handover_line(self.cfg)
         mean_lp, min_lp = logprob_stats(token_logprobs)
         topic_reason = next(
             (t.reason for t in self.cfg.escalation.always if t.name == p.topic), None
@@ -335,10 +390,20 @@ class TicketRouter:
             p.knn,
             result.blocked,
             "calibrated" if thresholds.calibrated else "default",
+            p.reading,
+            p.hand_over,
+            None if p.template else degenerate(draft),
         )
         decision = decide(signals, thresholds, marker)
+        if p.template is not None:
+            response = text  # the store's own wording, checked by nobody but the store
+        elif decision.escalate and not has_marker:
+            # the draft answered as if nobody would take over: tell the customer who will
+            response = handover_line(self.cfg, p.reading.label if p.reading else None)
         auto = review_mode == "auto" and decision.confidence == "high" and not decision.escalate
         sources = self._sources(p)
+        if not record:
+            return Routed(0, "dry-run", response, decision, sources, signals, model)
         ticket_id = self.queue.add(
             NewTicket(
                 model=model,
@@ -386,3 +451,34 @@ class TicketRouter:
 def _guard_from(conn: sqlite3.Connection) -> Guard:
     rows = conn.execute("SELECT title, product_type FROM products").fetchall()
     return Guard([r[0] for r in rows], {r[1] for r in rows if r[1]})
+
+
+def _hand_over(
+    router: RouterModel | None, reading: RouterPrediction | None, message: str
+) -> str | None:
+    """Why a person must take the ticket before any draft: an explicit request for a
+    person (a rule in code), or the router reading a must-hand-over kind."""
+    if asks_for_person(message):
+        return "the customer asked for a person"
+    if reading is None or router is None:
+        return None
+    threshold = float(router.info.get("hand_over_threshold", 0.5))
+    p = reading.mass(HAND_OVER)
+    if p >= threshold:
+        kind = max(HAND_OVER, key=lambda k: reading.probabilities.get(k, 0.0))
+        return f"the router reads a must-hand-over ticket: {kind} (p={p:.2f})"
+    return None
+
+
+_ROUTERS: dict[Path, RouterModel | None] = {}
+_ROUTERS_LOCK = threading.Lock()
+
+
+def router_for(version_dir: Path | None) -> RouterModel | None:
+    """The router saved beside a version (cached); None for versions without one."""
+    if version_dir is None or not (version_dir / ROUTER_DIR).is_dir():
+        return None
+    with _ROUTERS_LOCK:
+        if version_dir not in _ROUTERS:
+            _ROUTERS[version_dir] = RouterModel.load(version_dir / ROUTER_DIR)
+        return _ROUTERS[version_dir]

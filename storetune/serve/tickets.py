@@ -17,9 +17,10 @@ from pydantic import BaseModel, ConfigDict, Field
 from starlette.responses import JSONResponse
 
 from storetune.errors import StoretuneError
-from storetune.serve.engine import Engine, UnknownModelError
+from storetune.serve.engine import Engine, Generation, UnknownModelError
 from storetune.serve.openai import engine_error, usage
-from storetune.serve.routing import TicketInput, TicketRouter, load_thresholds
+from storetune.serve.routing import TicketInput, TicketRouter, load_thresholds, router_for
+from storetune.serve.rules import fill
 from storetune.serve.security import APIError, require_api_key, timeout_error
 from storetune.workspace import Workspace
 
@@ -127,18 +128,23 @@ async def _route(app: FastAPI, engine: Engine, entry, body: TicketRequest, max_t
             503, f"ticket routing is unavailable: {e}", type="server_error", code="not_ready"
         ) from None
     ticket = TicketInput(body.message, [t.model_dump() for t in body.thread], body.customer)
+    reader = router_for(entry.path if entry.adapter_key else None)
     try:
-        prepared = await asyncio.to_thread(router_.prepare, ticket)
+        prepared = await asyncio.to_thread(router_.prepare, ticket, reader)
     except StoretuneError as e:
         raise APIError(400, str(e), param="thread") from None
-    try:
-        gen = await engine.agenerate(
-            prepared.messages, entry.id, max_tokens=max_tokens, temperature=0.0, logprobs=True
-        )
-    except APIError:
-        raise
-    except Exception as e:
-        raise engine_error(e) from None
+    if prepared.template is not None:
+        # the store fixed this kind's wording: nothing to generate
+        gen = Generation.fixed(fill(prepared.template, router_.cfg), entry.id)
+    else:
+        try:
+            gen = await engine.agenerate(
+                prepared.messages, entry.id, max_tokens=max_tokens, temperature=0.0, logprobs=True
+            )
+        except APIError:
+            raise
+        except Exception as e:
+            raise engine_error(e) from None
     name = entry.id.partition("@")[0]
     thresholds = load_thresholds(app.state.ws, name, entry.version)
     routed = await asyncio.to_thread(

@@ -153,8 +153,19 @@ def train_router_for_version(
     if len({i.kind for i in train}) < 2:
         return None
     model, report = train_router(train, read_split(data_dir, "val"), embed, seed)
+    # the focused prompt's kind -> policy sections table the dataset was built with:
+    # serving must give each kind the sections training gave it
+    model.info["kind_sections"] = _dataset_notes(data_dir).get("kind_sections")
     model.save(version_dir / ROUTER_DIR)
     return report
+
+
+def _dataset_notes(data_dir: Path) -> dict:
+    path = data_dir / "report.json"
+    if not path.exists():
+        return {}
+    report = json.loads(path.read_text(encoding="utf-8"))
+    return report.get("notes", {}) or {}
 
 
 _EMBEDDER = None

@@ -1,0 +1,87 @@
+"""Rules that live in code, not in the weights.
+
+- An explicit request for a person always hands over (as the helpdesks' own bots do):
+  the router's reading decides for wordings it learned, and these patterns catch the
+  plain ones even when the router has never seen a single example of the kind.
+- A draft that loops or says nothing is never sent.
+- The store's fixed wording (store.yaml `escalation.handover` and `templates`) is
+  filled from store.yaml's facts only.
+"""
+
+from __future__ import annotations
+
+import re
+import string
+
+from storetune.config import StoreConfig
+
+# "talk to a human", "speak with someone", "real person pls", "connect me to an agent",
+# "can I call someone", "I want a manager" — the verb and the person, near each other.
+_PERSON = r"(?:a\s+|an\s+|the\s+|your\s+|some\s+)?(?:real\s+|actual\s+|live\s+)?(?:human|person|people|agent|representative|rep|someone|somebody|manager|supervisor|staff|operator)"
+_ASK = re.compile(
+    rf"\b(?:speak|talk|chat|get\s+through|connect\s+me|put\s+me\s+through|transfer\s+me|"
+    rf"escalate\s+(?:this|me)|call\s+me|phone\s+me|(?:i\s+)?(?:want|need|would\s+like|'d\s+like)"
+    rf"(?:\s+to\s+(?:speak|talk)(?:\s+to|\s+with)?)?)\b[^.?!\n]{{0,24}}?\b{_PERSON}\b",
+    re.IGNORECASE,
+)
+_BARE = re.compile(
+    r"^\W*(?:(?:a\s+)?(?:real\s+)?(?:human|person|agent|representative|operator)"
+    r"(?:\s+(?:please|pls|plz|now))?\W*)+$",
+    re.IGNORECASE,
+)
+_NOT_A_BOT = re.compile(
+    r"\b(?:not|no|stop)\s+(?:a\s+|an\s+|the\s+|this\s+)?(?:bot|robot|ai|automated|machine)\b",
+    re.IGNORECASE,
+)
+
+
+def asks_for_person(text: str) -> bool:
+    """The customer explicitly asks for a person (not just mentions one)."""
+    return bool(_ASK.search(text) or _BARE.match(text.strip()) or _NOT_A_BOT.search(text))
+
+
+_SENTENCE = re.compile(r"[^.!?\n]+[.!?]?")
+
+
+def degenerate(draft: str, max_sentences: int = 12) -> str | None:
+    """Why a draft must not be sent (empty, looping, rambling); None when it is fine."""
+    text = draft.strip()
+    if not re.search(r"[A-Za-z]{2}", text):
+        return "the draft is empty"
+    sentences = [s.strip().lower() for s in _SENTENCE.findall(text) if len(s.strip()) > 3]
+    if len(sentences) != len(set(sentences)):
+        return "the draft repeats a sentence"
+    words = text.lower().split()
+    grams = [" ".join(words[i : i + 5]) for i in range(max(0, len(words) - 4))]
+    if grams and max(grams.count(g) for g in set(grams)) >= 3:
+        return "the draft repeats itself"
+    if len(sentences) > max_sentences:
+        return f"the draft runs past {max_sentences} sentences"
+    return None
+
+
+def store_facts(cfg: StoreConfig) -> dict[str, str]:
+    """The values a template may use, from store.yaml only."""
+    contact = cfg.policies.contact
+    return {
+        "brand": cfg.brand.name,
+        "email": contact.email if contact else "",
+        "phone": (contact.phone or "") if contact else "",
+        "hours": (contact.hours or "") if contact else "",
+        "website": cfg.brand.website or "",
+    }
+
+
+def fill(template: str, cfg: StoreConfig) -> str:
+    """A store template with its placeholders filled; an empty value leaves no gap."""
+    facts = store_facts(cfg)
+    names = {name for _, name, _, _ in string.Formatter().parse(template) if name}
+    text = template.format(**{n: facts.get(n, "") for n in names})
+    return re.sub(r"\s{2,}", " ", re.sub(r"\(\s*\)|\s+([,.])", r"\1", text)).strip()
+
+
+def handover_line(cfg: StoreConfig, kind: str | None = None) -> str:
+    """What the customer reads when a person takes over: the kind's template if the store
+    fixed one, else the store's hand-over line."""
+    template = cfg.escalation.templates.get(kind or "") or cfg.escalation.handover
+    return fill(template, cfg)
