@@ -352,6 +352,8 @@ _TOPIC_WORDS = {
     "fraud_chargeback": ("chargeback", "dispute", "fraud"),
     "legal_threat": ("lawyer", "attorney", "sue", "law", "legal"),
     "safety_incident": ("hospital", "rash", "melt", "injury", "fire"),
+    "complaint": ("complain", "manager"),
+    "human_request": ("person", "agent", "manager", "human", "staff", "team"),
 }
 
 
