@@ -121,7 +121,13 @@ def test_tasks_and_categories_use_the_shared_tags(examples):
         "recommend": {"occasion", "budget", "size"},
         "no_info": {"irrelevant_context", "missing_context"},
         "safety": {"fake_product", "manipulation", "off_topic", "injection", "negotiation"},
-        "lookalike": {"fraud_chargeback", "legal_threat", "safety_incident"},
+        "lookalike": {
+            "fraud_chargeback",
+            "legal_threat",
+            "safety_incident",
+            "complaint",
+            "human_request",
+        },
     }
     for e in examples:
         assert e.task in SUPPORT_TASKS
