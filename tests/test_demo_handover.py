@@ -121,3 +121,25 @@ def test_person_lookalikes_are_answered_and_not_human_only(store):
     complaints = [e for e in lookalikes if e.category == "complaint"]
     assert complaints and all(cfg.escalation.marker not in e.messages[2]["content"]
                               for e in complaints)  # fmt: skip
+
+
+def test_demo_keywords_are_phrases_that_spare_ordinary_questions(store):
+    # serving hands over on these keywords, so a mention must not trip them
+    cfg, _, _ = store
+    topics = cfg.escalation.always
+    asks = {
+        "can I speak to a real person?": "human_request",
+        "pls have someone call me back": "human_request",
+        "I'd like to talk to someone about my return": "human_request",
+        "This is the worst customer service ever": "complaint",
+        "I'm leaving a 1-star review": "complaint",
+    }
+    for text, topic in asks.items():
+        assert human_only_reason([text], topics) == topic, text
+    for text in [
+        "My supervisor recommended the rain shell - is it in stock?",
+        "the zipper feels useless in the cold, what's the fabric?",
+        "Is the photo representative of the colour?",
+        "The person at the counter said to size up. Is that right?",
+    ]:
+        assert human_only_reason([text], topics) is None, text
