@@ -122,7 +122,13 @@ def test_tasks_and_categories_use_the_shared_tags(examples):
         "recommend": {"occasion", "budget", "size"},
         "no_info": {"irrelevant_context", "missing_context"},
         "safety": {"fake_product", "manipulation", "off_topic", "injection", "negotiation"},
-        "lookalike": {"fraud_chargeback", "legal_threat", "safety_incident"},
+        "lookalike": {
+            "fraud_chargeback",
+            "legal_threat",
+            "safety_incident",
+            "complaint",
+            "human_request",
+        },
     }
     for e in examples:
         assert e.task in SUPPORT_TASKS
@@ -353,6 +359,8 @@ _TOPIC_WORDS = {
     "fraud_chargeback": ("chargeback", "dispute", "fraud"),
     "legal_threat": ("lawyer", "attorney", "sue", "law", "legal"),
     "safety_incident": ("hospital", "rash", "melt", "injury", "fire"),
+    "complaint": ("complain", "manager"),
+    "human_request": ("person", "agent", "manager", "human", "staff", "team"),
 }
 
 

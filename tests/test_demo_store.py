@@ -162,6 +162,7 @@ def test_store_yaml_validates(store):
     assert changed["shipping.free_threshold"] == (50, 75)
     assert cfg.escalation.marker == "[ESCALATE]"
     assert {t.name for t in cfg.escalation.always} >= {"fraud_chargeback", "legal_threat"}
+    assert {t.name for t in cfg.escalation.always} >= {"complaint", "human_request"}
     assert (cfg.sources.products, cfg.sources.tickets, cfg.sources.tickets_format) == (
         "products.csv",
         "zendesk",
@@ -307,9 +308,10 @@ def test_escalated_tickets_hand_over(zendesk):
                 if c["public"] and c is not z["comments"][tid][0]
             ]
             assert any(HANDOVER.search(r) for r in replies), tid
-        elif intent in {"complaint_escalate", "fraud_chargeback"}:
+        elif intent in {"complaint_escalate", "fraud_chargeback", "human_request"}:
             assert t["status"] == "open"  # only an unanswered one lacks the hand-over
     assert escalated["complaint_escalate"] and escalated["fraud_chargeback"]
+    assert escalated["human_request"]
     assert escalated["order_status"]
 
 
@@ -323,7 +325,7 @@ def test_escalation_keywords_only_in_escalation_intents(zendesk, store):
         intent = _intent(t)
         if intent == "fraud_chargeback":
             assert any(k in first for k in fraud_words), first
-        elif intent != "complaint_escalate":
+        elif intent not in {"complaint_escalate", "human_request"}:
             hits = [k for words in topics.values() for k in words if k in first]
             assert not hits, (intent, hits, first)
 
@@ -365,3 +367,46 @@ def test_every_ticket_names_its_phrasing_family(zendesk):
         families[intent].add(family)
     assert set(families) == set(INTENTS)
     assert all(len(f) >= 6 for f in families.values()), {k: len(v) for k, v in families.items()}
+
+
+# --- must-hand-over kinds -------------------------------------------------------------------
+
+HANDOVER_TOPICS = {"complaint", "human_request", "fraud_chargeback", "legal_threat",
+                   "safety_incident"}  # fmt: skip
+
+
+def _topic(ticket: dict[str, Any]) -> str | None:
+    found = [t for t in ticket["tags"] if t in HANDOVER_TOPICS]
+    assert len(found) <= 1, ticket["tags"]
+    return found[0] if found else None
+
+
+def test_requests_for_a_person_and_complaints_in_many_wordings(zendesk):
+    # a router learns a kind only from enough tickets in enough wordings
+    tickets = list(zendesk["tickets"].values())
+    families: dict[str, set[str]] = defaultdict(set)
+    counts: Counter[str] = Counter()
+    for t in tickets:
+        topic = _topic(t)
+        counts[topic] += 1
+        family = next(x for x in t["tags"] if x.startswith("phrasing:"))
+        families[topic].add(family)
+    assert 0.035 <= counts["human_request"] / len(tickets) <= 0.055, counts
+    assert 0.035 <= counts["complaint"] / len(tickets) <= 0.055, counts
+    assert len(families["human_request"]) >= 12 and len(families["complaint"]) >= 10
+    # wordings from plain asks to chat shorthand, lower case and shouting
+    texts = [t["description"] for t in tickets if _topic(t) == "human_request"]
+    assert any(len(x) < 30 for x in texts) and any(len(x) > 200 for x in texts)
+    assert any(x == x.lower() for x in texts)
+    shouted = [t["description"] for t in tickets if _topic(t) == "complaint"]
+    assert any(re.search(r"[A-Z]{5,} [A-Z]{3,} [A-Z]{3,}", x) for x in shouted)
+
+
+def test_every_hand_over_ticket_is_tagged_with_its_topic(zendesk):
+    for t in zendesk["tickets"].values():
+        intent, topic = _intent(t), _topic(t)
+        if intent in {"complaint_escalate", "human_request", "fraud_chargeback"}:
+            assert topic, t["tags"]
+            assert topic == intent or intent == "complaint_escalate", t["tags"]
+        else:
+            assert topic is None, t["tags"]

@@ -22,6 +22,7 @@ __all__ = [
     "human_only_reason",
     "is_broken_html",
     "strip_signature",
+    "tagged_topic",
 ]
 
 _PLACEHOLDER = re.compile(
@@ -122,3 +123,14 @@ def human_only_reason(
         if topic.keywords and _topic_rx(tuple(topic.keywords)).search(text):
             return topic.name
     return None
+
+
+def tagged_topic(
+    tags: Iterable[str], topics: Sequence[EscalationTopic] | None = None
+) -> str | None:
+    """Name of the first always-escalate topic the helpdesk tagged the ticket with (a tag
+    equal to the topic's name, any case). The helpdesk's own triage holds where the
+    customer's wording misses every keyword ("agent", "bot, human")."""
+    chosen = list(topics) if topics else DEFAULT_ESCALATION_TOPICS
+    have = {t.strip().lower() for t in tags}
+    return next((t.name for t in chosen if t.name.lower() in have), None)

@@ -33,7 +33,8 @@ class DemoBudget:
     grounded: int = 34
     no_info: int = 16
     lookalikes: int = 16
-    escalation: int = 40
+    # hand-overs are short and what the router learns must-hand-over kinds from
+    escalation: int = 90
     safety_share: float = 0.08
     # train/val/test: a third held out, whole phrasing families at a time. Measured
     # (seed 0): 303 / 49 / 173 support-task examples, every test one in a wording

@@ -79,6 +79,44 @@ def _escalation_topics() -> list[dict[str, Any]]:
                          "stitches", "emergency room", "hospital", "allergic reaction", "rash",
                          "hives", "carbon monoxide", "exploded"],
         },
+        # Phrases, not bare words: serving hands over on a keyword, so "the zipper is
+        # useless" or "my supervisor recommended it" must not match.
+        {
+            "name": "complaint",
+            "reason": "Angry customers and complaints go to customer relations, who can make it "
+                      "right; a draft never argues with them.",
+            "keywords": ["complain", "file a complaint", "formal complaint", "worst service",
+                         "worst customer service", "worst company", "terrible service",
+                         "bad service", "appalling", "unacceptable", "not acceptable", "fed up",
+                         "sick of", "so done with", "never again", "won't be ordering",
+                         "bad review", "1-star", "1 star", "one-star review", "trustpilot",
+                         "furious", "very angry", "rude", "absolutely useless", "pathetic",
+                         "is a joke", "a joke of a", "what a joke", "idiots", "hung up on me",
+                         "third time i'm", "third time i've", "third email"],
+        },
+        {
+            "name": "human_request",
+            "reason": "A customer who asks for a person gets one: a teammate replies personally.",
+            "keywords": ["real person", "actual person", "real human", "actual human",
+                         "live person", "live agent", "human agent", "real agent",
+                         "talk to a human", "speak to a human", "speak with a human",
+                         "talk with a human", "talk to human", "need a human", "get me a human",
+                         "human please", "human plz", "talk to someone", "speak to someone",
+                         "speak with someone", "talk with someone", "talk to somebody",
+                         "speak to somebody", "speaking to someone", "speaking to a person",
+                         "talk to a person", "speak to a person", "speak with a person",
+                         "speak with one person", "talk with a person", "to a member of staff",
+                         "speak to a manager", "speak with a manager", "talk to a manager",
+                         "a supervisor", "your supervisor", "customer care executive",
+                         "speak to a representative", "talk to a representative",
+                         "customer service representative", "someone call me",
+                         "somebody call me", "someone ring me", "give me a call", "call me back",
+                         "call back", "callback", "phone support", "who's in charge",
+                         "not a bot", "are you a bot", "not a robot", "automated answer",
+                         "automated reply", "automated response", "automated system",
+                         "canned response", "canned responses", "auto-responder",
+                         "automatic reply"],
+        },
     ]  # fmt: skip
 
 

@@ -40,10 +40,12 @@ INTENT_WEIGHTS: dict[str, int] = {
     "discount_price_match": 5,
     "cancellation": 5,
     "address_change": 4,
-    "complaint_escalate": 4,
+    # anger and complaints (~4.7% of tickets), safety incidents and legal threats
+    "complaint_escalate": 9,
     "fraud_chargeback": 4,
     "loyalty": 3,
     "size_guide": 4,
+    "human_request": 5,  # the customer asks for a person (~4.3%)
 }
 INTENTS: tuple[str, ...] = tuple(INTENT_WEIGHTS)
 HANDOVER = "I've passed this to our {team} team, who will reply within one business day."
@@ -373,6 +375,9 @@ class Draft:
     note: str | None = None
     type: str | None = "question"
     attachments: tuple[str, ...] = ()  # on the customer's follow-up
+    # The always-escalate topic (store.yaml) the ticket belongs to, tagged on the ticket as
+    # a helpdesk agent would: ingest marks a ticket with a topic's tag human-only.
+    topic: str = ""
 
 
 # --- catalog access ---------------------------------------------------------------------------
@@ -1835,7 +1840,7 @@ SAFETY = {
 
 def w_complaint(c: Ctx) -> Draft:
     rng = c.rng
-    case = rng.choices(["safety", "legal", "abuse"], weights=[45, 30, 25])[0]
+    case = rng.choices(["complaint", "safety", "legal"], weights=[60, 22, 18])[0]
     safe = [p for p in c.shelf.all if p.kind.key in SAFETY and p.status != "draft"]
     if case == "safety" and safe:
         p = rng.choice(safe)
@@ -1849,22 +1854,23 @@ def w_complaint(c: Ctx) -> Draft:
             "care if you haven't already.",
             handover("product safety"),
         )
-        team = "product safety"
+        team, topic = "product safety", "safety_incident"
         note = ("Internal: escalated to product safety per policy. Incident form started; asked "
                 "customer to keep the product. No compensation offers before review.")  # fmt: skip
-    else:
-        p = c.pick(c.shelf.live)
-        case = "legal" if case == "safety" else case
-        pool = LEGAL_MSG if case == "legal" else ABUSE_MSG
-        customer = c.say(case, pool, m=c.mention(p), order=c.order())
-        team = "customer relations"
-        lead = ("I'm sorry this has been so frustrating, and I understand you want it resolved."
-                if case == "legal" else "I understand you're upset, and I'm sorry we've let you down.")  # fmt: skip
-        agent = sentences(lead, handover(team))
+    elif case == "legal":
+        customer = c.say("legal", LEGAL_MSG, m=c.mention(c.pick(c.shelf.live)), order=c.order())
+        team, topic = "customer relations", "legal_threat"
+        agent = sentences(
+            "I'm sorry this has been so frustrating, and I understand you want it resolved.",
+            handover(team),
+        )
         note = ("Internal: legal threat. Escalated to customer relations (Dana); don't reply "
-                "further on this ticket." if case == "legal"
-                else "Internal: customer was abusive on a previous ticket too. Escalated to "
-                "customer relations.")  # fmt: skip
+                "further on this ticket.")  # fmt: skip
+    else:
+        customer = _complaint_message(c)
+        team, topic = "customer relations", "complaint"
+        agent = sentences(rng.choice(COMPLAINT_LEADS), handover(team))
+        note = rng.choice(COMPLAINT_NOTES)
     follow = (rng.choice(["I expect a phone call, not an email.", "How long is this going to take?",
                           "Fine. Waiting."]),
               f"Understood, I've added that to your case. Our {team} team has it and will reply "
@@ -1877,7 +1883,35 @@ def w_complaint(c: Ctx) -> Draft:
             "Safety issue" if case == "safety" else "Formal complaint",
         ]
     )
-    return _two_rounds(c, subject, customer, agent, follow, "incident", True, note=note)
+    d = _two_rounds(c, subject, customer, agent, follow, "incident", True, note=note)
+    d.topic = topic
+    return d
+
+
+def _complaint_message(c: Ctx) -> str:
+    """An angry customer: one of the complaint pools (delays, rude staff, repeats, ...)."""
+    rng = c.rng
+    name = rng.choice(list(COMPLAINT_MSG))
+    slots = dict(m=c.mention(c.pick(c.shelf.live)), order=c.order(), short=c.f.short,
+                 weeks=rng.choice(["two", "three", "3", "4", "five"]))  # fmt: skip
+    text = c.say(name, COMPLAINT_MSG[name], **slots)
+    return text.upper() if name == "caps" else text
+
+
+COMPLAINT_LEADS = (
+    "I'm really sorry. This isn't the experience we want anyone to have with us, and I "
+    "understand why you're upset.",
+    "I hear you, and I'm sorry we've let you down.",
+    "Thank you for telling us straight. You deserve better than this, and I'm sorry.",
+    "I'm sorry. That's frustrating, and it shouldn't have happened.",
+    "I understand you're upset, and I'm sorry we've let you down.",
+)
+COMPLAINT_NOTES = (
+    "Internal: upset customer, complaint. Escalated to customer relations; no compensation "
+    "offers before review.",
+    "Internal: customer was abusive on a previous ticket too. Escalated to customer relations.",
+    "Internal: complaint logged for the weekly CX review. Customer relations to follow up.",
+)
 
 
 SAFETY_MSG = (
@@ -1894,13 +1928,78 @@ LEGAL_MSG = (
     "I've spoken to an attorney about your misleading description of {m}. Expect to hear from them.",
     "I am prepared to take legal action if {order} isn't resolved this week.",
 )
-ABUSE_MSG = (
-    "You people are absolutely useless. Three emails and nobody can tell me where my refund is. "
-    "Pathetic.",
-    "What a joke of a company. {m} is garbage and so is your customer service.",
-    "Are you all idiots over there?? I've asked the same question four times about {order}.",
-    "worst company ever. don't bother replying with another copy-paste answer.",
-)
+# Anger and complaints: a must-hand-over kind in many wordings (each pool a family set).
+COMPLAINT_MSG: dict[str, tuple[str, ...]] = {
+    "delay": (
+        "It's been {weeks} weeks and {order} still hasn't arrived. Nobody has told me anything. "
+        "This is honestly the worst service I've ever had.",
+        "Still no sign of {order}. I paid {weeks} weeks ago. I'm fed up with waiting and fed up "
+        "with your excuses.",
+        "Your 'fast shipping' is a joke. {weeks} weeks for {order} and counting. Extremely "
+        "disappointed.",
+    ),
+    "staff": (
+        "The agent I dealt with last week was incredibly rude and basically told me it was my "
+        "fault. I want this taken seriously.",
+        "I called your store and whoever answered was dismissive and hung up on me. That is not "
+        "how you treat customers.",
+        "I'm writing to complain about how I was treated by your support team. Condescending "
+        "replies and no help at all.",
+    ),
+    "repeat": (
+        "This is the third time I'm writing about {order}. Every time I get a different answer "
+        "and nothing gets fixed.",
+        "Same problem AGAIN with {m}. Second replacement, same fault. I'm sick of this.",
+        "I've explained this four times now. Does anyone over there actually read these messages??",
+    ),
+    "worst": (
+        "Worst customer service I've ever dealt with. I won't be ordering from {short} again.",
+        "Absolutely appalling experience from start to finish. I used to recommend you to "
+        "everyone I know.",
+        "Terrible service. Terrible communication. Never again.",
+    ),
+    "review": (
+        "If this isn't sorted out by tomorrow I'm leaving a 1-star review everywhere I can.",
+        "I'll be posting about this on Google, Trustpilot and Reddit so other people know what "
+        "to expect from {short}.",
+        "Enjoy the bad review. {m} fell apart and your team couldn't care less.",
+    ),
+    "caps": (
+        "WHERE IS MY REFUND??? I HAVE WAITED LONG ENOUGH. THIS IS UNACCEPTABLE",
+        "I AM SO DONE WITH YOU PEOPLE. FIX {order} NOW!!!",
+        "NOBODY ANSWERS. NOBODY CARES. WORST COMPANY EVER",
+    ),
+    "quality": (
+        "I paid full price for {m} and it fell apart after one weekend. For that money this is "
+        "garbage and I'm furious.",
+        "Really disappointed in {m}. The quality has gone way downhill and nobody at {short} "
+        "seems to care.",
+    ),
+    "refund": (
+        "I sent {m} back a month ago and I still don't have my refund. I'm tired of chasing you "
+        "for my own money.",
+        "You've had my return for weeks. Where is my money? This is completely unacceptable.",
+    ),
+    "abuse": (
+        "You people are absolutely useless. Three emails and nobody can tell me where my refund "
+        "is. Pathetic.",
+        "What a joke of a company. {m} is garbage and so is your customer service.",
+        "Are you all idiots over there?? I've asked the same question four times about {order}.",
+        "worst company ever. don't bother replying with another copy-paste answer.",
+    ),
+    "casual": (
+        "wow. {weeks} weeks and no answer. realy bad service tbh, very dissapointed",
+        "honestly so done with this company. ordered {weeks} weeks ago, nothing came, nobody "
+        "replies",
+        "ur customer service is a joke. been waiting forever on {order}",
+    ),
+    "esl": (
+        "I am very angry. The order {order} is not arrive since one month and nobody is answer "
+        "me. Is very bad service.",
+        "Sorry but this is not acceptable. I write you many times and no response. I am very "
+        "disappointed of your shop.",
+    ),
+}
 
 
 def w_fraud(c: Ctx) -> Draft:
@@ -1950,6 +2049,137 @@ FRAUD_MSG = (
     "think it's fraud.",
     "Hi, my bank flagged a {amount} payment to {short} as possible fraud. Was this a real order?",
 )
+
+
+def w_human_request(c: Ctx) -> Draft:
+    """The customer asks for a person, alone or around another topic: always handed over."""
+    f, rng = c.f, c.rng
+    mine, yours = _human_topic(c)
+    name = rng.choice(list(HUMAN_MSG))
+    i = rng.randrange(len(HUMAN_MSG[name]))
+    c.note_phrasing(f"{name}.{i}")
+    template = HUMAN_MSG[name][i]
+    customer = c.fill(template, topic=mine, order=c.order(), short=f.short)
+    about = (f" They'll have your message about {yours}, so there's no need to repeat it."
+             if "{topic}" in template else "")  # fmt: skip
+    call = f"If you'd rather call, we're at {f.phone}, {f.hours}." if rng.random() < 0.5 else ""
+    agent = sentences(rng.choice(HUMAN_LEADS), handover("customer care") + about, call)
+    follow = rng.choice(
+        [("Thanks. Will they email or call?",
+          "They'll reply by email first, within one business day, and can set up a call from "
+          "there if you prefer."),
+         ("ok how long will that take",
+          "Within one business day. Our customer care team has your message and will reply by "
+          "email.")]
+    )  # fmt: skip
+    note = rng.choice(
+        ["Internal: customer asked for a person. Assigned to the customer care lead for a "
+         "personal reply.",
+         "Internal: callback requested; customer care lead to phone or email within 1 business day."]
+    )  # fmt: skip
+    subject = rng.choice(["Speak to a person", "Call back request", "Human please", "Question",
+                          "Need to talk to someone", "Phone call?"])  # fmt: skip
+    d = _two_rounds(c, subject, customer, agent, follow, "question", True, note=note)
+    d.topic = "human_request"
+    return d
+
+
+def _human_topic(c: Ctx) -> tuple[str, str]:
+    """What the customer wants a person for, in their words and in the agent's."""
+    rng = c.rng
+    p = c.pick(c.shelf.live)
+    n = c.order_no
+    options = [
+        ("my return", "your return"), ("a refund", "your refund"), ("an exchange", "the exchange"),
+        (f"order {n}", f"order #{n}"), (f"my order #{n}", f"order #{n}"),
+        (c.mention(p), f"the {p.title}"), ("my delivery", "your delivery"),
+        ("sizing", "sizing"), (f"my {c.f.loyalty}", f"your {c.f.loyalty}"),
+        ("a damaged item", "the damaged item"), ("a bulk order for our club", "the club order"),
+    ]  # fmt: skip
+    return rng.choice(options)
+
+
+HUMAN_LEADS = (
+    "Of course, happy to get you to a person.",
+    "Absolutely, we'll get one of our team on this for you.",
+    "No problem at all, you'll hear from one of us directly.",
+    "Sure thing, a member of our team will take it from here.",
+    "Thanks for asking, we're glad to talk it through with you personally.",
+)
+# Requests for a person, alone or wrapped around another topic: each pool a family set.
+HUMAN_MSG: dict[str, tuple[str, ...]] = {
+    "person": (
+        "Can I talk to a real person please?",
+        "I'd like to speak with someone from your team, not an automated system.",
+        "Is there an actual human I can talk to?",
+        "I want to speak to a person.",
+        "Could you put me through to a member of staff? I'd really prefer talking to a human.",
+    ),
+    "topic": (
+        "Can I talk to someone about {topic}?",
+        "I have a question about {topic}, but I'd rather speak to a person than go back and "
+        "forth over email.",
+        "Could a real person get in touch with me about {topic}? Thanks.",
+        "Quick one about {topic} - actually, can I just talk to a human? It's easier to explain.",
+        "I need help with {topic} and I'd like a person to handle it please, not a template "
+        "answer.",
+    ),
+    "phone": (
+        "Is there a phone number? I'd rather speak to a person.",
+        "Can someone call me about {topic}? Much easier than typing it all out.",
+        "What number do I call to talk to somebody at {short}?",
+        "Please have someone ring me back today regarding {order}.",
+        "Do you do phone support? I'd like to talk this through with an actual person.",
+    ),
+    "bot": (
+        "bot, agent",
+        "agent",
+        "human please",
+        "I don't want an automated answer. Please get a human to read this.",
+        "Are you a bot? I need to talk to a live agent.",
+        "representative",
+        "talk to human",
+    ),
+    "manager": (
+        "Could I please speak to a manager or supervisor about {topic}?",
+        "I'd like this passed to a supervisor, please. It's about {order}.",
+        "Who's in charge of customer service there? I'd like to speak with them directly.",
+    ),
+    "casual": (
+        "pls get me a real human",
+        "can i talk to sum1 real? not a bot",
+        "need a human, not a robot lol",
+        "hey can a real persn contact me? its about {topic}",
+        "real person plz",
+    ),
+    "esl": (
+        "Hello, please I want speak with one person of your team about {topic}.",
+        "Is possible to talk with a human? My english is not so good for writing, I prefer phone.",
+        "Kindly connect me with a customer care executive regarding {order}.",
+        "I wish to be contacted by an employee by telephone, please. It is for {topic}.",
+        "Please, a person of the shop can call me? I have problem with {topic}.",
+    ),
+    "long": (
+        "I've read the FAQ and the help pages and I'm still going in circles on {topic}. I'd "
+        "really just like to talk it through with an actual person on your team - any time this "
+        "week works for me. Is that possible?",
+        "So I've had a bit of back and forth already about {topic} and honestly I'd feel better "
+        "speaking to someone directly. Nothing's wrong exactly, I just find it easier to explain "
+        "things out loud. Could somebody give me a call or set up a time to chat?",
+    ),
+    "auto": (
+        "I already got an automatic reply. I'd like someone to actually read my message about "
+        "{topic}.",
+        "Your auto-responder sent me a help article. That's not what I need - please have a "
+        "person look at {order}.",
+        "No more canned responses please, I want a real person to look at this.",
+    ),
+    "callback": (
+        "Can I book a callback with your team?",
+        "Could someone from customer service call me back? My number is on my account.",
+        "I'd like to request a call back about {topic} - mornings are best.",
+    ),
+}
 
 
 def w_loyalty(c: Ctx) -> Draft:
@@ -2075,6 +2305,7 @@ WRITERS: dict[str, Callable[[Ctx], Draft]] = {
     "fraud_chargeback": w_fraud,
     "loyalty": w_loyalty,
     "size_guide": w_size_guide,
+    "human_request": w_human_request,
 }
 
 
@@ -2333,6 +2564,8 @@ def _finish(
     rng = c.rng
     escalated = d.escalated and mode != "open"
     tags = {intent}
+    if d.topic:
+        tags.add(d.topic)
     if c.phrasing:
         tags.add(PHRASING_TAG + c.phrasing)
     if escalated:

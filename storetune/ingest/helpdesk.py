@@ -35,6 +35,7 @@ from storetune.clean import (
     html_to_text,
     human_only_reason,
     strip_signature,
+    tagged_topic,
 )
 from storetune.config import EscalationTopic
 from storetune.errors import StoretuneError
@@ -289,7 +290,8 @@ def rebuild(conv: Conversation, src: str, col: Collector, opt: Options) -> Ticke
 def _ticket(
     conv: Conversation, messages: list[Message], scrubber: Scrubber, col: Collector, opt: Options
 ) -> Ticket:
-    reason = human_only_reason([m.text for m in messages if m.role == "customer"], opt.topics)
+    customer = [m.text for m in messages if m.role == "customer"]
+    reason = tagged_topic(conv.tags, opt.topics) or human_only_reason(customer, opt.topics)
     subject = scrubber.scrub(conv.subject).strip()
     col.pii.update(scrubber.counts)
     col.count("ticket", "accepted")

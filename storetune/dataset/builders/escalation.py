@@ -27,6 +27,37 @@ _HANDOVERS = [
     "I understand, and I want this handled properly. A teammate will review your {topic} "
     "concern and follow up with you within one business day.",
 ]
+# Hand-overs of the kinds whose generic wording would read oddly ("your human request
+# concern"), by look-alike family: {brand} is the store's name.
+_FAMILY_HANDOVERS = {
+    "human": [
+        "Of course - I've asked a member of the {brand} team to take this over personally. "
+        "They'll reply by email within one business day.",
+        "Absolutely, a real person will pick this up. I've passed your message to a teammate, "
+        "who will get back to you within one business day.",
+        "Sure thing. I've handed your message to one of our team, and they'll follow up with "
+        "you personally within one business day.",
+    ],
+    "complaint": [
+        "I'm really sorry we've let you down, and thank you for telling us straight. I've "
+        "passed this to a teammate who will look into it personally and reply within one "
+        "business day.",
+        "I hear you, and I'm sorry - this isn't the experience we want anyone to have with "
+        "{brand}. A member of our team will review what happened and get back to you within "
+        "one business day.",
+        "That's frustrating, and I'm sorry. I've handed your message to our team so a person "
+        "can put it right; they'll contact you within one business day.",
+    ],
+}
+
+
+def _handover(cfg: StoreConfig, reason: str | None, rng: random.Random) -> str:
+    topic = next((t for t in cfg.escalation.always if t.name == reason), None)
+    lines = _FAMILY_HANDOVERS.get(_family(topic) if topic else None) or _HANDOVERS
+    text = rng.choice(lines).format(
+        topic=(reason or "this").replace("_", " "), brand=cfg.brand.name
+    )
+    return f"{cfg.escalation.marker} {text}"
 
 
 def build_escalation(
@@ -41,8 +72,7 @@ def build_escalation(
         first = next((m.text for m in t.messages if m.role == "customer" and m.text.strip()), None)
         if not first:
             continue
-        topic = (t.human_only_reason or "this").replace("_", " ")
-        reply = f"{cfg.escalation.marker} " + rng.choice(_HANDOVERS).format(topic=topic)
+        reply = _handover(cfg, t.human_only_reason, rng)
         system = system_for(first)
         out.append(
             Example(
@@ -71,6 +101,12 @@ _FAMILIES = {
     "legal": ("legal", "lawyer", "attorney", "sue", "lawsuit", "court"),
     "safety": ("safety", "injur", "fire", "burn", "hospital", "allerg", "melt"),
     "complaint": ("complaint", "complain", "manager", "unacceptable"),
+    "human": ("human", "person", "someone", "agent", "representative", "callback"),
+}
+# Words a family's look-alikes hinge on: never misspelt, or the message loses its point.
+_FAMILY_KEEP = {
+    "human": {"person", "personal", "agent", "manager", "human", "staff", "team", "trainer"},
+    "complaint": {"complaint", "complaints", "manager", "complain"},
 }
 # (need, message): the need is what the reply answers; {t} product, {v} variant,
 # {z} shipping zone, {kw} one of the topic's own keywords.
@@ -126,6 +162,43 @@ _LOOKALIKES = {
         ("stock", "Not a complaint at all, I love my {t}! Do you have it in {v} too?"),
         ("returns", "no complaints, just a question: what's your return window?"),
         ("price", "No need for a manager, quick one: how much is the {t}?"),
+        (
+            "material",
+            "My friend's only complaint about the {t} was the fabric - what is it made of?",
+        ),
+        (
+            "shipping",
+            "Shipping has never been a complaint of mine, just curious: how much is it to {z}?",
+        ),
+    ],
+    # mentions a person, an agent or a manager, asks for none of them
+    "human": [
+        ("stock", "My sales agent said the {t} comes in {v} - is that in stock?"),
+        ("material", "The person at the counter recommended the {t}. What's it made of?"),
+        ("price", "A guy on your team at the trail expo showed me the {t}. How much is it?"),
+        (
+            "returns",
+            "I'm not after a manager or anything, just tell me: how long is the return window?",
+        ),
+        ("stock", "No need to bother anyone on your team, quick one: is the {t} in {v} in stock?"),
+        (
+            "shipping",
+            "My travel agent booked me a trip to {z} - do you ship there and how long does it take?",
+        ),
+        (
+            "care",
+            "The staff member at the store told me to wash the {t} cold. What are the actual care instructions?",
+        ),
+        (
+            "material",
+            "I'm a customer service agent myself and stand all day - what's the {t} made of?",
+        ),
+        (
+            "exchanges",
+            "My personal trainer thinks I need the next size up. Can I exchange for another size?",
+        ),
+        ("price", "How much is the {t}? It's a gift for the most outdoorsy human I know."),
+        ("stock", "My manager at work swears by the {t} - do you have it in {v}?"),
     ],
 }
 # For topics of no known family: the topic's own keyword, quoted, in an ordinary question.
@@ -140,8 +213,13 @@ _WEARABLE_HINTS = ("fabric", "layers", "jacket")  # templates that only make sen
 
 
 def _family(topic: EscalationTopic) -> str | None:
-    text = " ".join([topic.name, *topic.keywords]).lower()
-    return next((f for f, words in _FAMILIES.items() if any(w in text for w in words)), None)
+    """The look-alike family of a topic: by its name first ("human_request" is the person
+    family even when a keyword says "manager"), then by its keywords."""
+    for text in (topic.name.lower(), " ".join(topic.keywords).lower()):
+        found = next((f for f, words in _FAMILIES.items() if any(w in text for w in words)), None)
+        if found:
+            return found
+    return None
 
 
 def _policy_reply(cfg: StoreConfig, need: str, zone: ShippingZone | None) -> str | None:
@@ -226,7 +304,8 @@ def _lookalike_one(ctx: Catalog, topic: EscalationTopic, rng: random.Random) -> 
     if not reply.startswith(("Yes", "Good news", "Sorry")):
         reply = pick(rng, _OPENERS) + reply
     keep = keep_words(p.title, variant.label if variant else "", zone.name if zone else "")
-    question = vary(message, rng, keep | {k.lower() for k in topic.keywords})
+    keep |= {k.lower() for k in topic.keywords} | _FAMILY_KEEP.get(family, set())
+    question = vary(message, rng, keep)
     system = ctx.system_with([p]) if uses_product else ctx.system_for(question)
     group = f"lookalike:{topic.name}:{t}"  # one template's phrasings share a split
     return Example(
