@@ -1,0 +1,210 @@
+"""Focused prompts and the rules in code: the right policy lines, the same prompt at train
+and serve time, policy changes without retraining, no looping draft sent, fixed wordings."""
+
+from __future__ import annotations
+
+import random
+
+import numpy as np
+import pytest
+
+from storetune.chat.prompt import policy_sections, render_system_prompt
+from storetune.config import StoreConfig
+from storetune.dataset.example import Example
+from storetune.dataset.focus import (
+    distinctive_words,
+    focus_examples,
+    kind_sections,
+    sections_used,
+    with_distractors,
+)
+from storetune.kinds import focus
+from storetune.models.router import RouterModel, RouterPrediction
+from storetune.serve.routing import Signals, Thresholds, TicketRouter, _hand_over, decide
+from storetune.serve.rules import asks_for_person, degenerate, fill, handover_line
+
+STORE = {
+    "brand": {"name": "Pine & Peak", "voice": "warm", "website": "https://pine.example.com"},
+    "policies": {
+        "returns": {"window_days": 30, "refund_days": 5},
+        "shipping": {
+            "currency": "USD",
+            "free_threshold": 75,
+            "zones": [{"name": "US", "cost": 6.95, "days_min": 3, "days_max": 5}],
+        },
+        "loyalty": {"name": "Peak Points", "earn": "1 point per $1", "redeem": "200 points = $10"},
+        "price_match": "We match identical items from authorized retailers within 14 days.",
+        "cancellations": "Orders can be cancelled within 1 hour.",
+        "contact": {"email": "help@pine.example.com", "phone": "+1 555 0100", "hours": "9-5"},
+    },
+}
+
+
+def store(**changes) -> StoreConfig:
+    raw = {**STORE, "policies": {**STORE["policies"], **changes}}
+    return StoreConfig.model_validate(raw)
+
+
+def test_focused_prompt_keeps_only_the_chosen_sections():
+    cfg = store()
+    full = render_system_prompt(cfg)
+    shipping = render_system_prompt(cfg, sections=["shipping"])
+    assert "Returns: within 30 days" in full and "Returns:" not in shipping
+    assert "Shipping to US: $6.95, 3-5 business days." in shipping
+    assert "Free standard shipping on orders over $75.00." in shipping
+    assert "Loyalty" not in shipping and "Cancellations" not in shipping
+    assert len(shipping) < len(full) / 1.5
+    # the brand, the rules and the contact stay whatever the sections
+    for line in ("Pine & Peak", "Never invent", "[ESCALATE]", "help@pine.example.com"):
+        assert line in shipping
+    assert "Policies:" not in render_system_prompt(cfg, sections=[])
+    names = [name for name, _ in policy_sections(cfg.policies)]
+    assert names[:2] == ["returns", "sale_items"] and "loyalty" in names
+
+
+def test_a_policy_change_reaches_the_prompt_without_retraining():
+    before = render_system_prompt(store(), sections=["returns"])
+    after = render_system_prompt(
+        store(returns={"window_days": 45, "refund_days": 5}), sections=["returns"]
+    )
+    assert "within 30 days" in before and "within 45 days" in after and "30 days" not in after
+
+
+def test_replies_pull_in_the_sections_they_quote():
+    cfg = store()
+    distinctive = distinctive_words(cfg)
+    reply = "No codes, but Peak Points earn 1 point per $1 and 200 points is $10 off."
+    assert "loyalty" in sections_used(reply, distinctive)
+    assert sections_used("Thanks, a teammate will follow up.", distinctive) == []
+    examples = [
+        Example(
+            [
+                {"role": "system", "content": "x"},
+                {"role": "user", "content": "discount?"},
+                {"role": "assistant", "content": reply},
+            ],
+            "support",
+            "discount_price_match",
+            "support",
+        )
+        for _ in range(3)
+    ]
+    table = kind_sections(examples, cfg)
+    assert table["discount_price_match"][:2] == ["price_match", "loyalty"]
+
+
+def test_training_prompt_for_a_kind_is_the_served_prompt():
+    """A build renders each example with its kind's sections (+ distractors); serving
+    renders the kinds the router reads with the same table: with no distractors and a
+    sure reading, the two prompts are the same text."""
+    from storetune.config import BuildConfig
+
+    cfg = store()
+    ex = Example(
+        [
+            {"role": "system", "content": render_system_prompt(cfg)},
+            {"role": "user", "content": "how long to cancel?"},
+            {"role": "assistant", "content": "Orders can be cancelled within 1 hour."},
+        ],
+        "support",
+        "cancellation",
+        "support",
+        cards=[],
+    )
+    table = focus_examples([ex], cfg, BuildConfig(distractor_sections=0))
+    reading = RouterPrediction("cancellation", 0.9, {"cancellation": 0.9, "returns": 0.1})
+    router = RouterModel(
+        ["cancellation", "returns"], np.zeros((2, 4)), np.zeros(2), {"kind_sections": table}
+    )
+    served = render_system_prompt(cfg, [], TicketRouter._sections(router, reading))
+    assert ex.messages[0]["content"] == served
+    assert "Cancellations:" in served and "Returns:" not in served
+    full = BuildConfig(policies="full")
+    assert focus_examples([ex], cfg, full) is None
+
+
+def test_distractors_are_other_sections_and_seeded():
+    available = ["returns", "shipping", "loyalty", "care"]
+    a = with_distractors(["returns"], available, 2, random.Random(1))
+    b = with_distractors(["returns"], available, 2, random.Random(1))
+    assert a == b and a[0] == "returns" and len(set(a)) == 3
+
+
+def test_unsure_router_readings_widen_the_focus():
+    assert focus([("returns", 0.9), ("exchange", 0.05)]) == ["returns"]
+    assert focus([("returns", 0.4), ("exchange", 0.35), ("shipping", 0.05)]) == [
+        "returns",
+        "exchange",
+    ]
+    assert focus([]) == []
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "I want to talk to a human agent",
+        "can i speak with a real person please",
+        "Connect me to an agent",
+        "pls real human not a bot",
+        "agent",
+        "Representative please",
+        "I'd like to speak to your manager about my return",
+        "stop the automated replies, I need someone",
+    ],
+)
+def test_explicit_requests_for_a_person_hand_over(text):
+    assert asks_for_person(text)
+    assert _hand_over(None, None, text) == "the customer asked for a person"
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "My sales agent said the tent has a footprint, is that right?",
+        "The person at the counter recommended the Tamarack jacket",
+        "Is the Human-Powered Headlamp in stock?",
+        "How do I return an item?",
+    ],
+)
+def test_mentions_of_people_are_not_requests(text):
+    assert not asks_for_person(text)
+
+
+def test_router_hands_over_above_its_threshold():
+    router = RouterModel(
+        ["returns", "human_request"], np.zeros((2, 4)), np.zeros(2), {"hand_over_threshold": 0.3}
+    )
+    sure = RouterPrediction("human_request", 0.6, {"human_request": 0.6, "returns": 0.4})
+    unsure = RouterPrediction("returns", 0.8, {"returns": 0.8, "human_request": 0.2})
+    assert "human_request" in _hand_over(router, sure, "hello")
+    assert _hand_over(router, unsure, "hello") is None
+
+
+def test_a_looping_or_empty_draft_is_never_sent():
+    assert degenerate("I can't see orders. I can't see orders. I can't see orders.")
+    assert degenerate("   ")
+    assert degenerate("ok ok ok ok ok ok ok ok ok ok ok ok ok ok ok ok ok")
+    assert degenerate("Returns are free within 30 days. Refunds take 5 days.") is None
+    signals = Signals(False, -0.01, -0.1, "stop", degenerate="the draft repeats a sentence")
+    decision = decide(signals, Thresholds())
+    assert decision.confidence == "low"  # never sent in auto mode
+    fine = decide(Signals(False, -0.01, -0.1, "stop"), Thresholds())
+    assert fine.confidence == "high"
+
+
+def test_templates_use_store_facts_only():
+    cfg = StoreConfig.model_validate(
+        {
+            **STORE,
+            "escalation": {
+                "templates": {"legal_threat": "Our team at {brand} will reply from {email}."}
+            },
+        }
+    )
+    assert (
+        handover_line(cfg, "legal_threat")
+        == "Our team at Pine & Peak will reply from help@pine.example.com."
+    )
+    assert handover_line(cfg, "complaint") == fill(cfg.escalation.handover, cfg)
+    with pytest.raises(Exception, match="unknown placeholder"):
+        StoreConfig.model_validate({**STORE, "escalation": {"templates": {"x": "Call {manager}"}}})
