@@ -10,7 +10,7 @@ from pathlib import Path
 
 from storetune.chat.card import cards_from_dicts
 from storetune.chat.prompt import prompt_cards
-from storetune.dataset.example import ALL_TASKS, SUPPORT_TASKS
+from storetune.config.train import ALL_TASKS, SUPPORT_TASKS
 from storetune.errors import StoretuneError
 from storetune.eval.records import Case
 from storetune.io import read_jsonl

@@ -149,8 +149,8 @@ def calibrate(
     """Fit and store the routing thresholds of a model version (see the module doc)."""
     import time
 
+    from storetune.config.train import SUPPORT_TASKS
     from storetune.dataset.build import resolve_dataset
-    from storetune.dataset.example import SUPPORT_TASKS
     from storetune.eval.cases import stratified, trained_tasks
     from storetune.models.registry import ModelRef, Registry
 
