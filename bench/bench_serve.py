@@ -99,7 +99,7 @@ def _workspace(root: Path) -> tuple:
 
     from storetune.demo.store_gen import generate_demo_store
     from storetune.ingest import ingest_workspace
-    from storetune.models.base import fingerprint, resolve_base_model
+    from storetune.runtime import fingerprint, resolve_base_model
     from storetune.workspace import Workspace
 
     base = resolve_base_model()
@@ -138,7 +138,7 @@ def _rss_mb() -> tuple[float, float]:
 
 
 def _child_memory(workspace: str, n: str) -> dict:
-    from storetune.models.base import resolve_base_model
+    from storetune.runtime import resolve_base_model
     from storetune.serve.engine import Engine
     from storetune.workspace import Workspace
 
@@ -190,7 +190,7 @@ def _memory(ws) -> dict:
 
 
 def _system_prompt(ws) -> str:
-    from storetune.dataset.prompt import render_system_prompt
+    from storetune.chat.prompt import render_system_prompt
 
     return render_system_prompt(ws.config())
 

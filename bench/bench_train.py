@@ -65,11 +65,11 @@ def _env_int(name: str, default: int) -> int:
 
 def build_rows(work: Path, n_train: int, n_val: int) -> tuple[list[dict], list[dict]]:
     """A seeded sample of support-task train/val rows from the sample store's dataset."""
+    from storetune.config.train import SUPPORT_TASKS
     from storetune.dataset.build import build_dataset
-    from storetune.dataset.example import SUPPORT_TASKS
     from storetune.demo.store_gen import generate_demo_store
     from storetune.ingest import ingest_workspace
-    from storetune.train import select_rows
+    from storetune.io import select_rows
     from storetune.workspace import Workspace
 
     store = work / "store"
@@ -85,7 +85,7 @@ def build_rows(work: Path, n_train: int, n_val: int) -> tuple[list[dict], list[d
 
 
 def tokenize_rows(tokenizer, rows: list[dict]) -> list[dict]:
-    from storetune.train.data import tokenize_chat
+    from storetune.chat.tokenize import tokenize_chat
 
     items = [tokenize_chat(tokenizer, r["messages"], MAX_LENGTH) for r in rows]
     return [{"input_ids": t.input_ids, "labels": t.labels} for t in items if t.trainable]
@@ -166,7 +166,7 @@ def _storetune_cfg():
 
 
 def worker_storetune(data: dict, out: Path) -> dict:
-    from storetune.models.base import ResolvedModel
+    from storetune.runtime import ResolvedModel
     from storetune.train.loop import pick_device, train_lora
 
     cfg = _storetune_cfg()
@@ -194,7 +194,7 @@ def worker_storetune(data: dict, out: Path) -> dict:
 
 
 def _bf16(device: str) -> bool:
-    from storetune.train.loop import bf16_supported
+    from storetune.runtime import bf16_supported
 
     return bf16_supported(device)
 
@@ -417,8 +417,8 @@ def build_random_llama(out: Path, vocab_source: str) -> str:
 def run() -> dict:
     import torch
 
-    from storetune.models.base import resolve_base_model
     from storetune.quiet import quiet_libraries
+    from storetune.runtime import resolve_base_model
 
     quiet_libraries()
     n_train = _env_int("STORETUNE_BENCH_TRAIN_EXAMPLES", 48)

@@ -49,15 +49,11 @@ def _measure(step, batches) -> float:
 def run() -> dict:
     import torch
 
+    from storetune.chat.tokenize import tokenize_chat
     from storetune.config import TrainConfig
-    from storetune.models.base import resolve_base_model
-    from storetune.train.data import collate, tokenize_chat
-    from storetune.train.loop import (
-        assistant_loss,
-        bf16_supported,
-        load_model_for_training,
-        shared_prefix_len,
-    )
+    from storetune.runtime import bf16_supported, resolve_base_model
+    from storetune.train.data import collate
+    from storetune.train.loop import assistant_loss, load_model_for_training, shared_prefix_len
 
     base = resolve_base_model()
     cfg = TrainConfig()

@@ -15,13 +15,14 @@ import time
 from pathlib import Path
 from typing import Any
 
+from storetune.config import StoreConfig
 from storetune.demo.store_gen import generate_demo_store
 from storetune.ingest import ingest_workspace
 from storetune.retrieval.index import build_index, index_exists
 from storetune.serve.engine import Engine
 from storetune.serve.routing import TicketInput, TicketRouter, load_thresholds
 from storetune.store import db
-from storetune.workspace import StoreConfig, Workspace
+from storetune.workspace import Workspace
 
 BENCH_MESSAGES = [
     "How much is the Tamarack 2.5L Rain Jacket?",

@@ -592,16 +592,9 @@ def _pct(x: float | None) -> str:
 
 def headline_table(report: dict, train_seconds: float | None = None) -> Table:
     """Base vs version: the figures of the eval report's headline."""
+    from storetune.eval.report import HEADLINE as columns
+
     table = Table(title=f"base vs {report['model']} on held-out examples")
-    columns = [
-        ("correct", "correct"),
-        ("partial", "partial"),
-        ("wrong", "wrong"),
-        ("hallucination", "hallucination"),
-        ("escalation_f1", "escalation F1"),
-        ("refusal_rate", "safety refusal"),
-        ("over_refusal", "over-refusal"),
-    ]
     table.add_column("model")
     table.add_column("n", justify="right")
     for _, title in columns:

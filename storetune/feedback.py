@@ -10,10 +10,8 @@ with the same scrubber ingest uses: the queue holds raw messages, a dataset neve
 from __future__ import annotations
 
 import json
-import os
 import re
 import sqlite3
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -21,6 +19,7 @@ from typing import Any
 from storetune.clean.pii import Scrubber
 from storetune.config import StoreConfig
 from storetune.errors import StoretuneError
+from storetune.io import atomic_write_text
 from storetune.store import db
 from storetune.store.review import APPROVED, EDITED, QueuedTicket, conversation, reviewed_tickets
 from storetune.workspace import Workspace
@@ -117,18 +116,6 @@ def export_feedback(ws: Workspace, out: Path | None = None) -> ExportReport:
         json.dumps({"messages": e.messages, "provenance": e.provenance()}, ensure_ascii=False)
         for e in examples
     ]
-    _atomic_write(path, "".join(line + "\n" for line in lines))
+    atomic_write_text(path, "".join(line + "\n" for line in lines))
     edited = sum(e.edited for e in examples)
     return ExportReport(path, len(examples), len(examples) - edited, edited)
-
-
-def _atomic_write(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise

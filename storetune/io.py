@@ -2,7 +2,8 @@
 
 A write goes to a temporary file in the target's own directory (same filesystem,
 so the rename is atomic), is flushed to disk, and is renamed over the target: a
-killed run leaves either the old file or the new one, never half of either.
+killed run leaves either the old file or the new one, never half of either. The file
+keeps the permissions a plain write would give it (the old file's, else the umask's).
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import json
 import os
 import tempfile
 from collections import Counter
+from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +29,7 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
             f.write(data)
             f.flush()
             os.fsync(f.fileno())
+        os.chmod(tmp, _mode_for(path))
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -40,6 +43,21 @@ def atomic_write_text(path: Path, text: str) -> None:
 
 def atomic_write_json(path: Path, data: Any, *, indent: int | None = 2, default=None) -> None:
     atomic_write_text(path, json.dumps(data, indent=indent, default=default))
+
+
+def _mode_for(path: Path) -> int:
+    # mkstemp makes the file 0600; store.yaml or a report must not turn private.
+    try:
+        return path.stat().st_mode & 0o7777
+    except FileNotFoundError:
+        return 0o666 & ~_umask()
+
+
+@cache
+def _umask() -> int:
+    mask = os.umask(0o022)  # reading the umask means setting it; put it straight back
+    os.umask(mask)
+    return mask
 
 
 def _sync_dir(directory: Path) -> None:

@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from storetune.errors import StoretuneError
+from storetune.facts import normalize  # a value typed with “ ” or – is found typed plainly
 
 QUERY_FIELDS = (
     "product_type",
@@ -62,17 +63,7 @@ REVIEW_LABELS: dict[str, tuple] = {
 }
 DESCRIPTION_WORDS = (40, 110)
 
-# Typographic dashes, quotes and no-break spaces read as their plain forms, so a value
-# typed one way is found in a reply typed the other. The same table as the fact
-# patterns' `normalize` in eval/facts.py, which a contract cannot import.
-_PLAIN = str.maketrans(
-    {"–": "-", "—": "-", "‑": "-", "’": "'", "‘": "'", "“": '"', "”": '"', "\u00a0": " "}
-)
 _WORD = re.compile(r"[a-z0-9]+")
-
-
-def _plain(text: str) -> str:
-    return text.translate(_PLAIN)
 
 
 # --- classify ----------------------------------------------------------------------------
@@ -86,7 +77,7 @@ def taxonomy_text(paths: list[str]) -> str:
 def taxonomy_path(text: str, lower: bool = True) -> list[str]:
     """The class an answer names: 'Category: A > B > C.' -> ['a', 'b', 'c'] (first line;
     a leading label, quotes and the end period dropped)."""
-    line = next((ln for ln in _plain(text).strip().splitlines() if ln.strip()), "")
+    line = next((ln for ln in normalize(text).strip().splitlines() if ln.strip()), "")
     if ":" in line and ">" in line.split(":", 1)[1]:
         line = line.split(":", 1)[1]
     line = line.strip().strip("`\"'").rstrip(".").strip()
@@ -240,14 +231,14 @@ def _item_in(item: str, text: str) -> bool:
 def _unmentioned(value: str, text: str) -> list[str]:
     """The parts of an attribute value a text leaves out: the missing items of a list
     value; for one value, the value unless it appears or 80% of its words do."""
-    text = _plain(text)
+    text = normalize(text)
     items = _short_items(value)
     if items:
         return [i for i in items if not _item_in(i, text)]
     low = text.lower()
-    if _plain(value).lower() in low:
+    if normalize(value).lower() in low:
         return []
-    words = [w for w in _WORD.findall(_plain(value).lower()) if len(w) > 2 or w.isdigit()]
+    words = [w for w in _WORD.findall(normalize(value).lower()) if len(w) > 2 or w.isdigit()]
     have = set(_WORD.findall(low))
     return [] if words and sum(w in have for w in words) / len(words) >= 0.8 else [value]
 

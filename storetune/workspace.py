@@ -10,27 +10,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-# Re-exported for branches written before the schema moved to storetune.config.
-from storetune.config import (  # noqa: F401
-    CONFIG_NAME,
-    DEFAULT_BASE_MODEL,
-    Brand,
-    Contact,
-    DamagedItems,
-    Escalation,
-    EscalationTopic,
-    Exchanges,
-    Loyalty,
-    Policies,
-    PolicyChange,
-    Returns,
-    Shipping,
-    ShippingZone,
-    Sources,
-    StoreConfig,
-    load_config,
-    record_source,
-)
+from storetune.config import CONFIG_NAME, StoreConfig, load_config
 from storetune.errors import StoretuneError
 
 

@@ -9,7 +9,7 @@ import pytest
 from typer.testing import CliRunner
 
 from storetune.cli import app
-from storetune.dataset.example import ALL_TASKS
+from storetune.config.train import ALL_TASKS
 from storetune.errors import StoretuneError
 from storetune.eval.agreement import LABELED_SET, load_labeled, measure_agreement
 from storetune.eval.metrics import SAFETY_CATEGORIES

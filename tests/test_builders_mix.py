@@ -14,24 +14,30 @@ from pathlib import Path
 
 import pytest
 
+from storetune.chat.card import ProductCard
 from storetune.chat.money import format_money as money
 from storetune.config import BuildConfig
+from storetune.config.train import SUPPORT_TASKS
 from storetune.dataset.builders import phrasing
 from storetune.dataset.builders.escalation import build_escalation, build_lookalikes
 from storetune.dataset.builders.grounded import ABSENT_FACTS, build_grounded, visible_variants
 from storetune.dataset.builders.recommend import build_recommend
 from storetune.dataset.builders.safety import build_safety, fake_name
 from storetune.dataset.context import BuildContext
-from storetune.dataset.example import SUPPORT_TASKS, Example
+from storetune.dataset.example import Example
 from storetune.demo.store_gen import generate_demo_store
 from storetune.ingest import ingest_workspace
-from storetune.retrieval.catalog import product_card
 from storetune.store import db
 from storetune.store.records import Product, Variant
 from storetune.workspace import Workspace
 
 COUNTS = {"recommend": 45, "grounded": 40, "no_info": 30, "lookalikes": 30}
 BASE = 1200  # non-safety examples the safety share is taken from
+
+
+def product_card(p: Product) -> str:
+    """A product's card as the prompt shows it."""
+    return ProductCard.from_product(p).render()
 
 
 @pytest.fixture(scope="module")

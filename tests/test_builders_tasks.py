@@ -18,13 +18,13 @@ from storetune.dataset.builders.tasks import (
     taxonomy_label,
 )
 from storetune.dataset.context import BuildContext
-from storetune.dataset.example import CATALOG_TASKS
 from storetune.demo.store_gen import generate_demo_store
 from storetune.errors import StoretuneError
 from storetune.ingest import ingest_workspace
 from storetune.store import db
 from storetune.store.records import Product, Variant
 from storetune.tasks import (
+    CATALOG_TASKS,
     QUERY_FIELDS,
     REVIEW_FIELDS,
     REVIEW_ISSUES,

@@ -11,19 +11,19 @@ import pytest
 from storetune.chat.card import Card, ProductCard, cards_from_dicts, parse_cards
 from storetune.chat.money import format_money
 from storetune.chat.prompt import prompt_cards, render_system_prompt
+from storetune.config import BuildConfig, StoreConfig
 from storetune.dataset.builders.escalation import build_lookalikes
 from storetune.dataset.builders.grounded import build_grounded
 from storetune.dataset.builders.product_qa import build_product_qa
 from storetune.dataset.builders.recommend import build_recommend
 from storetune.dataset.builders.safety import build_safety
-from storetune.dataset.config import BuildConfig
 from storetune.dataset.context import BuildContext
 from storetune.demo.store_gen import demo_config
 from storetune.eval.records import Case
-from storetune.retrieval.catalog import KeywordIndex, product_card
+from storetune.retrieval.catalog import KeywordIndex
+from storetune.retrieval.index import Retrieval
 from storetune.serve.guard import Evidence, Guard
 from storetune.store.records import Product, Variant
-from storetune.workspace import StoreConfig
 
 JACKET = Product(
     handle="talus-storm",
@@ -58,7 +58,8 @@ def test_a_product_card_renders_what_the_prompt_always_showed():
         "  stock: in stock",
         "  Weight: 83 g",
     ]
-    assert product_card(JACKET) == card.render()
+    # what hybrid retrieval puts in a prompt is the same card
+    assert Retrieval("rain jacket", [JACKET]).context == card.render()
 
 
 def test_cards_travel_as_json_and_read_back_from_text():
@@ -83,7 +84,9 @@ def test_the_prompt_and_an_eval_case_carry_their_cards():
     cards = [ProductCard.from_product(STOVE)]
     system = render_system_prompt(cfg, cards)
     assert prompt_cards(system) == cards and cards[0].render() in system
-    assert prompt_cards(render_system_prompt(cfg, product_card(STOVE))) is None  # text only
+    assert (
+        prompt_cards(render_system_prompt(cfg, ProductCard.from_product(STOVE).render())) is None
+    )  # text only
     assert prompt_cards(render_system_prompt(cfg, [])) == []
     turns = [{"role": "system", "content": str(system)}, {"role": "user", "content": "hi"}]
     # a case from a dataset that recorded its cards reads them, not the prompt text

@@ -196,7 +196,7 @@ def test_catalog_lookup_is_the_same_in_every_process(tmp_path):
 
 def test_meta_records_the_cards_each_prompt_shows_and_eval_reads_them(built):
     from storetune.chat.card import Card
-    from storetune.dataset.example import SUPPORT_TASKS
+    from storetune.config.train import SUPPORT_TASKS
     from storetune.eval.cases import load_test_cases
 
     _, report = built

@@ -14,6 +14,7 @@ import pytest
 
 from storetune.chat.card import ProductCard
 from storetune.chat.prompt import render_system_prompt
+from storetune.config import StoreConfig
 from storetune.demo.store_gen import demo_config
 from storetune.eval.facts import ProductNames
 from storetune.eval.hallucination import Evidence as MetricEvidence
@@ -27,7 +28,6 @@ from storetune.facts import (
 )
 from storetune.serve.guard import Evidence, Guard
 from storetune.store.records import Product, Variant
-from storetune.workspace import StoreConfig
 
 JACKET = Product(
     handle="talus-storm",

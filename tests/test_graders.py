@@ -6,8 +6,9 @@ import json
 
 from evalkit import case
 
+from storetune.chat.card import parse_cards
 from storetune.eval.graders import Grader, grade
-from storetune.eval.records import Case, StoreFacts, parse_cards
+from storetune.eval.records import Case, StoreFacts
 
 
 def test_cards_are_parsed_from_the_system_prompt():

@@ -6,10 +6,10 @@ from decimal import Decimal
 
 import pytest
 
+from storetune.chat.card import ProductCard
 from storetune.chat.prompt import render_system_prompt
 from storetune.config import StoreConfig
 from storetune.demo.store_gen import demo_config
-from storetune.retrieval.catalog import product_card
 from storetune.serve.guard import Evidence, Guard, redact
 from storetune.store.records import Product, Variant
 
@@ -37,7 +37,7 @@ def guard() -> Guard:
 
 
 def evidence(cfg: StoreConfig, customer: str = "Is the Talus jacket waterproof?") -> Evidence:
-    system = render_system_prompt(cfg, product_card(JACKET))
+    system = render_system_prompt(cfg, ProductCard.from_product(JACKET).render())
     return Evidence.for_prompt(system, customer, cfg.brand.website)
 
 

@@ -37,6 +37,18 @@ def test_a_failed_write_keeps_the_old_file(tmp_path, monkeypatch):
     assert [p.name for p in tmp_path.iterdir()] == ["version.json"]
 
 
+def test_atomic_write_keeps_the_permissions_a_plain_write_gives(tmp_path):
+    plain = tmp_path / "plain.txt"
+    plain.write_text("x")
+    io.atomic_write_text(tmp_path / "new.txt", "x")
+    assert (tmp_path / "new.txt").stat().st_mode & 0o777 == plain.stat().st_mode & 0o777
+    shared = tmp_path / "store.yaml"
+    shared.write_text("a: 1\n")
+    shared.chmod(0o664)
+    io.atomic_write_text(shared, "a: 2\n")
+    assert shared.stat().st_mode & 0o777 == 0o664 and shared.read_text() == "a: 2\n"
+
+
 def test_read_jsonl_skips_blank_lines_and_names_a_bad_one(tmp_path):
     path = tmp_path / "train.jsonl"
     path.write_text('{"a": 1}\n\n{"a": 2}\n{"a": \n', encoding="utf-8")

@@ -11,16 +11,18 @@ from pathlib import Path
 
 import pytest
 
+from storetune.config.train import SUPPORT_TASKS
 from storetune.dataset.build import build_dataset
 from storetune.dataset.builders.phrasing import phrasing_family
 from storetune.dataset.dedup import group_duplicates
-from storetune.dataset.example import SUPPORT_TASKS, Example, family_from_tags
+from storetune.dataset.example import Example
 from storetune.dataset.split import assign_splits, group_by_family, phrasing_counts
 from storetune.dataset.validate import load_model_tokenizer
 from storetune.demo.pipeline import DemoBudget, apply_budget
 from storetune.demo.store_gen import generate_demo_store
 from storetune.eval.cases import load_test_cases, stratified
 from storetune.ingest import ingest_workspace
+from storetune.store.records import family_from_tags
 from storetune.workspace import Workspace
 
 

@@ -10,9 +10,9 @@ from typer.testing import CliRunner
 
 from storetune.chat.prompt import render_system_prompt
 from storetune.cli import app
-from storetune.config import load_rules
+from storetune.config import load_config, load_rules
 from storetune.errors import StoretuneError
-from storetune.workspace import Workspace, load_config
+from storetune.workspace import Workspace
 
 RULES_JSON = {
     "Refund Policy": "Returns are accepted within 45 days of delivery for unworn items.",

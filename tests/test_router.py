@@ -70,6 +70,20 @@ def test_router_refuses_one_kind_and_missing_files(tmp_path):
         RouterModel.load(tmp_path)
 
 
+def test_router_learns_two_kinds_as_the_classifier_does():
+    # a dataset with support and escalation examples only teaches two kinds
+    from sklearn.linear_model import LogisticRegression
+
+    items = [i for i in toy_items() if i.kind != "shipping"]
+    x = features(bag_of_words([i.last for i in items]), bag_of_words([i.thread for i in items]))
+    labels = [i.kind for i in items]
+    model = RouterModel.fit(x, labels)
+    assert model.classes == ["human_request", "returns"]
+    assert [p.label for p in model.predict(x)] == labels
+    clf = LogisticRegression(C=4.0, class_weight="balanced", max_iter=2000, random_state=0)
+    np.testing.assert_allclose(model.proba(x), clf.fit(x, labels).predict_proba(x), atol=1e-5)
+
+
 def test_threshold_keeps_recall_on_validation():
     rng = np.random.default_rng(0)
     must = np.array([True] * 40 + [False] * 160)

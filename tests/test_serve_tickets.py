@@ -18,9 +18,9 @@ from fastapi.testclient import TestClient
 from test_retrieval import copy_store, indexed_store_template
 from test_serve_support import KEY, serve_base, serve_engine, serve_models  # noqa: F401
 
+from storetune.chat.card import ProductCard, render_cards
 from storetune.chat.prompt import render_system_prompt
 from storetune.config import ServeConfig
-from storetune.retrieval.catalog import product_card
 from storetune.serve.app import create_app
 from storetune.serve.engine import Generation, ModelEntry, UnknownModelError
 from storetune.serve.routing import calibration_path
@@ -125,7 +125,8 @@ def test_grounded_reply_uses_the_training_prompt(client, scripted, workspace):
     conn = db.connect(workspace.db_path)
     cards = db.load_products(conn, True, handles=[s["handle"] for s in body["sources"]])
     conn.close()
-    system = render_system_prompt(workspace.config(), "\n".join(product_card(p) for p in cards))
+    text = render_cards([ProductCard.from_product(p) for p in cards])
+    system = render_system_prompt(workspace.config(), text)
     assert messages == [
         {"role": "system", "content": system},
         {"role": "user", "content": f"How much is the {TENT}?"},

@@ -12,8 +12,8 @@ from typing import Any
 
 from storetune.chat.card import Card, render_cards
 from storetune.chat.money import format_money, store_currency
+from storetune.config import Policies, StoreConfig
 from storetune.errors import StoretuneError
-from storetune.workspace import Policies, StoreConfig
 
 
 class SystemPrompt(str):

@@ -38,7 +38,6 @@ from storetune.facts import (
     card_ok,
     iban_ok,
     ipv6_ok,
-    luhn_ok,
     phone_ok,
     tracking_ok,
 )
@@ -164,10 +163,6 @@ _WORD_NAMES = set(
     "amber ruby pearl jade olive ivy holly iris lily daisy violet hunter taylor page "
     "crystal misty stormy brook river forest".split()
 )
-
-
-# Re-exported for dataset/validate.py (another branch); it should import storetune.facts.
-_EMAIL, _PHONES, _CARD, _luhn_ok, _phone_ok = EMAIL, PHONES, CARD, luhn_ok, phone_ok
 
 
 class Scrubber:

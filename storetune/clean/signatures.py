@@ -11,6 +11,10 @@ from __future__ import annotations
 
 import re
 
+from storetune.facts import EMAIL, URL, phones
+
+_LINK_START = ("http://", "https://", "www.")
+
 _QUOTE_HEADERS = [
     # Gmail/Apple Mail: "On Mon, 3 Mar 2025, Maya <m@x.com> wrote:" (often wrapped once)
     re.compile(r"^[ \t]*On\b[^\n]{0,200}(?:\n[^\n]{0,200})?\bwrote:[ \t]*$", re.M),
@@ -40,7 +44,6 @@ _SIGNOFF = re.compile(
     rf"(?:[ \t]*[-–—]?[ \t]*{_NAME_TOKEN}(?:[ \t]+{_NAME_TOKEN}){{0,2}})?[ \t]*$",
     re.I,
 )
-_CONTACT = re.compile(r"[\w.+-]+@[\w-]+\.[\w.-]+|\+?\d[\d ().-]{7,}\d|https?://|www\.", re.I)
 _TEAM_WORDS = re.compile(
     r"\b(?:customer care|support|team|service|experience|manager|specialist|representative"
     r"|agent|advocate|happiness|hero|concierge|desk)\b",
@@ -73,11 +76,18 @@ _MAX_SIG_LINES = 6
 
 def _signature_part(s: str) -> bool:
     words = len(s.split())
-    if _CONTACT.search(s) and words <= 6:
+    if _contact(s) and words <= 6:
         return True
     if _address_line(s) or (_HOURS.search(s) and words <= 8):
         return True
     return bool(_NAME_LINE.match(s)) or (bool(_TEAM_WORDS.search(s)) and words <= 6)
+
+
+def _contact(s: str) -> bool:
+    """An email address, a phone number or a web link, as storetune.facts reads them. A
+    bare domain is no link here: "bought it on amazon.com" is a customer's sentence."""
+    links = (m.group().lower() for m in URL.finditer(s))
+    return bool(EMAIL.search(s) or phones(s) or any(u.startswith(_LINK_START) for u in links))
 
 
 def _address_line(s: str) -> bool:
@@ -97,7 +107,7 @@ def _signature_like(line: str) -> bool:
 
 def _contact_info(line: str) -> bool:
     s = line.strip()
-    return bool(_CONTACT.search(s) or _TEAM_WORDS.search(s) or _address_line(s))
+    return bool(_contact(s) or _TEAM_WORDS.search(s) or _address_line(s))
 
 
 def _has_content(lines: list[str]) -> bool:

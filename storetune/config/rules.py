@@ -29,6 +29,7 @@ from storetune.config.policies import (
     Shipping,
 )
 from storetune.errors import StoretuneError
+from storetune.facts import EMAIL
 
 __all__ = ["apply_rules", "describe_rules", "load_rules"]
 
@@ -231,7 +232,7 @@ class _Rules:
                 self.section_field(section, k, v, key)
         elif section == "shipping" and isinstance(value, list):
             self.zones(value, key)
-        elif section == "contact" and isinstance(value, str) and _EMAIL.fullmatch(value.strip()):
+        elif section == "contact" and isinstance(value, str) and EMAIL.fullmatch(value.strip()):
             self.put("contact.email", value.strip(), key)
         elif section in MODELS and isinstance(value, str):
             self.prose(section, value, key)
@@ -255,7 +256,7 @@ class _Rules:
             self.put(f"{section}.window_days", period[0], key)
         elif section == "damaged_items" and period:
             self.put("damaged_items.report_within_days", period[0], key)
-        elif section == "contact" and (m := _EMAIL.search(text)):
+        elif section == "contact" and (m := EMAIL.search(text)):
             self.put("contact.email", m.group(0), key)
         elif section == "shipping" and (m := re.search(r"free[^.]*?over\s*\D?(\d[\d.,]*)", text)):
             self.put("shipping.free_threshold", _number(m.group(1)), key)
@@ -300,7 +301,6 @@ _PERIOD = re.compile(
     r"(\d+)(?:\s*(?:-|–|—|to)\s*(\d+))?[\s-]*(?:business |working |calendar )?(day|week|month)s?\b",
     re.IGNORECASE,
 )
-_EMAIL = re.compile(r"[\w.+-]+@[\w-]+\.[\w.-]+")
 _RANGE = re.compile(r"^\s*(\d+)(?:\s*(?:-|–|—|to)\s*(\d+))?\s*$")
 _SCALE = {"day": 1, "week": 7, "month": 30}
 

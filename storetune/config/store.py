@@ -7,7 +7,6 @@ surfacing later in the one stage that reads that section.
 
 from __future__ import annotations
 
-import os
 from itertools import takewhile
 from pathlib import Path
 from typing import Any
@@ -23,6 +22,7 @@ from storetune.config.rules import apply_rules
 from storetune.config.serve import ServeConfig
 from storetune.config.train import TrainConfig
 from storetune.errors import StoretuneError
+from storetune.io import atomic_write_text
 
 CONFIG_NAME = "store.yaml"
 DEFAULT_BASE_MODEL = "smollm2-135m-instruct"
@@ -168,7 +168,4 @@ def record_source(path: Path, what: str, value: str) -> None:
     lines = text.splitlines(keepends=True)
     header = "".join(takewhile(lambda line: line.startswith("#"), lines))
     body = yaml.safe_dump(raw, sort_keys=False, allow_unicode=True, width=88)
-    # temp file + rename: a killed run never leaves half a store.yaml
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(header + body, encoding="utf-8")
-    os.replace(tmp, path)
+    atomic_write_text(path, header + body)  # a killed run never leaves half a store.yaml

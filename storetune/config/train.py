@@ -13,11 +13,12 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from storetune.config.errors import validate_section
+from storetune.tasks import CATALOG_TASKS
 
 # Task tags in meta.jsonl, which `train.tasks` selects from. The support adapter trains
 # on the conversational tasks; each catalog task has its own tag so it can train its
-# own adapter. (Here, at the bottom, so the config can name its default without
-# importing the dataset stage.)
+# own adapter; the catalog tags are the task specs' names (`storetune.tasks`). (Here, at
+# the bottom, so the config can name its default without importing the dataset stage.)
 SUPPORT_TASKS = (
     "support",  # replies from resolved tickets, category = intent
     "escalation",  # hand-overs with the marker, category = reason
@@ -28,7 +29,6 @@ SUPPORT_TASKS = (
     "no_info",  # category = irrelevant_context|missing_context
     "safety",  # category = fake_product|manipulation|off_topic|injection|negotiation
 )
-CATALOG_TASKS = ("classify", "query_rewrite", "review_extract", "description")
 ALL_TASKS = SUPPORT_TASKS + CATALOG_TASKS
 
 

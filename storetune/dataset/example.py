@@ -6,8 +6,9 @@ from dataclasses import dataclass, field
 
 from storetune.chat.card import Card
 
-# Re-exported: the task tags moved to storetune.config.train.
-from storetune.config.train import ALL_TASKS, CATALOG_TASKS, SUPPORT_TASKS  # noqa: F401
+# Moved to storetune.store.records; re-exported for demo/ticket_gen.py and
+# dataset/builders/escalation.py until their owner's branch imports them there.
+from storetune.store.records import PHRASING_TAG, family_from_tags  # noqa: F401
 
 
 @dataclass
@@ -25,13 +26,3 @@ class Example:
 
     def key(self) -> str:
         return "\n".join(m["content"] for m in self.messages if m["role"] != "system")
-
-
-# A helpdesk tag naming a ticket's phrasing family (the demo store writes it; real
-# exports have none).
-PHRASING_TAG = "phrasing:"
-
-
-def family_from_tags(tags: list[str]) -> str:
-    """The phrasing family a ticket's `phrasing:<family>` tag names, or ""."""
-    return next((t.removeprefix(PHRASING_TAG) for t in tags if t.startswith(PHRASING_TAG)), "")

@@ -16,7 +16,7 @@ import os
 import re
 import threading
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import replace
 
@@ -25,6 +25,8 @@ import httpx
 from storetune.config import ParaphraseConfig
 from storetune.dataset.example import Example
 from storetune.errors import StoretuneError
+from storetune.progress import Bar
+from storetune.progress import progress as progress_bar
 
 # Conversational tasks only: catalog-task gold (JSON filters, review labels,
 # attribute coverage) is derived from the exact input text.
@@ -179,15 +181,31 @@ def _ask_teacher(
     headers = {}
     if key := os.environ.get(pcfg.api_key_env):
         headers["Authorization"] = f"Bearer {key}"
-    with httpx.Client(timeout=pcfg.timeout_s, headers=headers) as client:
-        bar = _Bar(len(texts), progress)
-        with bar, ThreadPoolExecutor(max_workers=WORKERS) as pool:
-            futures = [pool.submit(_paraphrase_one, client, url, pcfg, t, seed, bar) for t in texts]
+    with (
+        httpx.Client(timeout=pcfg.timeout_s, headers=headers) as client,
+        progress_bar("paraphrasing", len(texts), progress, stderr=True, transient=True) as bar,
+    ):
+        done = _one_at_a_time(bar)
+        with ThreadPoolExecutor(max_workers=WORKERS) as pool:
+            futures = [
+                pool.submit(_paraphrase_one, client, url, pcfg, t, seed, done) for t in texts
+            ]
             try:
                 return [f.result() for f in futures]
             except StoretuneError:
                 _cancel(futures)
                 raise
+
+
+def _one_at_a_time(bar: Bar) -> Callable[[], None]:
+    """`bar.advance` for worker threads (the plain-line bar of a log is not thread-safe)."""
+    lock = threading.Lock()
+
+    def advance() -> None:
+        with lock:
+            bar.advance()
+
+    return advance
 
 
 def _cancel(futures: list[Future]) -> None:
@@ -196,7 +214,12 @@ def _cancel(futures: list[Future]) -> None:
 
 
 def _paraphrase_one(
-    client: httpx.Client, url: str, pcfg: ParaphraseConfig, text: str, seed: int, bar: _Bar
+    client: httpx.Client,
+    url: str,
+    pcfg: ParaphraseConfig,
+    text: str,
+    seed: int,
+    done: Callable[[], None],
 ) -> str | None:
     body = {
         "model": pcfg.model,
@@ -219,7 +242,7 @@ def _paraphrase_one(
     except httpx.HTTPError:
         return None  # a read timeout on one message costs that message only
     finally:
-        bar.advance()
+        done()
     if r.status_code in (401, 403, 404):
         raise StoretuneError(
             f"paraphrase teacher at {url} answered HTTP {r.status_code}",
@@ -233,42 +256,3 @@ def _paraphrase_one(
     except (ValueError, KeyError, IndexError, TypeError):
         return None
     return content if isinstance(content, str) else None
-
-
-class _Bar:
-    """A rich progress bar that worker threads can advance (or nothing)."""
-
-    def __init__(self, total: int, enabled: bool) -> None:
-        self.total, self.enabled = total, enabled
-        self._lock = threading.Lock()
-        self._progress = None
-
-    def __enter__(self) -> _Bar:
-        if self.enabled:
-            from rich.progress import (
-                BarColumn,
-                MofNCompleteColumn,
-                Progress,
-                TextColumn,
-                TimeRemainingColumn,
-            )
-
-            self._progress = Progress(
-                TextColumn("[bold]paraphrasing"),
-                BarColumn(),
-                MofNCompleteColumn(),
-                TimeRemainingColumn(),
-                transient=True,
-            )
-            self._progress.start()
-            self._task = self._progress.add_task("paraphrasing", total=self.total)
-        return self
-
-    def advance(self) -> None:
-        if self._progress is not None:
-            with self._lock:
-                self._progress.advance(self._task)
-
-    def __exit__(self, *exc: object) -> None:
-        if self._progress is not None:
-            self._progress.stop()

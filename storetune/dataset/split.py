@@ -19,7 +19,8 @@ import hashlib
 import re
 from collections import Counter, defaultdict
 
-from storetune.dataset.example import PHRASING_TAG, Example
+from storetune.dataset.example import Example
+from storetune.store.records import PHRASING_TAG
 
 SPLITS = ("train", "val", "test")
 # A category needs this many family groups before one is held out for test / val.

@@ -34,10 +34,10 @@ from storetune.chat.tokenize import (
     tokenize_chat,
     trained_length,
 )
-from storetune.clean.pii import _CARD, _EMAIL, _PHONES, _luhn_ok, _phone_ok
 from storetune.config import TrainConfig
 from storetune.dataset import dedup
 from storetune.errors import StoretuneError
+from storetune.facts import CARD, EMAIL, PHONES, card_ok, phone_ok
 from storetune.progress import progress_group
 
 ROLES = ("system", "user", "assistant")
@@ -641,20 +641,20 @@ def pii_in(text: str, allowed: str = "") -> list[tuple[str, str]]:
     if "@" in text:
         found += [
             ("an email address", m.group(0))
-            for m in _EMAIL.finditer(text)
+            for m in EMAIL.finditer(text)
             if m.group(0) not in allowed
         ]
     if not _SEVEN_DIGITS.search(text):  # phones and cards have 7+ digits
         return found
     taken: list[tuple[int, int]] = []
-    for m in _CARD.finditer(text):
-        if _luhn_ok(re.sub(r"\D", "", m.group(0))) and m.group(0) not in allowed:
+    for m in CARD.finditer(text):
+        if card_ok(m.group(0)) and m.group(0) not in allowed:
             found.append(("a card number", m.group(0)))
             taken.append(m.span())
-    for rx in _PHONES:
+    for rx in PHONES:
         for m in rx.finditer(text):
             v, (a, b) = m.group(0), m.span()
-            if any(a < y and x < b for x, y in taken) or not _phone_ok(v) or v in allowed:
+            if any(a < y and x < b for x, y in taken) or not phone_ok(v) or v in allowed:
                 continue
             found.append(("a phone number", v))
             taken.append((a, b))

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from storetune.chat.card import cards_from_dicts
 from storetune.chat.prompt import prompt_cards
-from storetune.dataset.example import ALL_TASKS, SUPPORT_TASKS
+from storetune.config.train import ALL_TASKS, SUPPORT_TASKS
 from storetune.errors import StoretuneError
 from storetune.eval.records import Case
 from storetune.io import read_jsonl
@@ -27,12 +27,14 @@ def trained_tasks(version_dir: Path) -> list[str]:
     return list(ALL_TASKS) if tasks == ["all"] else list(tasks)
 
 
-def load_test_cases(data_dir: Path, tasks: list[str]) -> list[Case]:
-    rows = read_jsonl(data_dir / "test.jsonl")
-    meta = [m for m in read_jsonl(data_dir / "meta.jsonl") if m["split"] == "test"]
+def load_test_cases(data_dir: Path, tasks: list[str], split: str = "test") -> list[Case]:
+    """The examples of one dataset split (the test split; calibration reads val) whose
+    task is in `tasks`, as cases: the last assistant turn is the gold reply."""
+    rows = read_jsonl(data_dir / f"{split}.jsonl")
+    meta = [m for m in read_jsonl(data_dir / "meta.jsonl") if m["split"] == split]
     if len(rows) != len(meta):
         raise StoretuneError(
-            f"{data_dir}: test.jsonl has {len(rows)} rows but meta.jsonl lists {len(meta)}",
+            f"{data_dir}: {split}.jsonl has {len(rows)} rows but meta.jsonl lists {len(meta)}",
             hint="rebuild the dataset with 'storetune build'",
         )
     return [
@@ -41,10 +43,11 @@ def load_test_cases(data_dir: Path, tasks: list[str]) -> list[Case]:
             r["messages"][-1]["content"],
             m["task"],
             m["category"],
-            cards=cards_from_dicts(m.get("cards")),
+            split,
+            cards_from_dicts(m.get("cards")),
         )
         for r, m in zip(rows, meta, strict=True)
-        if m["task"] in tasks
+        if m["task"] in tasks and r["messages"][-1]["role"] == "assistant"
     ]
 
 

@@ -25,13 +25,12 @@ def generate_replies(
 ) -> list[str]:
     """Greedy replies for each conversation (which ends with a user turn)."""
     prompts = [chat_ids(tokenizer, c) for c in conversations]
-    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
     outputs = greedy_generate(
         model,
         prompts,
         max_new_tokens,
         eos_token_id=tokenizer.eos_token_id,
-        pad_token_id=pad,
+        pad_token_id=tokenizer.pad_token_id,  # runtime falls back to the end token
         batch_size=batch_size,
         share_prefix=share_prefix,
         on_batch=on_batch,
@@ -50,13 +49,12 @@ def generate_scored(
     """Greedy replies with what the ticket router needs to decide: the reply text, each
     token's log-probability and why generation stopped ("stop" or "length")."""
     prompts = [chat_ids(tokenizer, c) for c in conversations]
-    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
     outputs, scores = greedy_generate(
         model,
         prompts,
         max_new_tokens,
         eos_token_id=tokenizer.eos_token_id,
-        pad_token_id=pad,
+        pad_token_id=tokenizer.pad_token_id,  # runtime falls back to the end token
         batch_size=batch_size,
         on_batch=on_batch,
         logprobs=True,

@@ -13,7 +13,7 @@ from collections.abc import Iterable
 
 from storetune.eval.catalog_tasks import grade_catalog
 from storetune.eval.facts import ProductNames
-from storetune.eval.records import Case, Grade, StoreFacts, parse_cards
+from storetune.eval.records import Case, Grade, StoreFacts
 from storetune.eval.rubric import grade_reply
 from storetune.tasks import CATALOG_TASKS
 
@@ -26,7 +26,7 @@ class Grader:
         self.store = store
         titles = set(store.catalog)
         for c in cases:
-            titles |= {card.title for card in parse_cards(c.system)}
+            titles |= {card.title for card in c.context_cards}
         self.names = ProductNames(sorted(titles))
 
     def grade(self, case: Case, reply: str) -> Grade:

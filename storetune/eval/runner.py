@@ -176,7 +176,7 @@ def _products(ws: Workspace):
 
 def _system_for(ws: Workspace, cfg, products) -> Callable[[str], str]:
     """The training build's prompt: policies plus the cards a message retrieves."""
-    from storetune.dataset.prompt import render_system_prompt
+    from storetune.chat.prompt import render_system_prompt
     from storetune.retrieval.catalog import KeywordIndex
 
     index = KeywordIndex(products)

@@ -8,7 +8,6 @@ leaves store.db as it was.
 from __future__ import annotations
 
 import json
-import os
 import re
 import sqlite3
 from dataclasses import asdict, dataclass, field
@@ -33,6 +32,7 @@ from storetune.ingest import (
 from storetune.ingest.detect import FORMATS, PRODUCT_FORMATS, TICKET_FORMATS, detect_format
 from storetune.ingest.helpdesk import list_files
 from storetune.ingest.shopify_csv import Catalog
+from storetune.io import atomic_write_text
 from storetune.store import db
 from storetune.store.records import Product, Ticket
 from storetune.workspace import Workspace
@@ -263,7 +263,8 @@ def ingest_workspace(
         conn.close()
     if rules is not None:
         record_source(ws.config_path, "policies", _relative(ws, rules))
-    _write_json(ws.reports_dir / "ingest.json", report.to_dict())
+    report_json = json.dumps(report.to_dict(), indent=2, ensure_ascii=False) + "\n"
+    atomic_write_text(ws.reports_dir / "ingest.json", report_json)
     # An index built before follows the new catalog (only changed products are
     # embedded); imported here so ingest never loads the embedder when there is none.
     from storetune.retrieval.index import refresh_if_indexed
@@ -319,14 +320,6 @@ def _write(
         )
         db.record_ingest_run(conn, started, report.to_dict())
     return report
-
-
-def _write_json(path: Path, data: dict[str, Any]) -> None:
-    # temp file + rename: a killed run never leaves half a report
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(data, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
-    os.replace(tmp, path)
 
 
 # --- presentation -------------------------------------------------------------------

@@ -18,17 +18,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
-    Progress,
-    ProgressColumn,
-    Task,
-    TextColumn,
-    TimeRemainingColumn,
-)
-from rich.text import Text
-
 from storetune.clean import (
     Scrubber,
     drop_placeholder_tail,
@@ -40,6 +29,7 @@ from storetune.clean import (
 from storetune.config import EscalationTopic
 from storetune.errors import StoretuneError
 from storetune.ingest.shopify_json import load_json_records
+from storetune.progress import progress as progress_bar
 from storetune.store.db import QuarantineItem
 from storetune.store.records import Message, Ticket
 
@@ -393,22 +383,12 @@ def json_reader(
 # --- progress -----------------------------------------------------------------------
 
 
-class _RateColumn(ProgressColumn):
-    def render(self, task: Task) -> Text:
-        speed = task.finished_speed or task.speed
-        return Text(f"{speed:,.0f}/s" if speed else "", style="progress.data.speed")
-
-
 def progress_iter(items: list[Any], label: str, enabled: bool) -> Iterator[Any]:
+    """`items`, one by one, under a progress bar (`storetune.progress`) when enabled."""
     if not enabled or not items:
         yield from items
         return
-    columns = (
-        TextColumn("[bold]{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        _RateColumn(),
-        TimeRemainingColumn(),
-    )
-    with Progress(*columns, transient=True) as progress:
-        yield from progress.track(items, description=label)
+    with progress_bar(label, len(items), stderr=True, transient=True) as bar:
+        for item in items:
+            yield item
+            bar.advance()

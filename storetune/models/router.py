@@ -88,8 +88,12 @@ class RouterModel:
             )
         clf = LogisticRegression(C=c, class_weight="balanced", max_iter=2000, random_state=seed)
         clf.fit(x, list(labels))
+        coef, intercept = clf.coef_, clf.intercept_
+        if len(kinds) == 2:  # one row, the log-odds of classes_[1]: softmax([0, z]) = sigmoid(z)
+            coef = np.vstack([np.zeros_like(coef[0]), coef[0]])
+            intercept = np.array([0.0, intercept[0]])
         order = [list(clf.classes_).index(k) for k in kinds]
-        coef, intercept = clf.coef_[order], clf.intercept_[order]
+        coef, intercept = coef[order], intercept[order]
         info = {"examples": len(labels), "c": c, "counts": _counts(labels)}
         return cls(kinds, coef, intercept, info)
 

@@ -1,4 +1,4 @@
-"""A keyword lookup over product titles, and the product card as text.
+"""A keyword lookup over product titles, giving the cards of the products a message names.
 
 Facts come from retrieval, style from fine-tuning: the same card
 (`storetune.chat.card.ProductCard`) is put in the system prompt when building
@@ -13,20 +13,10 @@ import re
 from collections import defaultdict
 
 from storetune.chat.card import ProductCard
-from storetune.chat.money import DEFAULT_CURRENCY
 from storetune.store.records import Product
 
 _WORD = re.compile(r"[a-z0-9]+")
 _STOP = {"the", "a", "and", "for", "with", "of", "in", "to", "my", "is", "it", "on"}
-
-
-def price_line(p: Product, currency: str = DEFAULT_CURRENCY) -> str:
-    return f"price: {ProductCard.from_product(p).price_text(currency)}"
-
-
-def product_card(p: Product, max_variants: int = 12, currency: str = DEFAULT_CURRENCY) -> str:
-    """A product's card as prompt text (`storetune.chat.card.ProductCard`)."""
-    return ProductCard.from_product(p, max_variants).render(currency)
 
 
 def words(text: str) -> list[str]:

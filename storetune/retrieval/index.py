@@ -27,9 +27,9 @@ from pathlib import Path
 
 import numpy as np
 
+from storetune.chat.card import ProductCard, render_cards
 from storetune.errors import StoretuneError
 from storetune.progress import progress as progress_bar
-from storetune.retrieval.catalog import price_line, product_card
 from storetune.retrieval.embed import Embedder
 from storetune.retrieval.keyword import BM25Index, KeywordDoc
 from storetune.store import db
@@ -286,7 +286,7 @@ class Retrieval:
 
     @property
     def context(self) -> str | None:
-        return "\n".join(product_card(p) for p in self.products) or None
+        return render_cards([ProductCard.from_product(p) for p in self.products]) or None
 
     def sources(self) -> list[dict]:
         """Product facts a caller may show beside the reply."""
@@ -295,7 +295,7 @@ class Retrieval:
             {
                 "handle": p.handle,
                 "title": p.title,
-                "price": price_line(p).removeprefix("price: "),
+                "price": ProductCard.from_product(p).price_text(),
                 "in_stock": any(v.in_stock for v in p.variants),
                 "score": round(score[p.handle].score, 4) if p.handle in score else None,
             }

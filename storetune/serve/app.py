@@ -23,6 +23,7 @@ from starlette.responses import JSONResponse, Response
 
 from storetune.config import ServeConfig
 from storetune.errors import StoretuneError
+from storetune.progress import progress as progress_bar
 from storetune.serve.engine import Engine
 from storetune.serve.openai import router as openai_router
 from storetune.serve.security import (
@@ -145,7 +146,6 @@ def serve_workspace(
 ) -> None:
     """Load the engine (with a progress bar) and run uvicorn until interrupted."""
     import uvicorn
-    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
     from storetune.models.registry import Registry
 
@@ -163,17 +163,11 @@ def serve_workspace(
         if cfg.serve.adapters is not None
         else Registry(workspace.models_dir).names()
     )
-    columns = (
-        TextColumn("{task.description}"),
-        BarColumn(),
-        TextColumn("{task.completed}/{task.total}"),
-        TimeElapsedColumn(),
-    )
-    with Progress(*columns, transient=True) as bar:
-        task = bar.add_task("loading base model and adapters", total=len(names))
+    label = "loading base model and adapters"
+    with progress_bar(label, len(names), transient=True, rate=False) as bar:
 
         def advance(name: str) -> None:
-            bar.update(task, description=f"loading adapter {name}", advance=1)
+            bar.advance(1, adapter=name)
 
         app = create_app(workspace, insecure_no_auth=insecure_no_auth, progress=advance)
     engine: Engine = app.state.engine

@@ -21,7 +21,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from storetune.errors import StoretuneError
-from storetune.io import atomic_write_json, read_jsonl
+from storetune.io import atomic_write_json
 from storetune.progress import progress as progress_bar
 from storetune.serve.guard import Evidence, Guard
 from storetune.serve.routing import Thresholds, calibration_path, logprob_stats
@@ -149,9 +149,9 @@ def calibrate(
     """Fit and store the routing thresholds of a model version (see the module doc)."""
     import time
 
+    from storetune.config.train import SUPPORT_TASKS
     from storetune.dataset.build import resolve_dataset
-    from storetune.dataset.example import SUPPORT_TASKS
-    from storetune.eval.cases import stratified, trained_tasks
+    from storetune.eval.cases import load_test_cases, stratified, trained_tasks
     from storetune.models.registry import ModelRef, Registry
 
     started = time.perf_counter()
@@ -163,7 +163,7 @@ def calibrate(
     version = int(info.get("version") or version_dir.name.lstrip("v"))
     data_dir = resolve_dataset(ws, info.get("dataset_id"))
     tasks = [t for t in trained_tasks(version_dir) if t in SUPPORT_TASKS]
-    cases = stratified(_val_cases(data_dir, tasks), limit)
+    cases = stratified(load_test_cases(data_dir, tasks, split="val"), limit)
     if not cases:
         raise StoretuneError(
             f"{data_dir}: the validation split has no support examples to calibrate on",
@@ -190,31 +190,6 @@ def calibrate(
     path = calibration_path(ws, ref.name, version)
     atomic_write_json(path, thresholds.to_dict())
     return CalibrationResult(path, label, thresholds, round(time.perf_counter() - started, 1))
-
-
-def _val_cases(data_dir: Path, tasks: list[str]):
-    from storetune.chat.card import cards_from_dicts
-    from storetune.eval.records import Case
-
-    rows = read_jsonl(data_dir / "val.jsonl")
-    meta = [m for m in read_jsonl(data_dir / "meta.jsonl") if m["split"] == "val"]
-    if len(rows) != len(meta):
-        raise StoretuneError(
-            f"{data_dir}: val.jsonl has {len(rows)} rows but meta.jsonl lists {len(meta)}",
-            hint="rebuild the dataset with 'storetune build'",
-        )
-    return [
-        Case(
-            r["messages"][:-1],
-            r["messages"][-1]["content"],
-            m["task"],
-            m["category"],
-            "val",
-            cards_from_dicts(m.get("cards")),
-        )
-        for r, m in zip(rows, meta, strict=True)
-        if m["task"] in tasks and r["messages"][-1]["role"] == "assistant"
-    ]
 
 
 def _engine(ws: Workspace, label: str, version_dir: Path, info: dict):

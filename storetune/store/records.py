@@ -85,3 +85,13 @@ class Ticket:
 
     def public_messages(self) -> list[Message]:
         return [m for m in self.messages if m.role in {"customer", "agent"}]
+
+
+# A helpdesk tag naming a ticket's phrasing family (the demo store writes it; real
+# exports have none). The split keeps a family on one side.
+PHRASING_TAG = "phrasing:"
+
+
+def family_from_tags(tags: list[str]) -> str:
+    """The phrasing family a ticket's `phrasing:<family>` tag names, or ""."""
+    return next((t.removeprefix(PHRASING_TAG) for t in tags if t.startswith(PHRASING_TAG)), "")

@@ -10,8 +10,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from storetune.config import TrainConfig
+from storetune.config.train import SUPPORT_TASKS
 from storetune.dataset.build import resolve_dataset
-from storetune.dataset.example import SUPPORT_TASKS
 from storetune.errors import StoretuneError
 from storetune.io import atomic_write_json, read_jsonl, select_rows
 from storetune.models.registry import Registry, weights_hash

@@ -8,11 +8,7 @@ from __future__ import annotations
 
 import random
 
-from storetune.chat.tokenize import (
-    IGNORE,
-    Tokenized,
-    tokenize_chat,  # noqa: F401  (re-exported for bench/)
-)
+from storetune.chat.tokenize import IGNORE, Tokenized
 
 
 def length_batches(

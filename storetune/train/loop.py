@@ -34,10 +34,7 @@ from storetune.chat.tokenize import IGNORE, Tokenized, tokenize_chat
 from storetune.config import TrainConfig
 from storetune.errors import StoretuneError
 from storetune.progress import progress as progress_bar
-from storetune.runtime import (
-    ResolvedModel,
-    bf16_supported,  # noqa: F401  (re-exported for bench/)
-)
+from storetune.runtime import ResolvedModel
 from storetune.train.data import collate, length_batches
 
 SMALL_SET_WARNING = 500

@@ -11,7 +11,6 @@ tickets there, so a missed hand-over is rarer than an extra one.
 
 from __future__ import annotations
 
-import json
 import random
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -19,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
+from storetune.io import read_jsonl
 from storetune.kinds import HAND_OVER, kind_of
 from storetune.models.router import ROUTER_DIR, RouterModel, features
 
@@ -138,8 +138,8 @@ def train_router(
 
 
 def read_split(data_dir: Path, split: str) -> list[Labeled]:
-    rows = _jsonl(data_dir / f"{split}.jsonl")
-    meta = [m for m in _jsonl(data_dir / "meta.jsonl") if m["split"] == split]
+    rows = read_jsonl(data_dir / f"{split}.jsonl")
+    meta = [m for m in read_jsonl(data_dir / "meta.jsonl") if m["split"] == split]
     return labeled_from_rows(rows, meta)
 
 
@@ -185,8 +185,3 @@ def embed_texts(texts: list[str]) -> np.ndarray:
             texts, batch_size=64, normalize_embeddings=True, convert_to_numpy=True
         )
     return np.asarray(vecs, dtype=np.float32)
-
-
-def _jsonl(path: Path) -> list[dict]:
-    with path.open(encoding="utf-8") as f:
-        return [json.loads(line) for line in f if line.strip()]

@@ -7,8 +7,8 @@ import re
 from storetune.chat.money import SYMBOLS, store_currency
 from storetune.chat.prompt import prompt_cards
 from storetune.config import StoreConfig
-from storetune.dataset.example import Example, family_from_tags
-from storetune.store.records import Ticket
+from storetune.dataset.example import Example
+from storetune.store.records import Ticket, family_from_tags
 
 _GREETING_NAME = re.compile(r"^(hi|hello|hey|dear)\s+<NAME>", re.IGNORECASE)
 _INLINE_NAME = re.compile(r",\s*<NAME>(?=[,.!?])")

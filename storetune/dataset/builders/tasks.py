@@ -27,10 +27,10 @@ import re
 from collections.abc import Callable, Iterable
 from decimal import Decimal
 
+from storetune.chat.prompt import render_task_prompt
 from storetune.config import StoreConfig
 from storetune.dataset.context import BuildContext
 from storetune.dataset.example import Example
-from storetune.dataset.prompt import render_task_prompt
 from storetune.store.records import Product, Variant
 from storetune.tasks import (
     CLASSIFY,

@@ -1,3 +1,0 @@
-"""Moved to storetune.config.serve; re-exported until the parallel branches are merged."""
-
-from storetune.config.serve import ReviewUser, ServeConfig  # noqa: F401
