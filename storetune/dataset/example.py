@@ -8,7 +8,6 @@ from storetune.chat.card import Card
 
 # Moved to storetune.store.records; re-exported for demo/ticket_gen.py and
 # dataset/builders/escalation.py until their owner's branch imports them there.
-from storetune.store.records import PHRASING_TAG, family_from_tags  # noqa: F401
 
 
 @dataclass

@@ -21,9 +21,8 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from storetune.dataset.example import PHRASING_TAG
 from storetune.demo.catalog_gen import DemoProduct, money, stock_phrase
-from storetune.store.records import Variant
+from storetune.store.records import PHRASING_TAG, Variant
 
 START = datetime(2024, 6, 1, tzinfo=UTC)
 END = datetime(2026, 10, 31, 23, 59, 59, tzinfo=UTC)

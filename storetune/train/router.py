@@ -11,6 +11,7 @@ tickets there, so a missed hand-over is rarer than an extra one.
 
 from __future__ import annotations
 
+import json
 import random
 from collections.abc import Callable
 from dataclasses import dataclass

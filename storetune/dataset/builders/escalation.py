@@ -16,8 +16,8 @@ from storetune.dataset.builders.grounded import (
 )
 from storetune.dataset.builders.phrasing import keep_words, phrasing_family, pick, vary
 from storetune.dataset.context import BuildContext
-from storetune.dataset.example import Example, family_from_tags
-from storetune.store.records import Product, Ticket, Variant
+from storetune.dataset.example import Example
+from storetune.store.records import Product, Ticket, Variant, family_from_tags
 
 _HANDOVERS = [
     "I'm sorry you're dealing with this. I've passed your message to a teammate who handles "
