@@ -156,7 +156,6 @@ def build_dataset(
     """
     bcfg = build_config(ws)
     examples, notes = collect_examples(ws, bcfg)
-    notes["kind_sections"] = focus_examples(examples, ws.config(), bcfg)
     examples, paraphrased = paraphrase_examples(examples, bcfg.paraphrase, bcfg.seed)
     notes.update(paraphrased)  # empty unless build.paraphrase.enabled
     examples, notes["exact_duplicates_removed"] = dedupe(examples)
@@ -171,6 +170,7 @@ def build_dataset(
     notes["near_duplicate_pairs"] = grouping.near_pairs
     notes["groups_merged_as_near_duplicates"] = grouping.merged_groups
     splits = assign_splits(examples, bcfg.split, bcfg.seed)
+    notes["kind_sections"] = focus_examples(examples, ws.config(), bcfg, splits)
     notes.update(phrasing_counts(examples, splits))
     tok = model or _base_tokenizer(ws)
     report = _summary(examples, splits, notes)

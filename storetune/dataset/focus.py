@@ -70,25 +70,38 @@ def kind_sections(examples: list[Example], cfg: StoreConfig) -> dict[str, list[s
 
 
 def focus_examples(
-    examples: list[Example], cfg: StoreConfig, bcfg: BuildConfig
+    examples: list[Example],
+    cfg: StoreConfig,
+    bcfg: BuildConfig,
+    splits: list[str] | None = None,
 ) -> dict[str, list[str]] | None:
     """Re-render each support-style example's system prompt with its kind's sections,
     the sections its own reply draws on (so no reply teaches a fact the prompt lacks)
     and a few distractors. Returns the kind → sections table serving must use, or None
-    when `policies: full` keeps the whole block (catalog tasks always keep theirs)."""
+    when `policies: full` keeps the whole block (catalog tasks always keep theirs).
+
+    Distractors go to training examples only (`splits` given): held-out prompts carry
+    just their kind's sections, as serving renders them when the router reads the kind."""
     if bcfg.policies == "full":
         return None
-    table = kind_sections(examples, cfg)
+    # learned from training replies only: held-out answers must not shape the prompts
+    train = (
+        examples
+        if splits is None
+        else [e for e, s in zip(examples, splits, strict=True) if s == "train"]
+    )
+    table = kind_sections(train, cfg)
     distinctive = distinctive_words(cfg)
     available = list(distinctive)
     rng = random.Random(f"focus:{bcfg.seed}")
-    for ex in examples:
+    for n, ex in enumerate(examples):
         kind = kind_of(ex.task, ex.category)
         if kind is None or not ex.messages or ex.messages[0]["role"] != "system":
             continue
+        distractors = bcfg.distractor_sections if splits is None or splits[n] == "train" else 0
         own = table.get(kind, []) + sections_used(ex.messages[-1]["content"], distinctive)
         own = list(dict.fromkeys(own))
-        sections = with_distractors(own, available, bcfg.distractor_sections, rng)
+        sections = with_distractors(own, available, distractors, rng)
         context = ex.cards if ex.cards is not None else _context_text(ex.messages[0]["content"])
         ex.messages[0] = {**ex.messages[0], "content": render_system_prompt(cfg, context, sections)}
     return table
