@@ -611,16 +611,11 @@ def headline_table(report: dict, train_seconds: float | None = None) -> Table:
 def system_table(report: dict) -> Table:
     """What customers would get with `review_mode: auto`: each model behind the router,
     focused prompt, guard, hand-over rules and confidence (95% intervals in brackets)."""
+    from storetune.eval.report import SYSTEM_COLUMNS
     from storetune.eval.stats import format_rate
 
     table = Table(title=f"the deployed system, base vs {report['model']} (same tickets)")
-    columns = [
-        ("automation", "sent without a person"),
-        ("correct_among_sent", "correct among sent"),
-        ("wrong_and_sent", "wrong and sent (all tickets)"),
-        ("escalation_recall", "must-hand-over handed over"),
-        ("over_escalation", "over-escalation"),
-    ]
+    columns = SYSTEM_COLUMNS
     table.add_column("model")
     table.add_column("n", justify="right")
     for _, title in columns:

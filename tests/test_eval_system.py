@@ -69,3 +69,43 @@ def test_system_summary_counts_what_a_store_cares_about():
     for key in ("automation", "wrong_and_sent", "escalation_recall", "over_escalation"):
         lo, hi = s[key]["ci"]
         assert lo <= s[key]["rate"] <= hi
+
+
+def test_evaluate_grades_the_deployed_system_without_touching_the_queue(tmp_path, tiny_model_dir):
+    """An indexed workspace: both models get system figures from the same routed tickets,
+    every ticket ends sent / queued / handed over, and nothing lands in the review queue."""
+    import json
+    import sqlite3
+
+    from evalkit import make_eval_workspace
+
+    from storetune.eval.runner import evaluate
+    from storetune.retrieval.index import build_index
+    from storetune.workspace import Workspace
+
+    root = make_eval_workspace(tmp_path / "store", tiny_model_dir)
+    build_index(root / "store.db", progress=False)
+    ws = Workspace(root)
+    report = evaluate(ws, "support", max_new_tokens=6, progress=False, log=lambda *a: None)
+    on_disk = json.loads((root / "reports" / "eval-support-v1.json").read_text())
+    for name in ("base", "support-v1"):
+        system = on_disk["results"][name]["system"]
+        s = system["summary"]
+        conversational = [
+            e for e in on_disk["results"][name]["examples"] if e["task"] != "classify"
+        ]
+        assert s["n"] == len(conversational) == len(system["examples"]) > 0
+        assert sum(s["outcomes"].values()) == s["n"]
+        assert {e["outcome"] for e in system["examples"]} <= {"sent", "queued", "handed_over"}
+        for key in ("automation", "wrong_and_sent", "escalation_recall", "over_escalation"):
+            assert set(s[key]) == {"rate", "k", "n", "ci"}
+        # a hand-over the gold asks for and the system sent is never graded right
+        for e in system["examples"]:
+            if "[ESCALATE]" in e["gold"] and e["outcome"] == "sent":
+                assert e["verdict"] == "wrong"
+    assert "ci" in on_disk["results"]["support-v1"]["summary"]
+    with sqlite3.connect(root / "store.db") as conn:
+        assert conn.execute("SELECT COUNT(*) FROM review_tickets").fetchone()[0] == 0
+    html = (root / "reports" / "eval-support-v1.html").read_text()
+    assert "The deployed system" in html and "wrong and sent" in html
+    assert report["results"]["support-v1"]["system"]["summary"]["n"] == s["n"]

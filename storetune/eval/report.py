@@ -11,6 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from storetune.eval import charts
+from storetune.eval.stats import format_rate
 from storetune.io import atomic_write_json, atomic_write_text
 
 TEMPLATE_DIR = Path(__file__).parent / "templates"
@@ -23,6 +24,23 @@ HEADLINE = [
     ("refusal_rate", "safety refusal"),
     ("over_refusal", "over-refusal"),
 ]
+
+
+SYSTEM_COLUMNS = [
+    ("automation", "sent without a person"),
+    ("correct_among_sent", "correct among sent"),
+    ("wrong_and_sent", "wrong and sent (of all)"),
+    ("escalation_recall", "must-hand-over handed over"),
+    ("over_escalation", "over-escalation"),
+    ("queued", "queued for an agent"),
+]
+
+
+def ci(entry: dict | None) -> str:
+    if not entry or not entry.get("ci"):
+        return ""
+    lo, hi = entry["ci"]
+    return f"{100 * lo:.0f}–{100 * hi:.0f}%, n={entry['n']}"
 
 
 def pct(value: float | None) -> str:
@@ -82,6 +100,8 @@ def render_html(report: dict, worst: int = 12) -> str:
         lstrip_blocks=True,
     )
     env.filters["pct"] = pct
+    env.filters["ci"] = ci
+    env.filters["cirate"] = format_rate
     template = env.get_template("report.html.j2")
     categories = sorted(
         {c for r in report["results"].values() for c in r["summary"]["by_category"]}
@@ -92,6 +112,12 @@ def render_html(report: dict, worst: int = 12) -> str:
         charts=_charts(report),
         categories=categories,
         worst=worst_examples(report, worst),
+        system_rows=[
+            (name, r["system"]["summary"])
+            for name, r in report["results"].items()
+            if r.get("system")
+        ],
+        system_columns=SYSTEM_COLUMNS,
     )
 
 
