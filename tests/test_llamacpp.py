@@ -316,36 +316,54 @@ def store_dataset(root: Path) -> str:
     return "ds-parity"
 
 
-# Share of the 20 prompts whose 32 greedy tokens must be identical. f16 and q8_0 round
-# the weights, so a near-tie between the two best tokens may flip somewhere in a reply.
-AGREEMENT = {"f16": 0.9, "q8_0": 0.75}
+# Share of the 20 prompts whose 32 greedy tokens must be identical to transformers'
+# (fp32), and share whose first OPENING tokens must be. f16 rounds the weights only.
+# q8_0 rounds them to 8 bits per weight (transformers on the dequantised q8_0 weights
+# gave 14/20 identical replies) and llama.cpp also runs its q8_0 products on 8-bit
+# activations, so replies part at near-ties earlier: measured 8/20 identical, every
+# reply's first 4 tokens the same (docs/training.md).
+AGREEMENT = {"f16": 0.9, "q8_0": 0.3}
+OPENING, OPENING_AGREEMENT = 4, 0.9
 
 
 @pytest.mark.slow
 def test_default_model_with_adapter_agrees_in_llama_cpp(tmp_path):
+    """The default model with a (random, small) adapter merged, exported as f16 and q8_0
+    GGUF: llama.cpp's greedy replies to 20 store questions vs transformers'."""
     needs_converters()
     from storetune.models.base import resolve_base_model
 
     base = resolve_base_model().path
     ws = add_version(tmp_path, base, seed=5, b_std=0.002, dataset_id=store_dataset(tmp_path))
+    model, tok = merged_model(ws)
+    texts = [
+        tok.apply_chat_template(c, tokenize=False, add_generation_prompt=True)
+        for c in ex.parity_conversations(ws, {"dataset_id": "ds-parity", "tasks": ["support"]}, 20)
+    ]
+    prompts = [tok(t, add_special_tokens=False)["input_ids"] for t in texts]
+    reference = ex._PrefixGreedy(model, prompts)
+    want = [reference(ids, 32, tok)[0] for ids in prompts]
+    base_model = AutoModelForCausalLM.from_pretrained(base, dtype=torch.float32)
+    with torch.no_grad():  # the adapter moves the model, if only a little
+        ids = torch.tensor([prompts[0]])
+        assert (base_model(ids).logits - model(ids).logits).abs().max() > 0.1
     report = {}
     for outtype in ("f16", "q8_0"):
         out = tmp_path / f"export-{outtype}"
-        result = ex.export_model(
-            ws, "support", "gguf", out=out, outtype=outtype, max_new_tokens=32, progress=False
+        ex.export_model(
+            ws, "support", "gguf", out=out, outtype=outtype, parity_prompts=0, progress=False
         )
-        p = result.parity
-        report[outtype] = p
-        print(
-            f"{outtype}: {p['identical']}/{p['prompts']} identical, "
-            f"matching tokens per prompt {p['matching_tokens']}, "
-            f"first-token max |logit diff| {p['first_token_max_abs_logit_diff']}"
-        )
-        vocab = llama_cpp.Llama(
-            model_path=str(out / f"support-v1.{outtype}.gguf"), vocab_only=True, verbose=False
-        )
-        assert vocab.metadata["tokenizer.ggml.pre"] == "smollm"
-        assert p["engine"] == "llama.cpp" and p["prompts"] == len(QUESTIONS)
-        assert p["tokenizer_identical"]
-        assert p["agreement"] >= AGREEMENT[outtype], p["mismatches"]
-    (tmp_path / "agreement.json").write_text(json.dumps(report, indent=2))
+        llm = open_gguf(out / f"support-v1.{outtype}.gguf")
+        assert llm.metadata["tokenizer.ggml.pre"] == "smollm"
+        assert [llm.tokenize(t.encode(), add_bos=True, special=True) for t in texts] == prompts
+        got = [llama_cpp_greedy(llm, t, 32) for t in texts]
+        pairs = list(zip(got, want, strict=True))
+        matching = [ex._common_prefix(g, w) for g, w in pairs]
+        identical = sum(g == w for g, w in pairs) / len(pairs)
+        opening = sum(ex._common_prefix(g, w) >= min(OPENING, len(w)) for g, w in pairs)
+        opening /= len(pairs)
+        report[outtype] = {"identical": identical, "opening": opening, "matching": matching}
+        print(f"{outtype}: {report[outtype]}")
+    for outtype, r in report.items():
+        assert r["identical"] >= AGREEMENT[outtype], report
+        assert r["opening"] >= OPENING_AGREEMENT, report

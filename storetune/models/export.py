@@ -192,12 +192,7 @@ def _export_gguf(job: _Job) -> ExportResult:
 def _export_gguf_lora(job: _Job) -> ExportResult:
     """The adapter as a llama.cpp LoRA GGUF beside the base model as a GGUF."""
     base = _base_path(job.info)
-    converters = llama_cpp_converters()
-    if converters is None:
-        raise StoretuneError(
-            "GGUF LoRA export needs llama.cpp's convert_lora_to_gguf.py, which is not installed",
-            hint="run 'make llama-cpp' (or set STORETUNE_LLAMA_CPP to a llama.cpp checkout)",
-        )
+    converters = require_converters("GGUF LoRA export needs llama.cpp's convert_lora_to_gguf.py")
     lora = job.out / f"{job.label}.lora.{job.outtype}.gguf"
     base_gguf = job.out / f"base.{job.outtype}.gguf"
     job.log(f"converting the adapter with {converters / 'convert_lora_to_gguf.py'}")
@@ -272,6 +267,16 @@ def llama_cpp_converters() -> Path | None:
     return None
 
 
+def require_converters(why: str) -> Path:
+    converters = llama_cpp_converters()
+    if converters is None:
+        raise StoretuneError(
+            f"{why}, which is not installed",
+            hint="run 'make llama-cpp' (or set STORETUNE_LLAMA_CPP to a llama.cpp checkout)",
+        )
+    return converters
+
+
 class ConverterError(StoretuneError):
     def __init__(self, script: str, output: str) -> None:
         tail = "\n".join(output.strip().splitlines()[-15:])
@@ -295,8 +300,8 @@ def run_converter(script: Path, args: list[str]) -> None:
 
 
 def convert_hf_to_gguf(model_dir: Path, path: Path, outtype: str, name: str) -> None:
-    converters = llama_cpp_converters()
-    assert converters is not None
+    """A Hugging Face model directory as GGUF, by llama.cpp's convert_hf_to_gguf.py."""
+    converters = require_converters("GGUF conversion needs llama.cpp's convert_hf_to_gguf.py")
     run_converter(
         converters / "convert_hf_to_gguf.py",
         [str(model_dir), "--outfile", str(path), "--outtype", outtype, "--model-name", name],
@@ -610,7 +615,9 @@ def _parity_report(tokenizer, runs, diffs, max_new_tokens: int, compared: str) -
         "decoding": "greedy",
         "compared": compared,
         "first_token_max_abs_logit_diff": round(max(diffs, default=0.0), 6),
-        # Per prompt: how many generated tokens agree before the first difference.
+        # Per prompt: the reference reply's length (end-of-turn token included) and how
+        # many generated tokens agree before the first difference.
+        "reply_tokens": [len(hf) for hf, _ in runs],
         "matching_tokens": [_common_prefix(hf, gg) for hf, gg in runs],
         "mismatches": [
             {"index": i, "hf": tokenizer.decode(hf), "gguf": tokenizer.decode(gg)}
