@@ -19,7 +19,7 @@ import tempfile
 import time
 from pathlib import Path
 
-THREADS = 2
+THREADS = int(os.environ.get("STORETUNE_BENCH_LLAMACPP_THREADS", "2"))
 PROMPT_TOKENS = 512
 NEW_TOKENS = 80
 REPEATS = int(os.environ.get("STORETUNE_BENCH_LLAMACPP_REPEATS", "3"))
