@@ -10,6 +10,9 @@ Measured, one stream, greedy, in this run:
 - peer: transformers on the same weights unquantised, fp32 and bf16: prefill as one
   forward pass over the same 512 tokens, decode as `generate` of 81 tokens minus 1.
 Each figure is the best of REPEATS runs (the least disturbed by other processes).
+Threads: STORETUNE_BENCH_LLAMACPP_THREADS (default 2). On 2 cores that other processes
+also use, llama.cpp's 2 OpenMP threads wait on each other: it then decodes several
+times slower than on 1 thread; compare figures only from a quiet machine.
 """
 
 from __future__ import annotations
