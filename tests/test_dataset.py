@@ -85,6 +85,7 @@ def test_escalations_carry_the_marker_and_policies_are_in_the_prompt(built):
     escalations = [rows[m["split"]][m["index"]] for m in meta if m["task"] == "escalation"]
     assert escalations
     assert all(r["messages"][-1]["content"].startswith(cfg.escalation.marker) for r in escalations)
+
     # focused prompts: each example carries the policy lines of its kind
     def system_of(category: str) -> str:
         m = next(m for m in meta if m["task"] == "support" and m["category"] == category)

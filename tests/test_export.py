@@ -1,4 +1,6 @@
-"""Export formats load back: merged, GGUF (transformers reader), Ollama Modelfile, vLLM adapter."""
+"""Export formats load back: merged, GGUF (transformers reader), Ollama Modelfile, vLLM adapter.
+
+Loading them in llama.cpp itself: tests/test_llamacpp.py."""
 
 from __future__ import annotations
 
@@ -169,6 +171,48 @@ def test_gguf_export_via_cli_writes_parity_report(trained, tmp_path):
     assert parity["prompts"] == 6 and parity["identical"] == 6 and parity["tokenizer_identical"]
     assert parity["first_token_max_abs_logit_diff"] < 1e-4
     assert (out / "support-v1.f32.gguf").stat().st_size > 0
+
+
+def test_pre_tokenizer_names_are_the_ones_llama_cpp_knows():
+    """llama.cpp's llama-vocab.cpp spells the GPT-2 rule "gpt-2" and refuses "gpt2";
+    SmolLM2 (digits split one by one, then the GPT-2 rule) is "smollm" there."""
+    byte_level = {"type": "ByteLevel", "add_prefix_space": False, "use_regex": True}
+    assert ex.pre_tokenizer_name({"pre_tokenizer": byte_level}) == "gpt-2"
+    smol = {
+        "type": "Sequence",
+        "pretokenizers": [{"type": "Digits", "individual_digits": True}, byte_level],
+    }
+    assert ex.pre_tokenizer_name({"pre_tokenizer": smol}) == "smollm"
+    odd = {"type": "Sequence", "pretokenizers": [{"type": "Whitespace"}, byte_level]}
+    with pytest.raises(StoretuneError, match="no llama.cpp equivalent"):
+        ex.pre_tokenizer_name({"pre_tokenizer": odd})
+
+
+def test_gguf_without_llama_cpp_checks_parity_with_transformers(trained, tmp_path, monkeypatch):
+    monkeypatch.setattr(ex, "llama_cpp_available", lambda: False)
+    monkeypatch.setattr(ex, "llama_cpp_converters", lambda: None)
+    result = ex.export_model(
+        trained,
+        "support@v1",
+        "gguf",
+        out=tmp_path / "g",
+        outtype="f32",
+        parity_prompts=3,
+        progress=False,
+    )
+    assert result.notes and "storetune's GGUF writer" in result.notes[0]
+    assert "make llama-cpp" in result.notes[0]
+    parity = json.loads((tmp_path / "g" / "parity.json").read_text())
+    assert parity["engine"] == "transformers" and parity["identical"] == 3
+    assert len(parity["matching_tokens"]) == 3 and parity["first_token_max_abs_logit_diff"] < 1e-4
+
+
+def test_gguf_lora_export_names_the_missing_converter(trained, tmp_path, monkeypatch):
+    monkeypatch.setattr(ex, "llama_cpp_converters", lambda: None)
+    with pytest.raises(StoretuneError, match="convert_lora_to_gguf.py") as e:
+        ex.export_model(trained, "support@v1", "gguf-lora", out=tmp_path / "l", progress=False)
+    assert "make llama-cpp" in e.value.hint
+    assert not (tmp_path / "l").exists()
 
 
 def test_gguf_export_refuses_non_llama_models():

@@ -2,8 +2,13 @@
 
 - merged: the LoRA folded into the base (peft merge_and_unload), saved as safetensors
   with its tokenizer; loads with AutoModelForCausalLM.
-- gguf: the merged model written with the `gguf` package for llama.cpp (Llama
-  architecture), tokenizer and chat template included; then a parity check.
+- gguf: the merged model converted for llama.cpp by llama.cpp's own
+  `convert_hf_to_gguf.py` (unpacked by `make` from the llama-cpp-python source
+  distribution); storetune's own writer (Llama architecture, byte-level BPE) when that
+  converter is not installed or does not know the tokenizer. Then a parity check that
+  runs the GGUF in llama.cpp when llama-cpp-python is installed.
+- gguf-lora: the adapter as a llama.cpp LoRA GGUF (`convert_lora_to_gguf.py`) and the
+  base model as a GGUF, for `llama-server -m BASE --lora ADAPTER`; parity as for gguf.
 - ollama: the GGUF plus a Modelfile whose TEMPLATE is derived from the chat template
   the model was trained with (and checked to render the same text).
 - vllm: the adapter in PEFT format plus the `vllm serve … --enable-lora` command.
@@ -18,6 +23,8 @@ import json
 import os
 import shlex
 import shutil
+import subprocess
+import sys
 import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -31,7 +38,7 @@ from storetune.progress import progress as progress_bar
 from storetune.runtime import greedy_generate, load_merged, load_tokenizer
 from storetune.workspace import Workspace
 
-FORMATS = ("merged", "gguf", "ollama", "vllm")
+FORMATS = ("merged", "gguf", "gguf-lora", "ollama", "vllm")
 GGUF_TYPES = ("f32", "f16", "bf16", "q8_0")
 PARITY_PROMPTS = 20
 # Modules vLLM's LoRA layers cover in Llama-architecture models.
@@ -120,7 +127,11 @@ class _Job:
     log: Callable[[str], None]
 
 
-_COMMAND_FILE = {"vllm": "vllm-serve.sh", "ollama": "ollama-create.sh"}
+_COMMAND_FILE = {
+    "vllm": "vllm-serve.sh",
+    "ollama": "ollama-create.sh",
+    "gguf-lora": "llama-server.sh",
+}
 
 
 def _command_file(command: str) -> str:
@@ -162,15 +173,55 @@ def _export_merged(job: _Job) -> ExportResult:
 def _export_gguf(job: _Job) -> ExportResult:
     model, tokenizer = load_merged(job.version_dir, _base_path(job.info))
     gguf_path = job.out / f"{job.label}.{job.outtype}.gguf"
-    write_gguf(model, tokenizer, gguf_path, job.outtype, job.label, job.progress)
     result = ExportResult("gguf", job.out, [])
-    if job.parity_prompts:
-        prompts = parity_conversations(job.ws, job.info, job.parity_prompts)
-        result.parity = check_parity(
-            model, tokenizer, gguf_path, prompts, job.max_new_tokens, job.outtype, job.progress
-        )
-        atomic_write_json(job.out / "parity.json", result.parity)
+    result.notes.append(
+        write_model_gguf(model, tokenizer, gguf_path, job.outtype, job.label, job.progress)
+    )
+    _parity(job, result, model, tokenizer, gguf_path)
     return result
+
+
+def _export_gguf_lora(job: _Job) -> ExportResult:
+    """The adapter as a llama.cpp LoRA GGUF beside the base model as a GGUF."""
+    base = _base_path(job.info)
+    converters = require_converters("GGUF LoRA export needs llama.cpp's convert_lora_to_gguf.py")
+    lora = job.out / f"{job.label}.lora.{job.outtype}.gguf"
+    base_gguf = job.out / f"base.{job.outtype}.gguf"
+    job.log(f"converting the adapter with {converters / 'convert_lora_to_gguf.py'}")
+    run_converter(
+        converters / "convert_lora_to_gguf.py",
+        ["--base", str(base), "--outtype", job.outtype, "--outfile", str(lora)]
+        + [str(job.version_dir)],
+    )
+    job.log(f"converting the base model with {converters / 'convert_hf_to_gguf.py'}")
+    convert_hf_to_gguf(base, base_gguf, job.outtype, base.name)
+    result = ExportResult("gguf-lora", job.out, [])
+    result.command = shlex.join(["llama-server", "-m", str(base_gguf), "--lora", str(lora)])
+    model, tokenizer = load_merged(job.version_dir, base)
+    _parity(job, result, model, tokenizer, base_gguf, lora)
+    return result
+
+
+def _parity(job: _Job, result: ExportResult, model, tokenizer, gguf_path, lora=None) -> None:
+    if not job.parity_prompts:
+        return
+    if lora is not None and not llama_cpp_available():
+        result.notes.append(
+            "parity not checked: llama-cpp-python is not installed (make llama-cpp)"
+        )
+        return
+    prompts = parity_conversations(job.ws, job.info, job.parity_prompts)
+    result.parity = check_parity(
+        model,
+        tokenizer,
+        gguf_path,
+        prompts,
+        job.max_new_tokens,
+        job.outtype,
+        job.progress,
+        lora_path=lora,
+    )
+    atomic_write_json(job.out / "parity.json", result.parity)
 
 
 def _export_ollama(job: _Job) -> ExportResult:
@@ -181,6 +232,99 @@ def _export_ollama(job: _Job) -> ExportResult:
     result.format = "ollama"
     result.command = f"cd {shlex.quote(str(job.out))} && ollama create {job.label} -f Modelfile"
     return result
+
+
+# -- llama.cpp's converters -------------------------------------------------------------
+#
+# convert_hf_to_gguf.py knows every architecture llama.cpp runs and identifies the
+# tokenizer's pre-tokenizer by how it splits a probe text (storetune's own writer got
+# SmolLM2's wrong); convert_lora_to_gguf.py writes adapters in the layout `--lora` reads.
+# Both ship in llama-cpp-python's source distribution with the gguf-py they are written
+# against; `make llama-cpp` unpacks them into the venv. They run in a child process:
+# they put that gguf-py first on sys.path, which must not replace the `gguf` package
+# transformers uses here.
+
+
+def llama_cpp_converters() -> Path | None:
+    """The directory holding llama.cpp's converters, or None when they are not installed.
+
+    STORETUNE_LLAMA_CPP may name a llama.cpp checkout; else the venv's share/llama.cpp.
+    """
+    env = os.environ.get("STORETUNE_LLAMA_CPP")
+    for d in ([Path(env)] if env else []) + [Path(sys.prefix) / "share" / "llama.cpp"]:
+        if (d / "convert_hf_to_gguf.py").is_file():
+            return d
+    return None
+
+
+def require_converters(why: str) -> Path:
+    converters = llama_cpp_converters()
+    if converters is None:
+        raise StoretuneError(
+            f"{why}, which is not installed",
+            hint="run 'make llama-cpp' (or set STORETUNE_LLAMA_CPP to a llama.cpp checkout)",
+        )
+    return converters
+
+
+class ConverterError(StoretuneError):
+    def __init__(self, script: str, output: str) -> None:
+        tail = "\n".join(output.strip().splitlines()[-15:])
+        super().__init__(f"{script} failed:\n{tail}")
+        self.output = output
+
+
+def run_converter(script: Path, args: list[str]) -> None:
+    """Run one of llama.cpp's converters offline; ConverterError with its output on failure."""
+    env = {k: v for k, v in os.environ.items() if k != "NO_LOCAL_GGUF"}
+    env["HF_HUB_OFFLINE"] = "1"  # never fetch a base config or tokenizer from the hub
+    run = subprocess.run(
+        [sys.executable, str(script), *args],
+        cwd=script.parent,
+        env=env,
+        capture_output=True,
+        text=True,
+    )
+    if run.returncode != 0:
+        raise ConverterError(script.name, run.stdout + run.stderr)
+
+
+def convert_hf_to_gguf(model_dir: Path, path: Path, outtype: str, name: str) -> None:
+    """A Hugging Face model directory as GGUF, by llama.cpp's convert_hf_to_gguf.py."""
+    converters = require_converters("GGUF conversion needs llama.cpp's convert_hf_to_gguf.py")
+    run_converter(
+        converters / "convert_hf_to_gguf.py",
+        [str(model_dir), "--outfile", str(path), "--outtype", outtype, "--model-name", name],
+    )
+
+
+def write_model_gguf(
+    model, tokenizer, path: Path, outtype: str, name: str, progress: bool = False
+) -> str:
+    """Write a merged model as GGUF, preferring llama.cpp's converter; says which wrote it."""
+    if llama_cpp_converters() is None:
+        write_gguf(model, tokenizer, path, outtype, name, progress)
+        return "written by storetune's GGUF writer (llama.cpp's converter is not installed: make llama-cpp)"
+    hf_dir = path.with_name(f".{path.name}.hf")
+    try:
+        model.save_pretrained(hf_dir, safe_serialization=True)
+        tokenizer.save_pretrained(hf_dir)
+        convert_hf_to_gguf(hf_dir, path, outtype, name)
+        return "written by llama.cpp's convert_hf_to_gguf.py"
+    except ConverterError as e:
+        if "pre-tokenizer was not recognized" not in e.output:
+            raise
+        path.unlink(missing_ok=True)
+        write_gguf(model, tokenizer, path, outtype, name, progress)
+        return (
+            "written by storetune's GGUF writer: llama.cpp's converter does not know this "
+            f"tokenizer; pre-tokenizer set to '{_gguf_pre_tokenizer(tokenizer)}'"
+        )
+    finally:
+        shutil.rmtree(hf_dir, ignore_errors=True)
+
+
+# -- storetune's GGUF writer (when llama.cpp's converter is absent or does not fit) -----
 
 
 def _llama_config(config) -> dict:
@@ -330,7 +474,7 @@ def _add_tokenizer(writer, tokenizer, vocab_size: int) -> None:
             types.append(gguf.TokenType.NORMAL)
     merges = [m if isinstance(m, str) else " ".join(m) for m in backend["model"]["merges"]]
     writer.add_tokenizer_model("gpt2")
-    writer.add_tokenizer_pre(_pre_tokenizer_name(backend))
+    writer.add_tokenizer_pre(pre_tokenizer_name(backend))
     writer.add_token_list(tokens)
     writer.add_token_types(types)
     writer.add_token_merges(merges)
@@ -359,14 +503,26 @@ def _is_byte_level(backend: dict) -> bool:
     return any(p.get("type") == "ByteLevel" for p in parts)
 
 
-def _pre_tokenizer_name(backend: dict) -> str:
-    """The llama.cpp pre-tokenizer name whose split rule matches this tokenizer's."""
+def _gguf_pre_tokenizer(tokenizer) -> str:
+    return pre_tokenizer_name(json.loads(tokenizer.backend_tokenizer.to_str()))
+
+
+def pre_tokenizer_name(backend: dict) -> str:
+    """The llama.cpp pre-tokenizer name whose split rule matches this tokenizer's.
+
+    Names as llama.cpp's llama-vocab.cpp spells them: its GPT-2 rule is "gpt-2" ("gpt2"
+    is refused as unknown); "smollm" is that rule after splitting off each digit.
+    """
     pre = backend.get("pre_tokenizer") or {}
     if pre.get("type") == "ByteLevel" and pre.get("use_regex", True):
-        return "gpt2"  # the GPT-2 split regex, built into ByteLevel
+        return "gpt-2"  # the GPT-2 split regex, built into ByteLevel
+    parts = pre.get("pretokenizers", [])
+    if [p.get("type") for p in parts] == ["Digits", "ByteLevel"]:
+        if parts[0].get("individual_digits") and parts[1].get("use_regex", True):
+            return "smollm"
     from transformers.integrations.gguf.gguf_tokenizer_mapping import GGUF_PRE_TOKENIZER_SPLITS
 
-    for part in pre.get("pretokenizers", []):
+    for part in parts:
         regex = (part.get("pattern") or {}).get("Regex")
         if part.get("type") == "Split" and regex:
             for name, known in GGUF_PRE_TOKENIZER_SPLITS.items():
@@ -418,8 +574,83 @@ def check_parity(
     max_new_tokens: int,
     outtype: str,
     progress: bool,
+    lora_path: Path | None = None,
 ) -> dict:
-    """Greedy replies of the merged HF model vs the GGUF (read back by transformers)."""
+    """Greedy replies of the merged HF model vs the GGUF in the engine that runs it.
+
+    That engine is llama.cpp (llama-cpp-python) when installed: it tokenizes the rendered
+    chat text itself with the GGUF's vocabulary, as a server given the text would. Without
+    it, the GGUF is read back with transformers (a LoRA GGUF cannot be checked then).
+    """
+    if llama_cpp_available():
+        return _llama_cpp_parity(
+            model, tokenizer, gguf_path, conversations, max_new_tokens, progress, lora_path
+        ) | {"outtype": outtype}
+    if lora_path is not None:
+        raise StoretuneError("a LoRA GGUF is checked in llama.cpp only: install llama-cpp-python")
+    return _transformers_parity(
+        model, tokenizer, gguf_path, conversations, max_new_tokens, progress
+    ) | {"outtype": outtype}
+
+
+def _parity_report(tokenizer, runs, diffs, max_new_tokens: int, compared: str) -> dict:
+    identical = sum(hf == gg for hf, gg in runs)
+    return {
+        "prompts": len(runs),
+        "identical": identical,
+        "agreement": round(identical / max(len(runs), 1), 4),
+        "max_new_tokens": max_new_tokens,
+        "decoding": "greedy",
+        "compared": compared,
+        "first_token_max_abs_logit_diff": round(max(diffs, default=0.0), 6),
+        # Per prompt: the reference reply's length (end-of-turn token included) and how
+        # many generated tokens agree before the first difference.
+        "reply_tokens": [len(hf) for hf, _ in runs],
+        "matching_tokens": [_common_prefix(hf, gg) for hf, gg in runs],
+        "mismatches": [
+            {"index": i, "hf": tokenizer.decode(hf), "gguf": tokenizer.decode(gg)}
+            for i, (hf, gg) in enumerate(runs)
+            if hf != gg
+        ][:5],
+    }
+
+
+def _llama_cpp_parity(
+    model, tokenizer, gguf_path, conversations, max_new_tokens, progress, lora_path
+) -> dict:
+    import llama_cpp
+
+    prompts = [chat_ids(tokenizer, conv) for conv in conversations]
+    texts = [_chat_text(tokenizer, conv) for conv in conversations]
+    n_ctx = max(len(p) for p in prompts) + max_new_tokens + 16
+    engine = LlamaCppGreedy(gguf_path, n_ctx, lora_path=lora_path)
+    engine_prompts = [engine.tokenize(t) for t in texts]
+    runs, diffs = [], []
+    with progress_bar("parity", 2 * len(prompts), progress) as bar:
+        hf_ids, hf_logits = _greedy(model, tokenizer, prompts, max_new_tokens, bar.advance)
+        for hf, hf_first, engine_ids in zip(hf_ids, hf_logits, engine_prompts, strict=True):
+            gg, gg_first = engine(engine_ids, max_new_tokens, tokenizer.eos_token_id)
+            runs.append((hf, gg))
+            diffs.append(float(abs(hf_first.numpy() - gg_first).max()))
+            bar.advance(1)
+    what = "GGUF + LoRA GGUF" if lora_path else "GGUF"
+    return _parity_report(
+        tokenizer,
+        runs,
+        diffs,
+        max_new_tokens,
+        f"merged HF model (fp32, transformers) vs the {what} run by llama.cpp "
+        f"(llama-cpp-python {llama_cpp.__version__})",
+    ) | {
+        "engine": "llama.cpp",
+        # The GGUF's own vocabulary splits the rendered chat text into the same ids,
+        # and llama.cpp stops on the same end-of-turn token.
+        "tokenizer_identical": engine_prompts == prompts
+        and engine.eos_id == tokenizer.eos_token_id,
+    }
+
+
+def _transformers_parity(model, tokenizer, gguf_path, conversations, max_new_tokens, progress):
     reread, gguf_tok = load_gguf_model(gguf_path)
     prompts = [chat_ids(tokenizer, conv) for conv in conversations]
     same_tokens = all(
@@ -430,24 +661,88 @@ def check_parity(
         gg_out = _greedy(reread, tokenizer, prompts, max_new_tokens, bar.advance)
     runs = list(zip(hf_out[0], gg_out[0], strict=True))
     diffs = [(hf - gg).abs().max().item() for hf, gg in zip(hf_out[1], gg_out[1], strict=True)]
-    identical = sum(hf == gg for hf, gg in runs)
-    return {
-        "prompts": len(runs),
-        "identical": identical,
-        "agreement": round(identical / max(len(runs), 1), 4),
-        "max_new_tokens": max_new_tokens,
-        "outtype": outtype,
-        "decoding": "greedy",
-        "compared": "merged HF model vs GGUF loaded by transformers (gguf_file=)",
-        "tokenizer_identical": same_tokens,
-        "first_token_max_abs_logit_diff": round(max(diffs, default=0.0), 6),
-        "llama_cpp": llama_cpp_parity(gguf_path, tokenizer, conversations, runs, max_new_tokens),
-        "mismatches": [
-            {"index": i, "hf": tokenizer.decode(hf), "gguf": tokenizer.decode(gg)}
-            for i, (hf, gg) in enumerate(runs)
-            if hf != gg
-        ][:5],
-    }
+    return _parity_report(
+        tokenizer,
+        runs,
+        diffs,
+        max_new_tokens,
+        "merged HF model vs GGUF loaded by transformers (gguf_file=); "
+        "llama-cpp-python is not installed",
+    ) | {"engine": "transformers", "tokenizer_identical": same_tokens}
+
+
+def _common_prefix(a: list[int], b: list[int]) -> int:
+    return next(
+        (i for i, (x, y) in enumerate(zip(a, b, strict=False)) if x != y), min(len(a), len(b))
+    )
+
+
+def llama_cpp_available() -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec("llama_cpp") is not None
+
+
+class LlamaCppGreedy:
+    """Greedy decoding of a GGUF in llama.cpp (llama-cpp-python's low-level calls).
+
+    Argmax over the logits llama.cpp computes, stopping at `eos_id` as transformers'
+    generate does; the key/value cache of the previous prompt's common prefix is kept,
+    so prompts sharing the store's system prompt prefill it once.
+    """
+
+    def __init__(
+        self,
+        gguf_path: Path,
+        n_ctx: int,
+        lora_path: Path | None = None,
+        n_threads: int | None = None,
+    ) -> None:
+        from llama_cpp import Llama
+
+        self.llm = Llama(
+            model_path=str(gguf_path),
+            lora_path=str(lora_path) if lora_path else None,
+            n_ctx=n_ctx,
+            n_threads=n_threads,
+            n_threads_batch=n_threads,
+            seed=0,
+            verbose=False,
+        )
+        self.eos_id = self.llm.token_eos()
+
+    def tokenize(self, text: str) -> list[int]:
+        """The GGUF's own tokenization, special tokens and its BOS rule included."""
+        return self.llm.tokenize(text.encode("utf-8"), add_bos=True, special=True)
+
+    def logits(self, ids: list[int]):
+        """Logits after `ids`, computing only what the cached prefix does not cover."""
+        import llama_cpp
+        import numpy as np
+
+        cached = self.llm.input_ids[: self.llm.n_tokens].tolist()
+        keep = min(_common_prefix(cached, ids), len(ids) - 1)
+        self.llm.n_tokens = keep  # eval() drops the cache past this point
+        self.llm.eval(ids[keep:])
+        row = llama_cpp.llama_get_logits_ith(self.llm.ctx, -1)
+        return np.ctypeslib.as_array(row, shape=(self.llm.n_vocab(),)).copy()
+
+    def __call__(self, ids: list[int], max_new_tokens: int, eos_id: int | None):
+        """(generated token ids, logits of the first generated position)."""
+        seq, out = list(ids), []
+        first = logits = self.logits(seq)
+        while len(out) < max_new_tokens:
+            token = int(logits.argmax())
+            out.append(token)
+            if token == eos_id or len(out) == max_new_tokens:
+                break
+            seq.append(token)
+            logits = self.logits(seq)
+        return out, first
+
+
+def _chat_text(tokenizer, conv) -> str:
+    return tokenizer.apply_chat_template(conv, tokenize=False, add_generation_prompt=True)
 
 
 def _greedy(model, tokenizer, prompts, max_new_tokens: int, advance):
@@ -478,28 +773,6 @@ def load_gguf_model(gguf_path: Path):
     model.hf_quantizer = None
     model.eval()
     return model, AutoTokenizer.from_pretrained(gguf_path.parent, gguf_file=gguf_path.name)
-
-
-def llama_cpp_parity(gguf_path, tokenizer, conversations, runs, max_new_tokens) -> dict:
-    """Same prompts through llama.cpp when llama-cpp-python is installed (optional)."""
-    import importlib.util
-
-    if importlib.util.find_spec("llama_cpp") is None:
-        return {"skipped": "llama-cpp-python is not installed"}
-    from llama_cpp import Llama
-
-    llm = Llama(model_path=str(gguf_path), n_ctx=4096, verbose=False, seed=0)
-    identical = 0
-    for conv, (hf, _) in zip(conversations, runs, strict=True):
-        ids = chat_ids(tokenizer, conv)
-        out: list[int] = []
-        for tok in llm.generate(ids, top_k=1, temp=0.0, reset=True):
-            if tok == tokenizer.eos_token_id or len(out) >= max_new_tokens:
-                break
-            out.append(tok)
-        hf_trimmed = [t for t in hf if t != tokenizer.eos_token_id]
-        identical += out == hf_trimmed
-    return {"prompts": len(runs), "identical": identical}
 
 
 # -- ollama -----------------------------------------------------------------------------
@@ -634,6 +907,7 @@ def check_vllm_adapter(cfg: dict, path: Path) -> None:
 _EXPORTERS = {
     "merged": _export_merged,
     "gguf": _export_gguf,
+    "gguf-lora": _export_gguf_lora,
     "ollama": _export_ollama,
     "vllm": _export_vllm,
 }
