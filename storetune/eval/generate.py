@@ -14,6 +14,20 @@ from storetune.chat.tokenize import chat_ids
 from storetune.runtime import greedy_generate
 
 
+def _decode_greedy(model, tokenizer, conversations, max_new_tokens, batch_size, on_batch, **kw):
+    """Chat-tokenize the conversations as serving does and decode them greedily."""
+    return greedy_generate(
+        model,
+        [chat_ids(tokenizer, c) for c in conversations],
+        max_new_tokens,
+        eos_token_id=tokenizer.eos_token_id,
+        pad_token_id=tokenizer.pad_token_id,  # runtime falls back to the end token
+        batch_size=batch_size,
+        on_batch=on_batch,
+        **kw,
+    )
+
+
 def generate_replies(
     model,
     tokenizer,
@@ -24,16 +38,14 @@ def generate_replies(
     share_prefix: bool = True,
 ) -> list[str]:
     """Greedy replies for each conversation (which ends with a user turn)."""
-    prompts = [chat_ids(tokenizer, c) for c in conversations]
-    outputs = greedy_generate(
+    outputs = _decode_greedy(
         model,
-        prompts,
+        tokenizer,
+        conversations,
         max_new_tokens,
-        eos_token_id=tokenizer.eos_token_id,
-        pad_token_id=tokenizer.pad_token_id,  # runtime falls back to the end token
-        batch_size=batch_size,
+        batch_size,
+        on_batch,
         share_prefix=share_prefix,
-        on_batch=on_batch,
     )
     return [tokenizer.decode(ids, skip_special_tokens=True).strip() for ids in outputs]
 
@@ -48,16 +60,8 @@ def generate_scored(
 ) -> list[dict]:
     """Greedy replies with what the ticket router needs to decide: the reply text, each
     token's log-probability and why generation stopped ("stop" or "length")."""
-    prompts = [chat_ids(tokenizer, c) for c in conversations]
-    outputs, scores = greedy_generate(
-        model,
-        prompts,
-        max_new_tokens,
-        eos_token_id=tokenizer.eos_token_id,
-        pad_token_id=tokenizer.pad_token_id,  # runtime falls back to the end token
-        batch_size=batch_size,
-        on_batch=on_batch,
-        logprobs=True,
+    outputs, scores = _decode_greedy(
+        model, tokenizer, conversations, max_new_tokens, batch_size, on_batch, logprobs=True
     )
     out = []
     for ids, lps in zip(outputs, scores, strict=True):
