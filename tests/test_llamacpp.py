@@ -17,6 +17,7 @@ import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer, LlamaConfig, LlamaForCausalLM
 
 from storetune.models import export as ex
+from storetune.runtime import load_merged
 from storetune.workspace import Workspace
 
 llama_cpp = pytest.importorskip("llama_cpp", reason="llama-cpp-python is built by make install")
@@ -116,7 +117,7 @@ def smoltok_ws(tmp_path_factory) -> Workspace:
 def merged_model(ws: Workspace):
     version = ws.models_dir / "support" / "v1"
     info = json.loads((version / "version.json").read_text())
-    return ex.merge_adapter(version, Path(info["base_model_path"]))
+    return load_merged(version, Path(info["base_model_path"]))
 
 
 def transformers_greedy(model, tok, text: str, n: int) -> list[int]:
