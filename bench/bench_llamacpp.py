@@ -89,10 +89,10 @@ def run() -> dict:
     if not llama_cpp_available():
         return {"summary": {"skipped": "llama-cpp-python is not installed (make llama-cpp)"}}
     import torch
-    from storetune.runtime import resolve_base_model
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     from storetune.models.export import write_model_gguf
+    from storetune.runtime import resolve_base_model
 
     torch.set_num_threads(THREADS)
     base = resolve_base_model().path
