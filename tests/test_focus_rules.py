@@ -208,14 +208,3 @@ def test_templates_use_store_facts_only():
     assert handover_line(cfg, "complaint") == fill(cfg.escalation.handover, cfg)
     with pytest.raises(Exception, match="unknown placeholder"):
         StoreConfig.model_validate({**STORE, "escalation": {"templates": {"x": "Call {manager}"}}})
-
-
-def test_neighbours_alone_do_not_hand_over_when_a_router_read_the_ticket():
-    from storetune.retrieval.knn import KnnOpinion
-
-    knn = KnnOpinion(0.9)
-    reading = RouterPrediction("returns", 0.8, {"returns": 0.8, "human_request": 0.2})
-    with_router = decide(Signals(False, -0.01, -0.1, "stop", knn=knn, router=reading), Thresholds())
-    without = decide(Signals(False, -0.01, -0.1, "stop", knn=knn), Thresholds())
-    assert without.escalate and not with_router.escalate
-    assert with_router.confidence != "high"  # held for an agent, not sent

@@ -151,17 +151,9 @@ def decide(s: Signals, t: Thresholds, marker: str = "[ESCALATE]") -> Decision:
             f"always-escalate topic '{s.topic}'" + (f": {s.topic_reason}" if s.topic_reason else "")
         )
     p = s.knn.p_escalate if s.knn else None
-    if p is not None and p >= KNN_ESCALATE and s.router is None:
+    if p is not None and p >= KNN_ESCALATE:
         escalate = True
         reasons.append(f"similar past tickets were handed to a person (p={p:.2f})")
-    elif p is not None and p >= KNN_ESCALATE:
-        # The router was trained on what must go to a person; neighbours that were
-        # handed over for another reason (a refund question inside a complaint) may hold
-        # a reply for review but not hand it over on their own.
-        reasons.append(
-            f"similar past tickets were handed to a person (p={p:.2f}); the router did not "
-            "read a must-hand-over ticket"
-        )
     elif p is not None and p >= KNN_UNSURE:
         reasons.append(f"some similar past tickets were handed to a person (p={p:.2f})")
     reasons += [f"grounding: {f.reason}" for f in s.blocked]
