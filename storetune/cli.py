@@ -270,6 +270,8 @@ def eval_cmd(
 
     report = evaluate(ws(), model, baseline, limit, max_new_tokens, log=console.print, extra=extra)
     console.print(headline_table(report))
+    if any("system" in r for r in report["results"].values()):
+        console.print(system_table(report))
     failed = [g for g in report["gates"] if not g["passed"]]
     for g in report["gates"]:
         style = "green" if g["passed"] else "bold red"
