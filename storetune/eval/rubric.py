@@ -391,7 +391,12 @@ def _content(text: str, names: ProductNames) -> set[str]:
                 w = w[: -len(suffix)]
                 break
         out.add(w)
+    # numbers are content too: "R-value: 2.0" answers "what's the R-value?" by its number
+    out |= set(_NUMBER.findall(masked))
     return out
+
+
+_NUMBER = re.compile(r"(?<![\w.])\d+(?:\.\d+)?(?![\w])")
 
 
 def _coverage(gold: str, reply: str, customer: str, names: ProductNames) -> float:
