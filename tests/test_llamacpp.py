@@ -12,6 +12,7 @@ import json
 import re
 from pathlib import Path
 
+import llama_cpp  # built by make install: missing means a broken install, so the tests fail
 import pytest
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer, LlamaConfig, LlamaForCausalLM
@@ -19,8 +20,6 @@ from transformers import AutoModelForCausalLM, AutoTokenizer, LlamaConfig, Llama
 from storetune.models import export as ex
 from storetune.runtime import load_merged
 from storetune.workspace import Workspace
-
-llama_cpp = pytest.importorskip("llama_cpp", reason="llama-cpp-python is built by make install")
 
 PROMPTS = [
     [{"role": "user", "content": "Can I return a jacket I bought 20 days ago?"}],
@@ -40,7 +39,8 @@ TARGETS = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down
 
 def needs_converters():
     if ex.llama_cpp_converters() is None:
-        pytest.skip("llama.cpp's converters are unpacked by make install (make llama-cpp)")
+        # make install unpacks them: their absence is a broken install, not a reason to pass
+        pytest.fail("llama.cpp's converters are missing: run make install (make llama-cpp)")
 
 
 # --- fixtures: registry versions with a random LoRA, no training needed ----------------
@@ -73,7 +73,9 @@ def tiny_llama_with_smollm_tokenizer(out: Path) -> Path:
 
     smol = cache_dir() / "models" / "smollm2-135m-instruct"
     if not (smol / "tokenizer.json").exists():
-        pytest.skip("default model not prepared (python -m storetune.models.prepare)")
+        pytest.fail(
+            "default model not prepared: run make install (python -m storetune.models.prepare)"
+        )
     tok = AutoTokenizer.from_pretrained(smol)
     torch.manual_seed(1)
     config = LlamaConfig(

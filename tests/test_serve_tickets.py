@@ -327,3 +327,14 @@ def test_bench_route_leaves_the_queue_alone(real_client, serve_engine):  # noqa:
     assert result["tickets"] == 3 and 0 < result["mean_completion_tokens"] <= 4
     assert result["route_p95_ms"] >= result["route_p50_ms"] > 0
     assert ReviewQueue(ws.db_path).counts() == before
+
+
+def test_a_looping_hand_over_draft_is_replaced_by_the_hand_over_line(client, scripted):
+    """Seen in the demo eval: a hand-over draft with the marker that then looped ("I
+    can't help with that. I can't help with that…") went to the customer as it was."""
+    loop = "[ESCALATE] I can't help with that. I can't look up orders. I can't help with that."
+    scripted.reply = lambda m: (loop, -0.05)
+    body = post(client, "Someone used my card on your site, I never placed this order")
+    assert body["escalate"] is True
+    assert "can't help with that" not in body["response"]
+    assert body["response"].startswith("Thanks for your message.")

@@ -397,8 +397,9 @@ class TicketRouter:
         decision = decide(signals, thresholds, marker)
         if p.template is not None:
             response = text  # the store's own wording, checked by nobody but the store
-        elif decision.escalate and not has_marker:
-            # the draft answered as if nobody would take over: tell the customer who will
+        elif decision.escalate and (not has_marker or signals.degenerate):
+            # the draft answered as if nobody would take over, or it loops: tell the
+            # customer who will
             response = handover_line(self.cfg, p.reading.label if p.reading else None)
         auto = review_mode == "auto" and decision.confidence == "high" and not decision.escalate
         sources = self._sources(p)
