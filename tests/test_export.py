@@ -208,7 +208,9 @@ def test_gguf_without_llama_cpp_checks_parity_with_transformers(trained, tmp_pat
 
 
 def test_gguf_lora_export_names_the_missing_converter(trained, tmp_path, monkeypatch):
-    monkeypatch.setattr(ex, "llama_cpp_converters", lambda: None)
+    from storetune import llamacpp
+
+    monkeypatch.setattr(llamacpp, "llama_cpp_converters", lambda: None)
     with pytest.raises(StoretuneError, match="convert_lora_to_gguf.py") as e:
         ex.export_model(trained, "support@v1", "gguf-lora", out=tmp_path / "l", progress=False)
     assert "make llama-cpp" in e.value.hint

@@ -19,7 +19,8 @@ ROOT = Path(__file__).resolve().parents[1]
 PACKAGE = ROOT / "storetune"
 
 CONTRACTS = {
-    "workspace", "kinds", "chat", "config", "facts", "tasks", "runtime", "io", "progress",
+    "workspace", "kinds", "chat", "config", "facts", "tasks", "runtime", "llamacpp", "io",
+    "progress",
     "errors", "store",
 }  # fmt: skip
 STAGES = {

@@ -16,7 +16,7 @@ eval:
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -51,6 +51,11 @@ class EvalConfig(_Strict):
     gates: Gates = Gates()
     judge: JudgeConfig = JudgeConfig()
     batch_size: int = Field(16, ge=1, description="Conversations per generation batch.")
+    engine: Literal["auto", "llamacpp", "torch"] = Field(
+        "auto",
+        description="What generates the replies graded: as serve.engine (auto: llamacpp "
+        "when installed); the GGUF copies use serve.gguf_type.",
+    )
     worst_examples: int = Field(12, ge=0, description="Failures shown in the HTML report.")
     system: bool = Field(
         True,

@@ -70,10 +70,27 @@ class ServeConfig(_Strict):
     batch_window_ms: float = Field(
         4.0, ge=0, description="How long an idle engine waits to batch concurrent requests."
     )
+    engine: Literal["auto", "llamacpp", "torch"] = Field(
+        "auto",
+        description="What generates: llamacpp (llama.cpp on GGUF copies of the base and "
+        "each adapter, converted once and cached; several times faster on CPU), torch "
+        "(transformers + peft), or auto: llamacpp when make llama-cpp installed it.",
+    )
+    gguf_type: Literal["f16", "bf16", "q8_0", "f32"] = Field(
+        "f16",
+        description="Weight type of the llamacpp engine's GGUF copies; f16 matches torch's "
+        "greedy output, q8_0 is faster and drifts after a few tokens.",
+    )
+    context_tokens: int = Field(
+        16384,
+        ge=512,
+        description="llamacpp engine: key/value cache per adapter, shared by the requests "
+        "running together (never less than the model's context).",
+    )
     threads: int | None = Field(
         None,
         gt=0,
-        description="torch compute threads for the server process (default: torch's, one per "
+        description="compute threads for the server process (default: torch's, one per "
         "core); 1 is faster when other heavy processes share the cores.",
     )
     default_model: str | None = Field(

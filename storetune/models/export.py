@@ -23,8 +23,6 @@ import json
 import os
 import shlex
 import shutil
-import subprocess
-import sys
 import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -33,6 +31,14 @@ from pathlib import Path
 from storetune.chat.tokenize import chat_ids
 from storetune.errors import StoretuneError
 from storetune.io import atomic_write_json, select_rows
+from storetune.llamacpp import (  # noqa: F401  (re-exported: export's public helpers)
+    ConverterError,
+    convert_hf_to_gguf,
+    convert_lora_to_gguf,
+    llama_cpp_converters,
+    require_converters,
+    run_converter,
+)
 from storetune.models.registry import ModelRef, Registry
 from storetune.progress import progress as progress_bar
 from storetune.runtime import greedy_generate, load_merged, load_tokenizer
@@ -188,11 +194,7 @@ def _export_gguf_lora(job: _Job) -> ExportResult:
     lora = job.out / f"{job.label}.lora.{job.outtype}.gguf"
     base_gguf = job.out / f"base.{job.outtype}.gguf"
     job.log(f"converting the adapter with {converters / 'convert_lora_to_gguf.py'}")
-    run_converter(
-        converters / "convert_lora_to_gguf.py",
-        ["--base", str(base), "--outtype", job.outtype, "--outfile", str(lora)]
-        + [str(job.version_dir)],
-    )
+    convert_lora_to_gguf(job.version_dir, base, lora, job.outtype)
     job.log(f"converting the base model with {converters / 'convert_hf_to_gguf.py'}")
     convert_hf_to_gguf(base, base_gguf, job.outtype, base.name)
     result = ExportResult("gguf-lora", job.out, [])
@@ -232,70 +234,6 @@ def _export_ollama(job: _Job) -> ExportResult:
     result.format = "ollama"
     result.command = f"cd {shlex.quote(str(job.out))} && ollama create {job.label} -f Modelfile"
     return result
-
-
-# -- llama.cpp's converters -------------------------------------------------------------
-#
-# convert_hf_to_gguf.py knows every architecture llama.cpp runs and identifies the
-# tokenizer's pre-tokenizer by how it splits a probe text (storetune's own writer got
-# SmolLM2's wrong); convert_lora_to_gguf.py writes adapters in the layout `--lora` reads.
-# Both ship in llama-cpp-python's source distribution with the gguf-py they are written
-# against; `make llama-cpp` unpacks them into the venv. They run in a child process:
-# they put that gguf-py first on sys.path, which must not replace the `gguf` package
-# transformers uses here.
-
-
-def llama_cpp_converters() -> Path | None:
-    """The directory holding llama.cpp's converters, or None when they are not installed.
-
-    STORETUNE_LLAMA_CPP may name a llama.cpp checkout; else the venv's share/llama.cpp.
-    """
-    env = os.environ.get("STORETUNE_LLAMA_CPP")
-    for d in ([Path(env)] if env else []) + [Path(sys.prefix) / "share" / "llama.cpp"]:
-        if (d / "convert_hf_to_gguf.py").is_file():
-            return d
-    return None
-
-
-def require_converters(why: str) -> Path:
-    converters = llama_cpp_converters()
-    if converters is None:
-        raise StoretuneError(
-            f"{why}, which is not installed",
-            hint="run 'make llama-cpp' (or set STORETUNE_LLAMA_CPP to a llama.cpp checkout)",
-        )
-    return converters
-
-
-class ConverterError(StoretuneError):
-    def __init__(self, script: str, output: str) -> None:
-        tail = "\n".join(output.strip().splitlines()[-15:])
-        super().__init__(f"{script} failed:\n{tail}")
-        self.output = output
-
-
-def run_converter(script: Path, args: list[str]) -> None:
-    """Run one of llama.cpp's converters offline; ConverterError with its output on failure."""
-    env = {k: v for k, v in os.environ.items() if k != "NO_LOCAL_GGUF"}
-    env["HF_HUB_OFFLINE"] = "1"  # never fetch a base config or tokenizer from the hub
-    run = subprocess.run(
-        [sys.executable, str(script), *args],
-        cwd=script.parent,
-        env=env,
-        capture_output=True,
-        text=True,
-    )
-    if run.returncode != 0:
-        raise ConverterError(script.name, run.stdout + run.stderr)
-
-
-def convert_hf_to_gguf(model_dir: Path, path: Path, outtype: str, name: str) -> None:
-    """A Hugging Face model directory as GGUF, by llama.cpp's convert_hf_to_gguf.py."""
-    converters = require_converters("GGUF conversion needs llama.cpp's convert_hf_to_gguf.py")
-    run_converter(
-        converters / "convert_hf_to_gguf.py",
-        [str(model_dir), "--outfile", str(path), "--outtype", outtype, "--model-name", name],
-    )
 
 
 def write_model_gguf(

@@ -35,6 +35,7 @@ from typing import Any
 from storetune import runtime
 from storetune.chat.tokenize import chat_ids
 from storetune.errors import StoretuneError
+from storetune.llamacpp import common_prefix
 
 log = logging.getLogger("storetune.serve")
 
@@ -188,8 +189,17 @@ class Engine:
         seed: int = 0,
         prefix_cache_size: int = 8,
         progress: Callable[[str], None] | None = None,
+        engine: str = "torch",
+        gguf_type: str = "f16",
+        context_tokens: int = 16384,
+        threads: int | None = None,
     ) -> None:
-        """`adapters` maps a served name (e.g. "support" or "support@v2") to an adapter dir."""
+        """`adapters` maps a served name (e.g. "support" or "support@v2") to an adapter dir.
+
+        `engine` is what generates: "torch" (transformers + peft), "llamacpp" (llama.cpp
+        on GGUF copies of the base and of each adapter, `gguf_type` weights, one
+        `context_tokens` key/value cache per adapter) or "auto" (llamacpp if installed
+        and able to run this base model)."""
         self.base_path = Path(base_path)
         self.base_name = base_name or self.base_path.name
         self.registry_root = registry_root
@@ -201,6 +211,10 @@ class Engine:
         self._recent: dict[str | None, list[int]] = {}  # last prompt per adapter
         self._listeners: list[Callable[[ModelEntry, Generation], None]] = []
         self._base_fingerprint: str | None = None
+        self.kind = self._engine_kind(engine, gguf_type)
+        self.gguf_type = gguf_type
+        self.context_tokens = context_tokens
+        self.threads = threads
         self._load(bf16 if bf16 is not None else default_bf16(), adapters or {}, progress)
         self.default_model = default_model or ("support" if "support" in self._entries else BASE)
         self.resolve(self.default_model)  # fail at start-up, not on the first request
@@ -215,10 +229,28 @@ class Engine:
 
     # ---- loading -----------------------------------------------------------------
 
+    def _engine_kind(self, engine: str, gguf_type: str) -> str:
+        from storetune import llamacpp
+
+        kind = llamacpp.choose_engine(engine)
+        if kind == "llamacpp" and engine == "auto":
+            fp = self._fingerprint()
+            if not llamacpp.convertible(self.base_path, fp, gguf_type):
+                return "torch"
+        return kind
+
+    def _fingerprint(self) -> str:
+        if self._base_fingerprint is None:
+            self._base_fingerprint = runtime.fingerprint(self.base_path)
+        return self._base_fingerprint
+
     def _load(self, use_bf16: bool, adapters: dict[str, Path], progress) -> None:
         self.dtype = runtime.model_dtype(use_bf16)
         self.tokenizer = runtime.load_tokenizer(self.base_path)
-        model = runtime.load_base(self.base_path, bf16=use_bf16)
+        if self.kind == "llamacpp":
+            model = self._load_llamacpp()
+        else:
+            model = runtime.load_base(self.base_path, bf16=use_bf16)
         self.base_model = model
         self.model = model  # becomes the PeftModel once an adapter is attached
         self.context_length = int(getattr(model.config, "max_position_embeddings", 2048))
@@ -245,10 +277,45 @@ class Engine:
         key = f"{safe}__v{version}" if version is not None else safe
         return ModelEntry(served, key, path, version, BASE)
 
+    def _load_llamacpp(self):
+        """The base as GGUF in llama.cpp; what the engine reads of the model (config,
+        generation config) comes from the Hugging Face directory, no torch weights."""
+        from types import SimpleNamespace
+
+        from transformers import AutoConfig, GenerationConfig
+
+        from storetune import llamacpp
+
+        gguf = llamacpp.base_gguf(self.base_path, self._fingerprint(), self.gguf_type)
+        self.llama = llamacpp.LlamaModel(gguf, threads=self.threads)
+        self._contexts: dict[str | None, llamacpp.Context] = {}
+        self._lora_files: dict[str, Path] = {}
+        try:
+            generation = GenerationConfig.from_pretrained(self.base_path)
+        except OSError:  # no generation_config.json: the config's end token is the rule
+            generation = None
+        config = AutoConfig.from_pretrained(self.base_path)
+        return SimpleNamespace(config=config, generation_config=generation or config)
+
+    def context_for(self, adapter_key: str | None):
+        """llama.cpp engine: the adapter's own context (its key/value cache), made once."""
+        if adapter_key not in self._contexts:
+            lora = self._lora_files[adapter_key] if adapter_key is not None else None
+            n_ctx = max(self.context_tokens, self.context_length)
+            self._contexts[adapter_key] = self.llama.context(lora, self.max_batch, n_ctx)
+        return self._contexts[adapter_key]
+
     def _attach(self, entry: ModelEntry) -> None:
         """Load an adapter's weights beside the base (worker thread or start-up only)."""
         if entry.adapter_key not in self._loaded:
-            self.model = runtime.attach_adapter(self.model, entry.path, entry.adapter_key)
+            if self.kind == "llamacpp":
+                from storetune import llamacpp
+
+                self._lora_files[entry.adapter_key] = llamacpp.adapter_gguf(
+                    entry.path, self.base_path, self.gguf_type
+                )
+            else:
+                self.model = runtime.attach_adapter(self.model, entry.path, entry.adapter_key)
             self._loaded.add(entry.adapter_key)
         self._entries[entry.id] = entry
         if entry.version is not None:  # "support" is also reachable as "support@v2"
@@ -277,6 +344,10 @@ class Engine:
         kwargs.setdefault("batch_window_ms", cfg.serve.batch_window_ms)
         kwargs.setdefault("default_model", cfg.serve.default_model)
         kwargs.setdefault("seed", cfg.seed)
+        kwargs.setdefault("engine", cfg.serve.engine)
+        kwargs.setdefault("gguf_type", cfg.serve.gguf_type)
+        kwargs.setdefault("context_tokens", cfg.serve.context_tokens)
+        kwargs.setdefault("threads", cfg.serve.threads)
         return cls(
             base.path,
             adapters,
@@ -339,9 +410,7 @@ class Engine:
         return self._entry_for(entry.id, path)
 
     def _fits(self, adapter_dir: Path) -> bool:
-        if self._base_fingerprint is None:
-            self._base_fingerprint = runtime.fingerprint(self.base_path)
-        return _fits_base(adapter_dir, self._base_fingerprint)
+        return _fits_base(adapter_dir, self._fingerprint())
 
     def add_listener(self, fn: Callable[[ModelEntry, Generation], None]) -> None:
         """Called from the worker thread after every finished generation (metrics)."""
@@ -455,6 +524,11 @@ class Engine:
             self._closed = True
             self._cond.notify_all()
         self._worker.join(timeout=30)
+        if self.kind == "llamacpp" and not self._worker.is_alive():
+            for ctx in self._contexts.values():
+                ctx.close()
+            self._contexts.clear()
+            self.llama.close()
 
     # ---- the worker ------------------------------------------------------------------
 
@@ -506,7 +580,8 @@ class Engine:
             if not rows:
                 return
             with torch.inference_mode(), self._adapter(entry):
-                decoder = _Decoder(self, entry.adapter_key, rows)
+                kind = _LlamaDecoder if self.kind == "llamacpp" else _Decoder
+                decoder = kind(self, entry.adapter_key, rows)
                 decoder.run()
         except Exception as e:  # a broken batch must not kill the worker
             log.exception("generation failed")
@@ -540,10 +615,16 @@ class Engine:
         self._running += len(taken)
         return self._rows(taken)
 
+    def requeue(self, jobs: list[Job]) -> None:
+        """Put jobs back at the front of the queue (a batch had no room for them)."""
+        with self._cond:
+            self._pending = jobs + self._pending
+            self._cond.notify()
+
     def _adapter(self, entry: ModelEntry):
         import contextlib
 
-        if self.model is self.base_model:
+        if self.model is self.base_model:  # no adapter attached to torch (or llama.cpp)
             return contextlib.nullcontext()
         if entry.adapter_key is None:
             return self.model.disable_adapter()
@@ -584,20 +665,29 @@ class Engine:
             n = len(tokens)
             if key == adapter_key and best_len < n <= limit and _all_start_with(prompts, tokens):
                 best_len, best = n, (key, tokens)
-        target = 0
-        others = prompts + ([self._recent[adapter_key]] if adapter_key in self._recent else [])
-        if len(others) > 1:
-            target = runtime.cacheable_prefix_len(others, limit)
-            if system_turn and target >= len(system_turn):
-                # stop at the end of the system turn: reusable whatever the user asks
-                target = len(system_turn)
-        self._recent[adapter_key] = prompts[-1]
+        target = self.prefix_target(adapter_key, prompts, system_turn)
         if target >= _MIN_PREFIX and target >= best_len + _MIN_PREFIX:
             return target, self._cache_prefix(adapter_key, prompts[0][:target], best)
         if best is None:
             return 0, None
         self._prefix_cache.move_to_end(best)
         return best_len, self._prefix_cache[best]
+
+    def prefix_target(
+        self, adapter_key: str | None, prompts: list[list[int]], system_turn: list[int]
+    ) -> int:
+        """How many leading tokens are worth caching for this adapter: the longest prefix
+        the prompts share with each other and with the adapter's previous prompt, cut at
+        the end of the system turn (reusable whatever the customer asks)."""
+        limit = min(len(p) for p in prompts) - 1
+        target = 0
+        others = prompts + ([self._recent[adapter_key]] if adapter_key in self._recent else [])
+        if len(others) > 1:
+            target = runtime.cacheable_prefix_len(others, limit)
+            if system_turn and target >= len(system_turn):
+                target = len(system_turn)
+        self._recent[adapter_key] = prompts[-1]
+        return target
 
     def _cache_prefix(self, adapter_key: str | None, tokens: list[int], start) -> Any:
         """Compute (extending a shorter cached prefix when there is one) and remember."""
@@ -851,6 +941,81 @@ class _Decoder:
             )
             self.engine._finished(row.job, delta.final)
         row.job.sink(delta)
+
+
+class _LlamaDecoder(_Decoder):
+    """The same decoding on llama.cpp: each row owns a sequence (slot) of the adapter's
+    context, all rows advance in one llama_decode per step, and a new row starts from a
+    copy of the context's cached policy prefix instead of recomputing it."""
+
+    def __init__(self, engine: Engine, adapter_key: str | None, rows: list[_Row]) -> None:
+        super().__init__(engine, adapter_key, [])
+        self.ctx = engine.context_for(adapter_key)
+        self.free = list(range(self.ctx.slots))[::-1]
+        self.budget = self.ctx.n_ctx  # tokens of cache not yet promised to a row
+        self.pending = rows
+
+    def run(self) -> None:
+        import torch
+
+        logits = self._start(self._admit(self.pending))
+        while self.rows:
+            tokens = self._choose(logits)
+            going = []
+            for row, token in zip(list(self.rows), tokens, strict=True):
+                if self._advance(row, token):
+                    self._release(row)
+                else:
+                    going.append((row, token))
+            self.rows = [row for row, _ in going]
+            self.engine._running = len(self.rows)
+            joiners = self._admit(
+                self.engine.take_joiners(self.adapter_key, len(self.free)) if self.free else []
+            )
+            parts = []
+            if going:
+                steps = [(r.slot, t, len(r.prompt) + len(r.ids) - 1) for r, t in going]
+                parts.append(torch.from_numpy(self.ctx.step(steps)))
+            if joiners:
+                parts.append(self._start(joiners))
+            if parts:
+                logits = torch.cat(parts)
+
+    def _admit(self, rows: list[_Row]) -> list[_Row]:
+        """Give rows a slot while the cache has room for their prompt and reply; the
+        rest go back to the queue's front (they run in a later batch)."""
+        taken, back = [], []
+        for row in rows:
+            need = len(row.prompt) + row.job.params.max_tokens
+            if self.free and (need <= self.budget or not self.rows + taken):
+                row.slot = self.free.pop()
+                self.budget -= need
+                taken.append(row)
+            else:
+                back.append(row)
+        if back:
+            self.engine.requeue([r.job for r in back])
+        return taken
+
+    def _release(self, row: _Row) -> None:
+        self.ctx.release(row.slot)
+        self.free.append(row.slot)
+        self.budget += len(row.prompt) + row.job.params.max_tokens
+
+    def _start(self, rows: list[_Row]):
+        import torch
+
+        prompts = [r.prompt for r in rows]
+        same_system = all(r.system_turn == rows[0].system_turn for r in rows)
+        target = self.engine.prefix_target(
+            self.adapter_key, prompts, rows[0].system_turn if same_system else []
+        )
+        shared = common_prefix(self.ctx.prefix, prompts[0][:target])
+        if target >= _MIN_PREFIX and target >= shared + _MIN_PREFIX:
+            self.ctx.cache_prefix(prompts[0][:target])
+        self.rows = self.rows + rows
+        self.engine._running = len(self.rows)
+        return torch.from_numpy(self.ctx.start([(r.slot, r.prompt) for r in rows]))
 
 
 _MIN_PREFIX = 32  # tokens; shorter shared prefixes are not worth a cache entry

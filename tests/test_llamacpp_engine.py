@@ -1,0 +1,137 @@
+"""The llama.cpp serving engine (serve.engine: llamacpp) against the torch engine.
+
+Both engines serve the same tiny random Llama (the default model's tokenizer, so
+llama.cpp's converter takes it) with LoRA adapters from the registry; the GGUF copies
+are f32 here so greedy choices must agree token for token (the slow test in
+test_real_model.py does the default model in f16).
+"""
+
+from __future__ import annotations
+
+import concurrent.futures as cf
+import json
+import shutil
+
+import pytest
+from test_llamacpp import add_version, tiny_llama_with_smollm_tokenizer
+
+from storetune.serve.engine import Engine
+
+SYSTEM = (
+    "You are the support assistant of Trailhead Outfitters. Returns: within 30 days of "
+    "delivery, unused, tags attached; free prepaid label. Shipping: $6.95, free over $75, "
+    "3-5 business days; Canada $19.95, 7-12 business days. Never invent order details."
+)
+QUESTIONS = [
+    "Can I return a jacket I bought 20 days ago?",
+    "how much is shipping to canada",
+    "where is my order 10234??",
+    "Ça arrive quand ? 🙂",
+    "I want to talk to a human",
+    "is the fleece machine washable",
+]
+
+
+def conv(q: str) -> list[dict]:
+    return [{"role": "system", "content": SYSTEM}, {"role": "user", "content": q}]
+
+
+@pytest.fixture(scope="module")
+def registry(tmp_path_factory):
+    """A workspace with support@v1 and support@v2: random adapters large enough that
+    the (otherwise newline-only) random base says varied things through them."""
+    base = tiny_llama_with_smollm_tokenizer(tmp_path_factory.mktemp("tiny-smoltok"))
+    ws = add_version(tmp_path_factory.mktemp("ws"), base, seed=4, b_std=1.0)
+    other = add_version(tmp_path_factory.mktemp("ws2"), base, seed=9, b_std=1.0)
+    shutil.copytree(other.models_dir / "support" / "v1", ws.models_dir / "support" / "v2")
+    info = json.loads((ws.models_dir / "support" / "v1" / "version.json").read_text())
+    return ws, base, info
+
+
+def engines(registry, **llama_kwargs):
+    ws, base, _ = registry
+    adapters = {
+        "support@v1": ws.models_dir / "support" / "v1",
+        "support@v2": ws.models_dir / "support" / "v2",
+    }
+    torch_engine = Engine(base, adapters, bf16=False, engine="torch", default_model="base")
+    llama_engine = Engine(
+        base, adapters, engine="llamacpp", gguf_type="f32", default_model="base", **llama_kwargs
+    )
+    return torch_engine, llama_engine
+
+
+def test_llamacpp_engine_decodes_like_torch_for_base_and_each_adapter(registry):
+    torch_engine, llama_engine = engines(registry)
+    try:
+        for model in ("base", "support@v1", "support@v2", "support@v1"):
+            for q in QUESTIONS:
+                want = torch_engine.generate(conv(q), model, max_tokens=24, logprobs=True)
+                got = llama_engine.generate(conv(q), model, max_tokens=24, logprobs=True)
+                assert got.text == want.text, (model, q)
+                assert got.finish_reason == want.finish_reason
+                assert got.completion_tokens == want.completion_tokens
+                assert [t for t, _ in got.token_logprobs] == [t for t, _ in want.token_logprobs]
+                for (_, a), (_, b) in zip(got.token_logprobs, want.token_logprobs, strict=True):
+                    # base: equal. Through these outsized random adapters (B ~ N(0,1), logits
+                    # up to ~18) llama.cpp's f32 arithmetic differs from torch's by ~4e-4
+                    # relative (merged or as LoRA alike), which compounds over 24 tokens to
+                    # ~0.1 in log-prob at the flattest steps; a wrong LoRA scale or cache
+                    # gives whole units
+                    assert a == pytest.approx(b, abs=0.2)
+        # the adapters really differ, so agreeing above means each request used its own
+        v1 = [llama_engine.generate(conv(q), "support@v1", max_tokens=24).text for q in QUESTIONS]
+        v2 = [llama_engine.generate(conv(q), "support@v2", max_tokens=24).text for q in QUESTIONS]
+        assert v1 != v2
+        # one key/value cache per adapter: the policy prefix was never shared across them
+        assert set(llama_engine._contexts) == {None, "support__v1", "support__v2"}
+    finally:
+        torch_engine.close()
+        llama_engine.close()
+
+
+def test_llamacpp_engine_batches_concurrent_requests_with_the_same_results(registry):
+    torch_engine, llama_engine = engines(registry, context_tokens=512)
+    try:
+        want = [torch_engine.generate(conv(q), "support@v1", max_tokens=40).text for q in QUESTIONS]
+        # The cache (max(512, the model's 2048 context)) cannot hold six 40-token
+        # replies' promises at once: some requests wait for a slot and still finish.
+        with cf.ThreadPoolExecutor(len(QUESTIONS)) as pool:
+            got = list(
+                pool.map(
+                    lambda q: llama_engine.generate(conv(q), "support@v1", max_tokens=300).text[
+                        : len(want[QUESTIONS.index(q)])
+                    ],
+                    QUESTIONS,
+                )
+            )
+        assert got == want
+        assert max(llama_engine.batch_sizes) >= 1
+    finally:
+        torch_engine.close()
+        llama_engine.close()
+
+
+def test_llamacpp_engine_streams_and_stops_like_torch(registry):
+    torch_engine, llama_engine = engines(registry)
+    try:
+        for q in QUESTIONS[:3]:
+            full = torch_engine.generate(conv(q), "support@v1", max_tokens=30).text
+            stop = full[len(full) // 2 : len(full) // 2 + 2] or "x"
+            want = torch_engine.generate(conv(q), "support@v1", max_tokens=30, stop=[stop])
+            pieces = list(llama_engine.stream(conv(q), "support@v1", max_tokens=30, stop=[stop]))
+            assert "".join(pieces) == want.text
+            assert len(pieces) > 1
+    finally:
+        torch_engine.close()
+        llama_engine.close()
+
+
+def test_auto_engine_falls_back_to_torch_for_a_model_llama_cpp_cannot_convert(tiny_model_dir):
+    # tests/tiny.py's tokenizer is unknown to llama.cpp's converter
+    engine = Engine(tiny_model_dir, engine="auto")
+    try:
+        assert engine.kind == "torch"
+        assert engine.generate([{"role": "user", "content": "hi"}], max_tokens=4).text is not None
+    finally:
+        engine.close()
