@@ -363,12 +363,15 @@ def log_softmax(logits):
     return shifted - np.log(np.exp(shifted).sum(axis=-1, keepdims=True))
 
 
+MIN_PREFIX = 32  # tokens; a shorter shared prefix is not worth its own decode
+
+
 def greedy_generate(
     ctx: Context,
     prompts: list[list[int]],
     max_new_tokens: int,
     eos_ids: set[int],
-    prefix_len: int = 0,
+    prefix_lens: list[int] | None = None,
     logprobs: bool = False,
     first_logits: bool = False,
     on_done: Callable[[int], None] | None = None,
@@ -376,27 +379,38 @@ def greedy_generate(
     """Greedy continuations, the slots kept full (a finished row's slot takes the next
     prompt at once). Same results as storetune.runtime.greedy_generate: generated ids up
     to and including the end token; with `logprobs`, each chosen token's log-probability;
-    with `first_logits`, the logits at the first new position. The first `prefix_len`
-    tokens (shared by every prompt) are decoded once."""
-    if prefix_len:
-        ctx.cache_prefix(prompts[0][:prefix_len])
+    with `first_logits`, the logits at the first new position.
+
+    `prefix_lens[i]` tokens of prompt i (its system turn, the policy prompt) are worth
+    sharing: prompts are run grouped by that prefix, each prefix decoded once.
+    """
+    lens = prefix_lens or [0] * len(prompts)
     outputs: list[list[int]] = [[] for _ in prompts]
     scores: list[list[float]] = [[] for _ in prompts]
     firsts: list = [None] * len(prompts)
-    todo = sorted(range(len(prompts)), key=lambda i: len(prompts[i]), reverse=True)
+    # popped from the end: same prefixes together, then shortest first
+    todo = sorted(range(len(prompts)), key=lambda i: (prompts[i][: lens[i]], -len(prompts[i])))
+    todo.reverse()
     active: dict[int, int] = {}  # slot -> prompt index
     free = list(range(ctx.slots))
 
-    def admit():
-        rows = []
+    def admit() -> list[tuple[int, object]]:
+        """Start queued prompts in free slots: (slot, next-token logits) each."""
+        started, batch = [], []
         while free and todo:
-            slot, i = free.pop(), todo.pop()
-            active[slot] = i
-            rows.append((slot, prompts[i]))
-        return rows
+            i = todo[-1]
+            prefix = prompts[i][: min(lens[i], len(prompts[i]) - 1)]
+            if len(prefix) >= MIN_PREFIX and common_prefix(ctx.prefix, prefix) < len(prefix):
+                started += _start(ctx, batch)
+                batch = []
+                ctx.cache_prefix(prefix)
+            slot = free.pop()
+            active[slot] = todo.pop()
+            batch.append((slot, prompts[i]))
+        return started + _start(ctx, batch)
 
-    def take(slot_logits):
-        """Choose each active row's token; returns the rows still going."""
+    def take(slot_logits) -> list[tuple[int, int, int]]:
+        """Choose each active row's token; the (slot, token, position) of rows going on."""
         going = []
         for slot, logits in slot_logits:
             i = active[slot]
@@ -418,16 +432,15 @@ def greedy_generate(
 
     going: list[tuple[int, int, int]] = []
     while todo or active:
-        new = admit()
-        pairs = []
-        if going:
-            pairs += list(zip([s for s, _, _ in going], ctx.step(going), strict=True))
-        if new:
-            pairs += list(zip([s for s, _ in new], ctx.start(new), strict=True))
-        going = take(pairs)
+        pairs = list(zip([s for s, _, _ in going], ctx.step(going), strict=True)) if going else []
+        going = take(pairs + admit())
     if logprobs:
         return outputs, scores
     return (outputs, firsts) if first_logits else outputs
+
+
+def _start(ctx: Context, rows: list[tuple[int, list[int]]]) -> list[tuple[int, object]]:
+    return list(zip([s for s, _ in rows], ctx.start(rows), strict=True)) if rows else []
 
 
 # -- choosing the engine ------------------------------------------------------------------

@@ -63,6 +63,40 @@ def generate_scored(
     outputs, scores = _decode_greedy(
         model, tokenizer, conversations, max_new_tokens, batch_size, on_batch, logprobs=True
     )
+    return _scored(tokenizer, outputs, scores)
+
+
+def generate_scored_llamacpp(
+    ctx,
+    tokenizer,
+    conversations: list[list[dict]],
+    max_new_tokens: int = 128,
+    on_batch: Callable[[int], None] | None = None,
+) -> list[dict]:
+    """generate_scored on llama.cpp: `ctx` is the adapter's storetune.llamacpp.Context;
+    each distinct system prompt is decoded once and copied into the rows that use it."""
+    from storetune.llamacpp import common_prefix, greedy_generate
+
+    prompts = [chat_ids(tokenizer, c) for c in conversations]
+    prefix_lens = [
+        common_prefix(p, chat_ids(tokenizer, c[:1], gen_prompt=False))
+        if c and c[0]["role"] == "system"
+        else 0
+        for p, c in zip(prompts, conversations, strict=True)
+    ]
+    outputs, scores = greedy_generate(
+        ctx,
+        prompts,
+        max_new_tokens,
+        {tokenizer.eos_token_id},
+        prefix_lens=prefix_lens,
+        logprobs=True,
+        on_done=on_batch,
+    )
+    return _scored(tokenizer, outputs, scores)
+
+
+def _scored(tokenizer, outputs: list[list[int]], scores: list[list[float]]) -> list[dict]:
     out = []
     for ids, lps in zip(outputs, scores, strict=True):
         ended = bool(ids) and ids[-1] == tokenizer.eos_token_id

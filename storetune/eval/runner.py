@@ -93,9 +93,7 @@ def evaluate(
 def _run_models(
     ws, info, version_dir, label, cases, grader, baseline, max_new_tokens, progress, ecfg, log
 ):
-    from storetune.runtime import bf16_supported, load_for_inference
-
-    lm, tokenizer = load_for_inference(Path(info["base_model_path"]), version_dir, bf16_supported())
+    lm, tokenizer = _load_engine(ws, info, version_dir, ecfg, log)
     runs = [("base", f"base-{info['base_model_fingerprint']}", True)] if baseline else []
     runs.append((label, label, False))
     system = SystemRun.open(ws, version_dir, info, cases) if ecfg.system else None
@@ -119,31 +117,100 @@ def _run_models(
         results[name] = (result, replies)
     if system is not None:
         system.close()
+    if isinstance(lm, LlamaEval):
+        lm.close()
     return results
+
+
+def _load_engine(ws, info: dict, version_dir: Path, ecfg, log):
+    """(model, tokenizer) that generate the replies: a torch PeftModel, or with the
+    llamacpp engine a LlamaEval holding the base and the adapter as GGUF in llama.cpp."""
+    from storetune import llamacpp
+    from storetune.runtime import bf16_supported, load_for_inference, load_tokenizer
+
+    base = Path(info["base_model_path"])
+    fingerprint = info["base_model_fingerprint"]
+    gguf_type = ws.config().serve.gguf_type
+    kind = llamacpp.choose_engine(ecfg.engine)
+    if kind == "llamacpp" and (
+        ecfg.engine == "llamacpp" or llamacpp.convertible(base, fingerprint, gguf_type)
+    ):
+        log(f"generating with llama.cpp ({gguf_type} GGUF copies of the base and adapter)")
+        return LlamaEval(base, fingerprint, version_dir, gguf_type), load_tokenizer(base)
+    return load_for_inference(base, version_dir, bf16_supported())
+
+
+class LlamaEval:
+    """The base and a version's adapter in llama.cpp, one context each (made on first use)."""
+
+    def __init__(self, base: Path, fingerprint: str, version_dir: Path, gguf_type: str) -> None:
+        from storetune import llamacpp
+
+        self.model = llamacpp.LlamaModel(llamacpp.base_gguf(base, fingerprint, gguf_type))
+        self.lora = llamacpp.adapter_gguf(version_dir, base, gguf_type)
+        self.contexts: dict[bool, object] = {}
+        self.label = f"llamacpp-{gguf_type}"  # replies differ slightly from torch's: own cache
+
+    def context(self, disable_adapter: bool, slots: int, n_ctx: int):
+        lora = None if disable_adapter else self.lora
+        if disable_adapter not in self.contexts:
+            self.contexts[disable_adapter] = self.model.context(lora, slots, n_ctx)
+        ctx = self.contexts[disable_adapter]
+        if ctx.n_ctx < n_ctx:  # longer prompts than the context was made for
+            ctx.close()
+            ctx = self.contexts[disable_adapter] = self.model.context(lora, slots, n_ctx)
+        return ctx
+
+    def close(self) -> None:
+        for ctx in self.contexts.values():
+            ctx.close()
+        self.model.close()
+
+
+def _scored_batch(lm, tokenizer, conversations, disable_adapter, max_new_tokens, ecfg, bar):
+    from storetune.chat.tokenize import chat_ids
+    from storetune.eval.generate import generate_scored, generate_scored_llamacpp
+
+    if isinstance(lm, LlamaEval):
+        longest = max(len(chat_ids(tokenizer, c)) for c in conversations)
+        slots = ecfg.batch_size
+        ctx = lm.context(disable_adapter, slots, (slots + 1) * (longest + max_new_tokens))
+        return generate_scored_llamacpp(
+            ctx, tokenizer, conversations, max_new_tokens, on_batch=bar.advance
+        )
+    with lm.disable_adapter() if disable_adapter else contextlib.nullcontext():
+        return generate_scored(
+            lm,
+            tokenizer,
+            conversations,
+            max_new_tokens=max_new_tokens,
+            batch_size=ecfg.batch_size,
+            on_batch=bar.advance,
+        )
 
 
 def _generator(ws, lm, tokenizer, cache_label, disable_adapter, max_new_tokens, progress, ecfg):
     """conversations -> scored greedy replies (text, token log-probs, finish reason), cached
     by conversation so the system pass reuses every draft whose prompt the model pass
     already ran."""
-    from storetune.eval.generate import generate_scored
-
+    if isinstance(lm, LlamaEval):
+        cache_label = f"{cache_label}.{lm.label}"
     cache = ScoredCache(ws.reports_dir / "cache" / f"{cache_label}.scored.jsonl")
 
     def generate(conversations: list[list[dict]], stage: str) -> list[dict]:
         keys = [f"{conversation_key(c)}:{max_new_tokens}" for c in conversations]
         todo = list({k: i for i, k in enumerate(keys) if k not in cache.data}.values())
         if todo:
-            ctx = lm.disable_adapter() if disable_adapter else contextlib.nullcontext()
             label = f"generate {cache_label} ({stage})"
-            with ctx, progress_bar(label, len(todo), progress) as bar:
-                new = generate_scored(
+            with progress_bar(label, len(todo), progress) as bar:
+                new = _scored_batch(
                     lm,
                     tokenizer,
                     [conversations[i] for i in todo],
-                    max_new_tokens=max_new_tokens,
-                    batch_size=ecfg.batch_size,
-                    on_batch=bar.advance,
+                    disable_adapter,
+                    max_new_tokens,
+                    ecfg,
+                    bar,
                 )
             cache.save({keys[i]: r for i, r in zip(todo, new, strict=True)})
         return [cache.data[k] for k in keys]
