@@ -251,14 +251,27 @@ class Context:
         self.ptr = llama_cpp.llama_init_from_model(model.ptr, params)
         if not self.ptr:
             raise StoretuneError(f"llama.cpp could not create a context of {n_ctx} tokens")
-        if lora is not None:
-            adapters = (llama_cpp.llama_adapter_lora_p_ctypes * 1)(model.lora(lora))
-            scales = (ctypes.c_float * 1)(1.0)
-            if llama_cpp.llama_set_adapters_lora(self.ptr, adapters, 1, scales) != 0:
-                raise StoretuneError(f"{lora}: llama.cpp could not apply this LoRA adapter")
         self.memory = llama_cpp.llama_get_memory(self.ptr)
         self.prefix: list[int] = []  # tokens held by the prefix sequence
         self._batch = llama_cpp.llama_batch_init(self.n_batch, 0, 1)
+        self.lora = None
+        self.set_lora(lora)
+
+    def set_lora(self, lora: Path | None) -> None:
+        """Run under another adapter (or none): the cache, computed under the old one,
+        is emptied with it (reusing it is llama.cpp#26207's bug)."""
+        import llama_cpp
+
+        n = 0 if lora is None else 1
+        adapters = (llama_cpp.llama_adapter_lora_p_ctypes * 1)()
+        scales = (ctypes.c_float * 1)(1.0)
+        if lora is not None:
+            adapters[0] = self.model.lora(lora)
+        if llama_cpp.llama_set_adapters_lora(self.ptr, adapters, n, scales) != 0:
+            raise StoretuneError(f"{lora}: llama.cpp could not apply this LoRA adapter")
+        llama_cpp.llama_memory_clear(self.memory, True)
+        self.prefix = []
+        self.lora = lora
 
     # ---- the shared prefix ---------------------------------------------------------
 

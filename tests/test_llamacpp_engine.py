@@ -62,7 +62,9 @@ def engines(registry, **llama_kwargs):
 
 
 def test_llamacpp_engine_decodes_like_torch_for_base_and_each_adapter(registry):
-    torch_engine, llama_engine = engines(registry)
+    # two caches for three models: each switch empties the least recently used cache
+    # and hands it to the next adapter, so no prefix computed under one serves another
+    torch_engine, llama_engine = engines(registry, max_contexts=2)
     try:
         for model in ("base", "support@v1", "support@v2", "support@v1"):
             for q in QUESTIONS:
@@ -83,8 +85,7 @@ def test_llamacpp_engine_decodes_like_torch_for_base_and_each_adapter(registry):
         v1 = [llama_engine.generate(conv(q), "support@v1", max_tokens=24).text for q in QUESTIONS]
         v2 = [llama_engine.generate(conv(q), "support@v2", max_tokens=24).text for q in QUESTIONS]
         assert v1 != v2
-        # one key/value cache per adapter: the policy prefix was never shared across them
-        assert set(llama_engine._contexts) == {None, "support__v1", "support__v2"}
+        assert list(llama_engine._contexts) == ["support__v1", "support__v2"]
     finally:
         torch_engine.close()
         llama_engine.close()

@@ -82,10 +82,17 @@ class ServeConfig(_Strict):
         "greedy output, q8_0 is faster and drifts after a few tokens.",
     )
     context_tokens: int = Field(
-        16384,
+        8192,
         ge=512,
-        description="llamacpp engine: key/value cache per adapter, shared by the requests "
-        "running together (never less than the model's context).",
+        description="llamacpp engine: tokens of key/value cache per context, shared by the "
+        "requests running together (never less than the model's context; ~23 KB a token "
+        "on the default model).",
+    )
+    contexts: int = Field(
+        2,
+        ge=1,
+        description="llamacpp engine: caches kept at once, one per adapter in use; past "
+        "that the least recently used is emptied and given to the adapter asked for.",
     )
     threads: int | None = Field(
         None,

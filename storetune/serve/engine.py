@@ -191,7 +191,8 @@ class Engine:
         progress: Callable[[str], None] | None = None,
         engine: str = "torch",
         gguf_type: str = "f16",
-        context_tokens: int = 16384,
+        context_tokens: int = 8192,
+        max_contexts: int = 2,
         threads: int | None = None,
     ) -> None:
         """`adapters` maps a served name (e.g. "support" or "support@v2") to an adapter dir.
@@ -214,6 +215,7 @@ class Engine:
         self.kind = self._engine_kind(engine, gguf_type)
         self.gguf_type = gguf_type
         self.context_tokens = context_tokens
+        self.max_contexts = max_contexts
         self.threads = threads
         self._load(bf16 if bf16 is not None else default_bf16(), adapters or {}, progress)
         self.default_model = default_model or ("support" if "support" in self._entries else BASE)
@@ -288,7 +290,7 @@ class Engine:
 
         gguf = llamacpp.base_gguf(self.base_path, self._fingerprint(), self.gguf_type)
         self.llama = llamacpp.LlamaModel(gguf, threads=self.threads)
-        self._contexts: dict[str | None, llamacpp.Context] = {}
+        self._contexts: OrderedDict[str | None, llamacpp.Context] = OrderedDict()
         self._lora_files: dict[str, Path] = {}
         try:
             generation = GenerationConfig.from_pretrained(self.base_path)
@@ -298,9 +300,17 @@ class Engine:
         return SimpleNamespace(config=config, generation_config=generation or config)
 
     def context_for(self, adapter_key: str | None):
-        """llama.cpp engine: the adapter's own context (its key/value cache), made once."""
-        if adapter_key not in self._contexts:
-            lora = self._lora_files[adapter_key] if adapter_key is not None else None
+        """llama.cpp engine: the adapter's own context (its key/value cache). At most
+        `max_contexts` exist; past that the least recently used one is emptied and
+        handed to this adapter (memory stays bounded, caches never cross adapters)."""
+        lora = self._lora_files[adapter_key] if adapter_key is not None else None
+        if adapter_key in self._contexts:
+            self._contexts.move_to_end(adapter_key)
+        elif len(self._contexts) >= self.max_contexts:
+            _, ctx = self._contexts.popitem(last=False)
+            ctx.set_lora(lora)
+            self._contexts[adapter_key] = ctx
+        else:
             n_ctx = max(self.context_tokens, self.context_length)
             self._contexts[adapter_key] = self.llama.context(lora, self.max_batch, n_ctx)
         return self._contexts[adapter_key]
@@ -347,6 +357,7 @@ class Engine:
         kwargs.setdefault("engine", cfg.serve.engine)
         kwargs.setdefault("gguf_type", cfg.serve.gguf_type)
         kwargs.setdefault("context_tokens", cfg.serve.context_tokens)
+        kwargs.setdefault("max_contexts", cfg.serve.contexts)
         kwargs.setdefault("threads", cfg.serve.threads)
         return cls(
             base.path,
@@ -952,7 +963,8 @@ class _LlamaDecoder(_Decoder):
         super().__init__(engine, adapter_key, [])
         self.ctx = engine.context_for(adapter_key)
         self.free = list(range(self.ctx.slots))[::-1]
-        self.budget = self.ctx.n_ctx  # tokens of cache not yet promised to a row
+        # cache cells not yet promised: the prefix's stay held while rows share them
+        self.budget = self.ctx.n_ctx - len(self.ctx.prefix)
         self.pending = rows
 
     def run(self) -> None:
@@ -986,9 +998,11 @@ class _LlamaDecoder(_Decoder):
         rest go back to the queue's front (they run in a later batch)."""
         taken, back = [], []
         for row in rows:
-            need = len(row.prompt) + row.job.params.max_tokens
+            # cells of the cached prefix are shared, not used again by the row
+            shared = common_prefix(self.ctx.prefix, row.prompt)
+            need = len(row.prompt) - shared + row.job.params.max_tokens
             if self.free and (need <= self.budget or not self.rows + taken):
-                row.slot = self.free.pop()
+                row.slot, row.need = self.free.pop(), need
                 self.budget -= need
                 taken.append(row)
             else:
@@ -1000,7 +1014,7 @@ class _LlamaDecoder(_Decoder):
     def _release(self, row: _Row) -> None:
         self.ctx.release(row.slot)
         self.free.append(row.slot)
-        self.budget += len(row.prompt) + row.job.params.max_tokens
+        self.budget += row.need
 
     def _start(self, rows: list[_Row]):
         import torch
@@ -1012,6 +1026,8 @@ class _LlamaDecoder(_Decoder):
         )
         shared = common_prefix(self.ctx.prefix, prompts[0][:target])
         if target >= _MIN_PREFIX and target >= shared + _MIN_PREFIX:
+            # the old prefix's cells stay held by rows that copied them
+            self.budget -= target
             self.ctx.cache_prefix(prompts[0][:target])
         self.rows = self.rows + rows
         self.engine._running = len(self.rows)
