@@ -146,7 +146,12 @@ def _child_memory(workspace: str, n: str) -> dict:
     names = sorted(p.name for p in ws.models_dir.iterdir())[: int(n)]
     system = _system_prompt(ws)
     base = resolve_base_model()
-    engine = Engine(base.path, {m: ws.models_dir / m / "v1" for m in names}, base_name=base.name)
+    engine = Engine(
+        base.path,
+        {m: ws.models_dir / m / "v1" for m in names},
+        base_name=base.name,
+        engine=ws.config().serve.engine,  # what serve runs: llama.cpp when installed
+    )
     msgs = [{"role": "system", "content": system}, {"role": "user", "content": QUESTIONS[0]}]
     engine.generate(msgs, model=names[0], max_tokens=16)
     rss_one, _ = _rss_mb()
@@ -355,11 +360,11 @@ def run() -> dict:
         system = _system_prompt(ws)
         memory = _memory(ws)
         engine = Engine.from_workspace(ws)
+        kind = engine.kind
         try:
             app = create_app(ws, engine)
             with _Server(app) as url:
                 http = asyncio.run(_http_runs(url, system))
-            peer = _peer_first_token(engine, system)
             routing = _optional(
                 "bench.route",
                 "bench_route",
@@ -371,12 +376,26 @@ def run() -> dict:
             )
         finally:
             engine.close()
+        torch_engine = Engine.from_workspace(ws, engine="torch")
+        try:
+            peer = _peer_first_token(torch_engine, system)
+        finally:
+            torch_engine.close()
+        engines = _optional(
+            "bench.engines",
+            "compare",
+            ws=ws,
+            questions=QUESTIONS,
+            route_messages=[QUESTIONS[i % len(QUESTIONS)] for i in range(REQUESTS)],
+        )
         retrieval = _retrieval_in_child()
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     ttft_p50 = http["ttft_ms"]["p50"]
     summary = {
         "model": base.name,
+        "engine": kind,
+        "engines": engines.get("result", engines["status"]),
         "adapters": names,
         "ttft_ms": http["ttft_ms"],
         "ttft_target_met": ttft_p50 <= TTFT_TARGET_MS,
@@ -397,9 +416,10 @@ def run() -> dict:
         "memory": memory,
         "retrieval": retrieval,
         "routing": routing,
+        "engines": engines,
         "requests": REQUESTS,
         "max_tokens": MAX_TOKENS,
-        "dtype": str(engine.dtype),
+        "dtype": str(engine.dtype) if kind == "torch" else engine.gguf_type,
     }
 
 

@@ -351,7 +351,11 @@ def serve(
     host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
     engine: Annotated[
-        str, typer.Option(help="local (embedded server) or vllm (start/print a vLLM server).")
+        str,
+        typer.Option(
+            help="local (the embedded server, engine from serve.engine), llamacpp or torch "
+            "(the embedded server on that engine), or vllm (start/print a vLLM server)."
+        ),
     ] = "local",
     insecure_no_auth: Annotated[
         bool,
@@ -363,11 +367,14 @@ def serve(
         from storetune.serve.vllm import run_vllm
 
         raise typer.Exit(run_vllm(ws(), host, port, insecure_no_auth, log=console.print))
-    if engine != "local":
-        raise StoretuneError(f"--engine must be 'local' or 'vllm', not '{engine}'")
+    if engine not in ("local", "llamacpp", "torch"):
+        raise StoretuneError(
+            f"--engine must be 'local', 'llamacpp', 'torch' or 'vllm', not '{engine}'"
+        )
     from storetune.serve.app import serve_workspace
 
-    serve_workspace(ws(), host, port, insecure_no_auth, log=console.print)
+    kind = None if engine == "local" else engine
+    serve_workspace(ws(), host, port, insecure_no_auth, log=console.print, engine_kind=kind)
 
 
 @app.command()

@@ -143,8 +143,10 @@ def serve_workspace(
     port: int = 8000,
     insecure_no_auth: bool = False,
     log: Callable[[str], None] = print,
+    engine_kind: str | None = None,
 ) -> None:
-    """Load the engine (with a progress bar) and run uvicorn until interrupted."""
+    """Load the engine (with a progress bar) and run uvicorn until interrupted;
+    `engine_kind` (auto, llamacpp, torch) overrides serve.engine."""
     import uvicorn
 
     from storetune.models.registry import Registry
@@ -169,10 +171,15 @@ def serve_workspace(
         def advance(name: str) -> None:
             bar.advance(1, adapter=name)
 
-        app = create_app(workspace, insecure_no_auth=insecure_no_auth, progress=advance)
-    engine: Engine = app.state.engine
+        kwargs = {"engine": engine_kind} if engine_kind else {}
+        engine = Engine.from_workspace(workspace, progress=advance, **kwargs)
+        app = create_app(workspace, engine, insecure_no_auth=insecure_no_auth)
     log(
         f"serving {engine.base_name} with {', '.join(e.id for e in engine.models())} "
-        f"on http://{host}:{port}/v1 (default model: {engine.default_model})"
+        f"on http://{host}:{port}/v1 (default model: {engine.default_model}; "
+        f"engine: {engine.kind})"
     )
-    uvicorn.run(app, host=host, port=port, log_level="info")
+    try:
+        uvicorn.run(app, host=host, port=port, log_level="info")
+    finally:
+        engine.close()

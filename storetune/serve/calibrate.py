@@ -202,7 +202,17 @@ def _engine(ws: Workspace, label: str, version_dir: Path, info: dict):
         if (recorded / "config.json").exists()
         else resolve_base_model(ws.config().base_model).path
     )
-    return Engine(base, {label: version_dir}, base_name=str(info.get("base_model", base.name)))
+    serve = ws.config().serve
+    # the engine serving will use: thresholds are read off its log-probs
+    return Engine(
+        base,
+        {label: version_dir},
+        base_name=str(info.get("base_model", base.name)),
+        engine=serve.engine,
+        gguf_type=serve.gguf_type,
+        context_tokens=serve.context_tokens,
+        threads=serve.threads,
+    )
 
 
 def _generate(engine, label: str, cases, max_new_tokens: int, progress: bool):
