@@ -136,3 +136,36 @@ def test_auto_engine_falls_back_to_torch_for_a_model_llama_cpp_cannot_convert(ti
         assert engine.generate([{"role": "user", "content": "hi"}], max_tokens=4).text is not None
     finally:
         engine.close()
+
+
+def test_eval_generation_on_llama_cpp_matches_torch(registry):
+    """eval's llama.cpp path (slots refilled as rows finish, each system prompt decoded
+    once and copied) gives torch's greedy replies, finish reasons and log-probs."""
+    from storetune import llamacpp
+    from storetune.eval.generate import generate_scored, generate_scored_llamacpp
+    from storetune.runtime import fingerprint, load_for_inference
+
+    ws, base, _ = registry
+    version = ws.models_dir / "support" / "v1"
+    other = SYSTEM.replace("Trailhead Outfitters", "Summit Supply")
+    convs = [
+        [{"role": "system", "content": s}, {"role": "user", "content": q}]
+        for s in (SYSTEM, other)
+        for q in QUESTIONS
+    ] + [[{"role": "user", "content": "hi"}]]
+    model, tok = load_for_inference(base, version, False)
+    want = generate_scored(model, tok, convs, max_new_tokens=20, batch_size=4)
+    gguf = llamacpp.base_gguf(base, fingerprint(base), "f32")
+    llama = llamacpp.LlamaModel(gguf)
+    ctx = llama.context(llamacpp.adapter_gguf(version, base, "f32"), slots=3, n_ctx=4096)
+    done = []
+    try:
+        got = generate_scored_llamacpp(ctx, tok, convs, 20, on_batch=done.append)
+    finally:
+        ctx.close()
+        llama.close()
+    assert [g["text"] for g in got] == [w["text"] for w in want]
+    assert [g["finish_reason"] for g in got] == [w["finish_reason"] for w in want]
+    for g, w in zip(got, want, strict=True):
+        assert g["logprobs"] == pytest.approx(w["logprobs"], abs=0.2)
+    assert sum(done) == len(convs)
