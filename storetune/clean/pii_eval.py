@@ -1,11 +1,18 @@
 """Recall and precision of the PII Scrubber on a labeled set.
 
-    python -m storetune.clean.pii_eval [path/to/labeled.jsonl]
+    python -m storetune.clean.pii_eval [--split dev|holdout] [--engine regex|presidio]
+                                       [path/to/labeled.jsonl ...]
+
+With no path it scores the extended set: the generated set (tests/data/pii_labeled.jsonl)
+and the hand-written hard cases (tests/data/pii_hard.jsonl), each file on its own and
+together. `--engine presidio` scores Microsoft Presidio's analyzer (spaCy English NER
+plus its pattern recognizers) the same way, where it is installed (it is not a
+dependency: see docs/dataset.md for why).
 
 Each line of the labeled file: {"text", "names" (helpdesk user names of the
 conversation), optional "protected" (catalog words), "spans" [{"start", "end",
-"type"}], optional "keep" [substrings that must survive]}. One Scrubber per line,
-as ingest uses one per conversation.
+"type"}], optional "keep" [substrings that must survive], optional "split"}. One
+Scrubber per line, as ingest uses one per conversation.
 
 Scores:
 - recall: share of labeled spans whose every character was replaced by a placeholder
@@ -22,11 +29,17 @@ import re
 import sys
 from collections import Counter
 from pathlib import Path
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from storetune.clean.pii import TYPES, Scrubber
 
-DEFAULT_PATH = Path(__file__).resolve().parents[2] / "tests" / "data" / "pii_labeled.jsonl"
+_DATA = Path(__file__).resolve().parents[2] / "tests" / "data"
+DEFAULT_PATH = _DATA / "pii_labeled.jsonl"
+HARD_PATH = _DATA / "pii_hard.jsonl"
+EXTENDED = (DEFAULT_PATH, HARD_PATH)
+RECALL_TARGET = 0.995  # issue 16: on the labeled set extended with the hard cases
+PRECISION_TARGET = 0.97
 _PLACEHOLDER = re.compile("(<(?:" + "|".join(TYPES) + ")>)")
 
 
@@ -75,9 +88,20 @@ def load(path: Path | str) -> list[dict[str, Any]]:
     return rows
 
 
-def evaluate_pii(path: Path | str = DEFAULT_PATH) -> dict[str, Any]:
-    """Span-level recall/precision per type and look-alike survival; see module doc."""
-    rows = load(path)
+def evaluate_pii(
+    path: Path | str | Sequence[Path | str] = DEFAULT_PATH,
+    *,
+    split: str | None = None,
+    engine: Callable[[dict[str, Any]], Callable[[str], str]] | None = None,
+) -> dict[str, Any]:
+    """Span-level recall/precision per type and look-alike survival; see module doc.
+
+    `path` may be several files (scored as one set); `split` keeps only rows of that
+    split; `engine(row)` returns the function that scrubs the row's text (default: a
+    Scrubber with the row's names and protected words)."""
+    paths = [path] if isinstance(path, str | Path) else list(path)
+    rows = [r for p in paths for r in load(p) if split is None or r.get("split") == split]
+    engine = engine or _regex_engine
     labeled: Counter[str] = Counter()
     hit: Counter[str] = Counter()
     hit_any: Counter[str] = Counter()
@@ -90,8 +114,7 @@ def evaluate_pii(path: Path | str = DEFAULT_PATH) -> dict[str, Any]:
     killed: list[dict[str, Any]] = []
     for row in rows:
         text = row["text"]
-        scrubber = Scrubber(row.get("names", []), row.get("protected", []))
-        out = scrubber.scrub(text)
+        out = engine(row)(text)
         ranges = replaced_ranges(text, out)
         spans = [(s["start"], s["end"], s["type"]) for s in row.get("spans", [])]
         for s, e, kind in spans:
@@ -130,7 +153,7 @@ def evaluate_pii(path: Path | str = DEFAULT_PATH) -> dict[str, Any]:
         for kind in TYPES
     }
     return {
-        "path": str(path),
+        "path": ", ".join(str(p) for p in paths),
         "texts": len(rows),
         "spans": n_spans,
         "keep_strings": keep_total,
@@ -146,25 +169,23 @@ def evaluate_pii(path: Path | str = DEFAULT_PATH) -> dict[str, Any]:
     }
 
 
+def _regex_engine(row: dict[str, Any]) -> Callable[[str], str]:
+    return Scrubber(row.get("names", []), row.get("protected", [])).scrub
+
+
 def _ratio(a: int, b: int) -> float:
     return a / b if b else 1.0
 
 
-def main(argv: list[str] | None = None) -> int:
-    from rich.console import Console
+def _table(r: dict[str, Any], title: str):
     from rich.table import Table
 
-    args = sys.argv[1:] if argv is None else argv
-    path = Path(args[0]) if args else DEFAULT_PATH
-    console = Console()
-    if not path.exists():
-        console.print(f"[red]{path}: not found[/red]")
-        return 2
-    r = evaluate_pii(path)
-    table = Table(title=f"PII scrubber on {path.name} ({r['texts']} texts)")
+    table = Table(title=title)
     for col in ("type", "labeled", "recall", "recall (any type)", "replaced", "precision"):
         table.add_column(col, justify="left" if col == "type" else "right")
     for kind, t in r["per_type"].items():
+        if not t["labeled"] and not t["replaced"]:
+            continue
         table.add_row(
             kind,
             str(t["labeled"]),
@@ -184,17 +205,65 @@ def main(argv: list[str] | None = None) -> int:
         style="bold",
     )
     table.caption = (
-        f"look-alikes surviving: {r['survival']:.1%} of {r['keep_strings']} "
-        f"(targets: recall ≥ 99%, precision ≥ 95%, survival 100%)"
+        f"look-alikes surviving: {r['survival']:.1%} of {r['keep_strings']}; "
+        f"{r['texts_per_s']:,.0f} texts/s"
     )
-    console.print(table)
-    for m in r["misses"][:20]:
+    return table
+
+
+def main(argv: list[str] | None = None) -> int:
+    import argparse
+    import time
+
+    from rich.console import Console
+
+    parser = argparse.ArgumentParser(prog="python -m storetune.clean.pii_eval")
+    parser.add_argument("paths", nargs="*", type=Path, help="labeled JSONL files")
+    parser.add_argument("--split", help="only rows of this split (dev, holdout)")
+    parser.add_argument("--engine", choices=("regex", "presidio"), default="regex")
+    args = parser.parse_args(sys.argv[1:] if argv is None else argv)
+    paths = args.paths or list(EXTENDED)
+    console = Console()
+    for path in paths:
+        if not path.exists():
+            console.print(f"[red]{path}: not found[/red]")
+            return 2
+    engine = None
+    if args.engine == "presidio":
+        from storetune.clean.pii_ner import presidio_engine
+
+        engine = presidio_engine()
+
+    def run(which: list[Path]) -> dict[str, Any]:
+        t0 = time.perf_counter()
+        r = evaluate_pii(which, split=args.split, engine=engine)
+        r["texts_per_s"] = r["texts"] / max(time.perf_counter() - t0, 1e-9)
+        return r
+
+    split = f", split {args.split}" if args.split else ""
+    if len(paths) > 1:
+        for path in paths:
+            r = run([path])
+            if r["texts"]:
+                console.print(_table(r, f"{args.engine} on {path.name} ({r['texts']} texts{split})"))
+    r = run(paths)
+    names = " + ".join(p.name for p in paths)
+    console.print(_table(r, f"{args.engine} on {names} ({r['texts']} texts{split})"))
+    console.print(
+        f"targets: recall ≥ {RECALL_TARGET:.1%}, precision ≥ {PRECISION_TARGET:.0%}, "
+        "look-alikes surviving 100%"
+    )
+    for m in r["misses"][:30]:
         console.print(f"[yellow]missed[/yellow] line {m['line']} {m['type']}: {m['value']!r}")
-    for f in r["false_positives"][:20]:
+    for f in r["false_positives"][:30]:
         console.print(f"[red]false positive[/red] line {f['line']} {f['type']}: {f['value']!r}")
-    for k in r["killed_keeps"][:20]:
+    for k in r["killed_keeps"][:30]:
         console.print(f"[red]look-alike lost[/red] line {k['line']}: {k['keep']!r}")
-    ok = r["recall"] >= 0.99 and r["precision"] >= 0.95 and r["survival"] == 1.0
+    ok = (
+        r["recall"] >= RECALL_TARGET
+        and r["precision"] >= PRECISION_TARGET
+        and r["survival"] == 1.0
+    )
     return 0 if ok else 1
 
 
