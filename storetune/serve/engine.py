@@ -21,6 +21,7 @@ import asyncio
 import copy
 import itertools
 import logging
+import math
 import queue
 import random
 import re
@@ -58,6 +59,9 @@ class EngineClosedError(StoretuneError):
     """The engine was shut down while the request waited."""
 
 
+MIN_TEMPERATURE = 1e-4  # greedy in all but name below this; far below, logits/T overflow
+
+
 @dataclass(frozen=True)
 class SamplingParams:
     max_tokens: int = 256
@@ -71,12 +75,17 @@ class SamplingParams:
     def validate(self) -> None:
         checks = [
             (self.max_tokens >= 1, "max_tokens", "max_tokens must be at least 1"),
-            (self.temperature >= 0, "temperature", "temperature must be >= 0"),
+            (math.isfinite(self.temperature) and self.temperature >= 0, "temperature",
+             "temperature must be a finite number >= 0"),
+            (self.temperature == 0 or self.temperature >= MIN_TEMPERATURE, "temperature",
+             f"temperature must be 0 (greedy) or at least {MIN_TEMPERATURE:g}"),
             (0 < self.top_p <= 1, "top_p", "top_p must be in (0, 1]"),
             (0 <= self.top_logprobs <= 20, "top_logprobs", "top_logprobs must be 0..20"),
             (len(self.stop) <= 4, "stop", "at most 4 stop sequences"),
             (all(self.stop), "stop", "stop sequences must not be empty"),
-        ]
+            (self.seed is None or -(2**63) <= self.seed < 2**63, "seed",
+             "seed must be a 64-bit integer (-2^63 to 2^63-1)"),
+        ]  # fmt: skip
         for ok, param, message in checks:
             if not ok:
                 raise RequestError(message, param)
@@ -605,7 +614,9 @@ class Engine:
         for job in jobs:
             try:
                 rows.append(_Row(job, self._prompt_ids(job), self._system_turn(job)))
-            except RequestError as e:
+            except Exception as e:  # this request's own failure: the others go on
+                if not isinstance(e, RequestError):
+                    log.exception("request %s failed before decoding", job.id)
                 job.sink(e)
         return rows
 
