@@ -1,13 +1,14 @@
 """Recall and precision of the PII Scrubber on a labeled set.
 
-    python -m storetune.clean.pii_eval [--split dev|holdout] [--engine regex|presidio]
+    python -m storetune.clean.pii_eval [--split dev|holdout] [--engine regex|presidio|hybrid]
                                        [path/to/labeled.jsonl ...]
 
 With no path it scores the extended set: the generated set (tests/data/pii_labeled.jsonl)
 and the hand-written hard cases (tests/data/pii_hard.jsonl), each file on its own and
 together. `--engine presidio` scores Microsoft Presidio's analyzer (spaCy English NER
-plus its pattern recognizers) the same way, where it is installed (it is not a
-dependency: see docs/dataset.md for why).
+plus its pattern recognizers) the same way, `--engine hybrid` the Scrubber followed by
+spaCy's PERSON entities, where they are installed (they are not dependencies: see
+storetune/clean/pii_ner.py and docs/dataset.md for why).
 
 Each line of the labeled file: {"text", "names" (helpdesk user names of the
 conversation), optional "protected" (catalog words), "spans" [{"start", "end",
@@ -220,7 +221,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m storetune.clean.pii_eval")
     parser.add_argument("paths", nargs="*", type=Path, help="labeled JSONL files")
     parser.add_argument("--split", help="only rows of this split (dev, holdout)")
-    parser.add_argument("--engine", choices=("regex", "presidio"), default="regex")
+    parser.add_argument("--engine", choices=("regex", "presidio", "hybrid"), default="regex")
     args = parser.parse_args(sys.argv[1:] if argv is None else argv)
     paths = args.paths or list(EXTENDED)
     console = Console()
@@ -229,10 +230,12 @@ def main(argv: list[str] | None = None) -> int:
             console.print(f"[red]{path}: not found[/red]")
             return 2
     engine = None
-    if args.engine == "presidio":
-        from storetune.clean.pii_ner import presidio_engine
+    if args.engine != "regex":
+        from storetune.clean import pii_ner
 
-        engine = presidio_engine()
+        engine = {"presidio": pii_ner.presidio_engine, "hybrid": pii_ner.hybrid_engine}[
+            args.engine
+        ]()
 
     def run(which: list[Path]) -> dict[str, Any]:
         t0 = time.perf_counter()
