@@ -38,7 +38,11 @@ def test_eval_command_scores_a_split(capsys):
     ("text", "names", "expected"),
     [
         # "this is …", accents, the first name alone in the sign-off
-        ("Hi, this is Zoë Müller-Lüdenscheidt.\nThanks,\nZoë", [], "Hi, this is <NAME>.\nThanks,\n<NAME>"),
+        (
+            "Hi, this is Zoë Müller-Lüdenscheidt.\nThanks,\nZoë",
+            [],
+            "Hi, this is <NAME>.\nThanks,\n<NAME>",
+        ),
         ("Hello, this is Oluwaseun from Lagos.", [], "Hello, this is <NAME> from Lagos."),
         # a helpdesk name without accents finds the accented one, and the other way round
         ("Siobhán Ní Bhriain wrote in.", ["Siobhan Ni Bhriain"], "<NAME> wrote in."),
@@ -47,9 +51,17 @@ def test_eval_command_scores_a_split(capsys):
         ("Addressed to Chidinma Okonkwo-Eze.", ["Chidinma Okonkwo"], "Addressed to <NAME>."),
         ("Ms. Mariana dos Santos Pereira called.", [], "Ms. <NAME> called."),
         # sign-offs: inline, other languages, a last line before "Sent from my iPhone"
-        ("Please cancel.\nRegards, Wojciech Brzęczyszczykiewicz", [], "Please cancel.\nRegards, <NAME>"),
+        (
+            "Please cancel.\nRegards, Wojciech Brzęczyszczykiewicz",
+            [],
+            "Please cancel.\nRegards, <NAME>",
+        ),
         ("Zu klein.\nViele Grüße\nJürgen Weiß", [], "Zu klein.\nViele Grüße\n<NAME>"),
-        ("Thanks!\n\nAyşe Yıldırım\nSent from my iPhone", [], "Thanks!\n\n<NAME>\nSent from my iPhone"),
+        (
+            "Thanks!\n\nAyşe Yıldırım\nSent from my iPhone",
+            [],
+            "Thanks!\n\n<NAME>\nSent from my iPhone",
+        ),
         # third parties
         ("My husband Hiroshi Yamamoto will sign.", [], "My husband <NAME> will sign."),
         ("A man called Dmitri came.", [], "A man called <NAME> came."),

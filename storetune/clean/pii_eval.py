@@ -29,8 +29,8 @@ import json
 import re
 import sys
 from collections import Counter
-from pathlib import Path
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any
 
 from storetune.clean.pii import TYPES, Scrubber
@@ -248,7 +248,9 @@ def main(argv: list[str] | None = None) -> int:
         for path in paths:
             r = run([path])
             if r["texts"]:
-                console.print(_table(r, f"{args.engine} on {path.name} ({r['texts']} texts{split})"))
+                console.print(
+                    _table(r, f"{args.engine} on {path.name} ({r['texts']} texts{split})")
+                )
     r = run(paths)
     names = " + ".join(p.name for p in paths)
     console.print(_table(r, f"{args.engine} on {names} ({r['texts']} texts{split})"))
@@ -263,9 +265,7 @@ def main(argv: list[str] | None = None) -> int:
     for k in r["killed_keeps"][:30]:
         console.print(f"[red]look-alike lost[/red] line {k['line']}: {k['keep']!r}")
     ok = (
-        r["recall"] >= RECALL_TARGET
-        and r["precision"] >= PRECISION_TARGET
-        and r["survival"] == 1.0
+        r["recall"] >= RECALL_TARGET and r["precision"] >= PRECISION_TARGET and r["survival"] == 1.0
     )
     return 0 if ok else 1
 

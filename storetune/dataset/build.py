@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import shutil
 import tempfile
 from collections import Counter
@@ -12,6 +13,7 @@ from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from storetune.clean.pii import find_pii
 from storetune.config import BuildConfig
 from storetune.dataset.builders.escalation import build_escalation, build_lookalikes
 from storetune.dataset.builders.feedback import build_feedback
@@ -71,6 +73,8 @@ class BuildReport:
     by_builder: dict[str, dict[str, int]] = field(default_factory=dict)  # builder -> split
     by_category_split: dict[str, dict[str, int]] = field(default_factory=dict)
     validation: ValidationReport | None = None
+    # examples whose user/assistant text still looks like personal data (see _pii_left)
+    pii_left: dict = field(default_factory=dict)
 
     @property
     def safety(self) -> dict[str, int]:
@@ -95,6 +99,7 @@ class BuildReport:
             "safety": self.safety,
             "leakage": self.leakage,
             "notes": self.notes,
+            "pii_left": self.pii_left,
             "validation": self.validation.to_dict() if self.validation else None,
         }
 
@@ -174,6 +179,7 @@ def build_dataset(
     notes.update(phrasing_counts(examples, splits))
     tok = model or _base_tokenizer(ws)
     report = _summary(examples, splits, notes)
+    report.pii_left = _pii_left(ws, examples, splits)
     staged = _stage_files(ws, examples, splits, report)
     del examples, splits  # the files hold them now: free them before validation reads them
     _validate_and_publish(ws, report, staged, tok, progress, grouping.signatures)
@@ -184,6 +190,73 @@ def build_dataset(
             hint=f"see {report.path / 'report.md'}",
         )
     return report
+
+
+PII_EXAMPLES_SHOWN = 10
+
+
+def _pii_left(ws: Workspace, examples: list[Example], splits: list[str]) -> dict:
+    """Examples whose customer or reply text still looks like personal data to the PII
+    scrubber (the system prompt is the store's own policies and catalog cards): how many,
+    by type, and the first few as "split:index" ids (meta.jsonl's split and index) with
+    their source ids. Values are never repeated here: the report must not leak them."""
+    cfg = ws.config()
+    contact = cfg.policies.contact
+    allow = [x for x in (contact.email, contact.phone) if x] if contact else []
+    protected = _catalog_words(ws) | {w.lower() for w in cfg.brand.name.split()}
+    seen: dict[str, Counter[str]] = {}
+    by_type: Counter[str] = Counter()
+    shown: list[dict] = []
+    flagged = 0
+    index: Counter[str] = Counter()
+    for ex, split in zip(examples, splits, strict=True):
+        found: Counter[str] = Counter()
+        for m in ex.messages:
+            text = m.get("content") or ""
+            if m.get("role") == "system" or not text:
+                continue
+            if text not in seen:
+                seen[text] = find_pii(text, protected, allow)
+            found.update(seen[text])
+        if found:
+            flagged += 1
+            by_type.update(found)
+            if len(shown) < PII_EXAMPLES_SHOWN:
+                shown.append(
+                    {
+                        "id": f"{split}:{index[split]}",
+                        "types": sorted(found),
+                        "source_ids": list(ex.source_ids),
+                    }
+                )
+        index[split] += 1
+    return {"examples": flagged, "by_type": dict(sorted(by_type.items())), "shown": shown}
+
+
+def _catalog_words(ws: Workspace) -> set[str]:
+    if not ws.db_path.exists():
+        return set()
+    conn = db.connect(ws.db_path)
+    try:
+        rows = conn.execute("SELECT title || ' ' || product_type FROM products").fetchall()
+    finally:
+        conn.close()
+    return {w.lower() for (t,) in rows for w in re.findall(r"[A-Za-z][A-Za-z'’-]+", t or "")}
+
+
+def pii_warning(r: BuildReport) -> str | None:
+    """One line naming how many examples still look like they hold personal data."""
+    left = r.pii_left or {}
+    if not left.get("examples"):
+        return None
+    types = ", ".join(f"{k} {n}" for k, n in left["by_type"].items())
+    ids = ", ".join(f"{e['id']} ({'/'.join(e['types'])})" for e in left["shown"])
+    more = left["examples"] - len(left["shown"])
+    return (
+        f"possible personal data left in {left['examples']} example(s) ({types}): {ids}"
+        + (f" and {more} more" if more > 0 else "")
+        + "; see meta.jsonl for their sources"
+    )
 
 
 def _base_tokenizer(ws: Workspace) -> ModelTokenizer:
@@ -315,6 +388,8 @@ def report_markdown(r: BuildReport) -> str:
     if r.safety:
         out += ["", "## Safety and edge cases", "", "| category | examples |", "|---|---:|"]
         out += [f"| {k} | {n} |" for k, n in r.safety.items()]
+    if pii_warning(r):
+        out += ["", "## Possible personal data", "", f"**warning**: {pii_warning(r)}"]
     out += ["", "## Notes", "", "| note | count |", "|---|---:|"]
     out += [f"| {k.replace('_', ' ')} | {n} |" for k, n in r.notes.items()]
     if v:
@@ -379,6 +454,8 @@ def build_summary(r: BuildReport):
             out.append(Text("warnings: " + ", ".join(f"{c} {n}" for c, n in counts.items())))
         if estimate_line(v):
             out.append(Text(estimate_line(v)))
+    if pii_warning(r):
+        out.append(Text(f"warning: {pii_warning(r)}", style="bold yellow"))
     removed = r.notes.get("exact_duplicates_removed", 0)
     out.append(Text(f"exact duplicates removed: {removed}; report: {r.path / 'report.md'}"))
     return Group(*out)
