@@ -144,11 +144,18 @@ def ingest(
     policies: Annotated[
         Path | None, typer.Option(help="Policy rules file (JSON/YAML); recorded in store.yaml.")
     ] = None,
+    replace: Annotated[
+        bool,
+        typer.Option(
+            "--replace",
+            help="Import the product export even if it takes most of the active catalog away.",
+        ),
+    ] = False,
 ) -> None:
     """Read the store's exports into store.db: cleaned, PII scrubbed, bad rows quarantined."""
     from storetune.ingest import format_report, ingest_workspace
 
-    report = ingest_workspace(ws(), products, tickets, fmt, policies=policies)
+    report = ingest_workspace(ws(), products, tickets, fmt, policies=policies, replace=replace)
     console.print(format_report(report))
 
 

@@ -271,7 +271,11 @@ def test_helpscout_spam_quarantined_with_its_messages(tmp_path):
     _write(tmp_path / "hs", "p.json", pages)
     tickets, quarantined, stats = helpscout.read_tickets(tmp_path / "hs")
     assert [t.source_id for t in tickets] == ["1"]
-    assert [(q.location, q.reason) for q in quarantined] == [("ticket 2", "spam")]
+    assert [(q.location, q.reason) for q in quarantined if q.kind == "ticket"] == [
+        ("ticket 2", "spam")
+    ]
+    # the spam ticket's messages are stored beside it (issue 16 item 7)
+    assert len([q for q in quarantined if q.kind == "message"]) == 2
     assert stats["counts"]["message"] == {"read": 6, "accepted": 4, "quarantined": 2}
 
 
@@ -314,12 +318,19 @@ def test_generic_csv(tmp_path):
     assert one.messages[1].text == 'Hi <NAME>, it shipped, "tracked" today.'
     assert (one.status, one.satisfaction) == ("solved", "good")
     assert (by_id["2"].status, by_id["2"].satisfaction) == ("solved", "bad")  # the later row
+    status = "line 6: unknown status 'escalated-ish'"
     assert {(q.location, q.reason) for q in quarantined} == {
         ("line 5", "no customer message"),  # row 1 spans lines 2-3
-        ("ticket 4", "line 6: unknown status 'escalated-ish'"),
+        ("ticket 4", status),
+        # the ticket's messages, and the row for ticket 2 that a later one replaced
+        # (issue 16 items 7 and 11)
+        ("line 6 customer message", f"its ticket 4 was quarantined: {status}"),
+        ("line 6 agent message", f"its ticket 4 was quarantined: {status}"),
+        ("ticket 2", "ticket 2: a later record of it has other content and replaced this one"),
     }
-    assert stats["dropped"]["duplicate_ticket_records"] == 1
+    assert stats["dropped"]["conflicting_duplicate_tickets"] == 1
     assert stats["counts"]["ticket"] == {"read": 4, "accepted": 2, "quarantined": 2}
+    assert stats["counts"]["record"] == {"read": 1, "accepted": 0, "quarantined": 1}
     assert _reconciles(stats)
 
 

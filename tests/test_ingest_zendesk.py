@@ -239,7 +239,8 @@ def test_ingest_tickets_idempotent_with_config_topics(tmp_path):
     assert first.db_counts == second.db_counts
     c = second.db_counts
     assert (c["tickets"], c["resolved_tickets"], c["notes"]) == (4, 4, 1)
-    assert c["quarantine"] == 2 and c["human_only_tickets"] == 1
+    # 2 tickets, and the deleted ticket's message kept beside it (issue 16 item 7)
+    assert c["quarantine"] == 3 and c["human_only_tickets"] == 1
     assert second.reconciles
     conn = db.connect(ws.db_path)
     resolved = {t.source_id: t for t in db.load_tickets(conn)}
@@ -390,9 +391,12 @@ def test_a_rejected_ticket_is_quarantined_whole(tmp_path):
     page = _one_page(tmp_path, [_ticket(7, "Old", "archived", "Where is my parcel?")])
     _, quarantined, _ = read_tickets(page)
     assert [(q.location, q.reason) for q in quarantined] == [
-        ("ticket 7", "unknown status 'archived'")
+        ("ticket 7", "unknown status 'archived'"),
+        # its messages are stored too (issue 16 item 7)
+        ("ticket 7 description", "its ticket 7 was quarantined: unknown status 'archived'"),
     ]
     assert json.loads(quarantined[0].raw)["status"] == "archived"
+    assert json.loads(quarantined[1].raw) == "Where is my parcel?"
 
 
 def test_an_orphan_comment_is_named_in_the_quarantine(tmp_path):

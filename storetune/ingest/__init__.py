@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import re
 import sqlite3
+from collections import Counter
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -30,6 +31,7 @@ from storetune.ingest import (
     zendesk,
 )
 from storetune.ingest.detect import FORMATS, PRODUCT_FORMATS, TICKET_FORMATS, detect_format
+from storetune.ingest.files import check_path
 from storetune.ingest.helpdesk import list_files
 from storetune.ingest.shopify_csv import Catalog
 from storetune.io import atomic_write_text
@@ -62,6 +64,8 @@ class SourceReport:
     notes: int = 0  # internal notes kept (never training text)
     pii: dict[str, int] = field(default_factory=dict)  # replacements per type
     human_only: dict[str, int] = field(default_factory=dict)  # tickets per topic
+    skipped: list[list[str]] = field(default_factory=list)  # [file, why] not read
+    catalog: dict[str, int] = field(default_factory=dict)  # db.catalog_change
 
     @property
     def reconciles(self) -> bool:
@@ -177,7 +181,22 @@ def _allowed(cfg: StoreConfig) -> list[str]:
     return [x for x in (contact.email, contact.phone) if x] if contact else []
 
 
-def _product_report(cat: Catalog) -> SourceReport:
+def _refuse_shrink(cat: Catalog, change: dict[str, int]) -> None:
+    """StoretuneError (nothing written) when the import would take most of the active
+    catalog away: a header-only, cut-off or wrongly mapped export, not a new catalog."""
+    lost, before = change["active_lost"], change["active_before"]
+    if lost and lost * 2 > before:
+        kept = cat.counts.get("product", {}).get("accepted", 0)
+        raise StoretuneError(
+            f"{cat.path}: would take {lost} of the {before} active products out of the "
+            f"catalog ({kept} usable products in the file, {len(cat.quarantine)} records "
+            "quarantined); nothing was written",
+            hint="check the export (columns, a cut-off file); if this is the new catalog, "
+            "run ingest again with --replace",
+        )
+
+
+def _product_report(cat: Catalog, change: dict[str, int]) -> SourceReport:
     return SourceReport(
         name="products",
         path=str(cat.path),
@@ -186,6 +205,7 @@ def _product_report(cat: Catalog) -> SourceReport:
         counts={k: dict(v) for k, v in cat.counts.items()},
         quarantine_records=len(cat.quarantine),
         flags=dict(cat.flags),
+        catalog=change,
     )
 
 
@@ -200,15 +220,24 @@ def _ticket_report(path: Path, stats: dict[str, Any], n_quarantine: int) -> Sour
         notes=stats["notes"],
         pii=stats["pii"],
         human_only=stats["human_only"],
+        skipped=stats.get("skipped", []),
     )
 
 
 def _resolve(ws: Workspace, given: Path | str | None, rel: str | None, what: str) -> Path | None:
     if given is not None:
-        return Path(given).expanduser().resolve()
+        return _absolute(Path(given).expanduser())
     if rel:
-        return ws.source_path(rel, what).resolve()
+        return _absolute(ws.source_path(rel, what))
     return None
+
+
+def _absolute(path: Path) -> Path:
+    try:
+        return path.resolve()
+    except (OSError, RuntimeError):  # Python < 3.13 raises on a symlink loop
+        check_path(path)  # names the problem in one line
+        raise
 
 
 # --- the one entry point ------------------------------------------------------------
@@ -221,11 +250,16 @@ def ingest_workspace(
     fmt: str = "auto",
     progress: bool = True,
     policies: Path | str | None = None,
+    replace: bool = False,
 ) -> IngestReport:
     """Read the store's exports into ws.db_path and write reports/ingest.json.
 
     Paths default to store.yaml's sources (relative to the workspace root). fmt
-    forces the reader for whichever source it names (a product or ticket format).
+    forces the reader for whichever source it names (a product or ticket format);
+    store.yaml's sources.tickets_format names the format of sources.tickets only, so
+    a `tickets` path given here is detected from its content unless fmt says.
+    A product export replaces the catalog, but one that would take most of the
+    active catalog away is refused (nothing written) unless `replace`.
     A `policies` rules file is validated with store.yaml and, once ingest has
     succeeded, recorded as sources.policies.
     """
@@ -239,7 +273,8 @@ def ingest_workspace(
             f"{ws.config_path}: no sources to ingest",
             hint="set sources.products / sources.tickets in store.yaml, or pass the paths",
         )
-    product_fmt, ticket_fmt = _split_format(fmt, cfg.sources.tickets_format)
+    configured = cfg.sources.tickets_format if tickets is None else "auto"
+    product_fmt, ticket_fmt = _split_format(fmt, configured)
     catalog = read_catalog(product_path, product_fmt) if product_path else None
     ticket_read = None
     if ticket_path is not None:
@@ -256,9 +291,8 @@ def ingest_workspace(
     # Only now, with every file read, is store.db opened for writing.
     conn = db.connect(ws.db_path)
     try:
-        report = _write(
-            conn, ws, started, catalog, ticket_path, ticket_read, _policy_report(ws, cfg, rules)
-        )
+        policy = _policy_report(ws, cfg, rules)
+        report = _write(conn, ws, started, catalog, ticket_path, ticket_read, policy, replace)
     finally:
         conn.close()
     if rules is not None:
@@ -296,13 +330,17 @@ def _write(
     ticket_path: Path | None,
     ticket_read: TicketRead | None,
     policies: dict[str, Any] | None = None,
+    replace: bool = False,
 ) -> IngestReport:
     sources: list[SourceReport] = []
     with db.transaction(conn):
         if catalog is not None:
+            change = db.catalog_change(conn, catalog.products)
+            if not replace:
+                _refuse_shrink(catalog, change)
             db.upsert_products(conn, catalog.products, catalog.costs, replace=True)
             db.quarantine_items(conn, catalog.quarantine, replace_sources=[str(catalog.path)])
-            sources.append(_product_report(catalog))
+            sources.append(_product_report(catalog, change))
         if ticket_read is not None and ticket_path is not None:
             tickets, quarantined, stats = ticket_read
             for t in tickets:
@@ -355,6 +393,15 @@ def format_report(report: IngestReport) -> Table:
 def _caption(report: IngestReport) -> str:
     lines = []
     for src in report.sources:
+        if src.catalog.get("removed"):
+            c = src.catalog
+            lines.append(
+                f"catalog: {c['removed']} products not in the export removed "
+                f"({c['active_before']} → {c['active_after']} active)"
+            )
+        if src.skipped:
+            why = Counter(reason for _, reason in src.skipped)
+            lines.append(f"files skipped (not read): {len(src.skipped)}: {_summary(why)}")
         if src.flags:
             lines.append(f"description flags: {_summary(src.flags)}")
         if src.pii:

@@ -9,6 +9,7 @@ import re
 from pathlib import Path
 
 from storetune.errors import StoretuneError
+from storetune.ingest.files import check_file, check_path, scan, utf16
 
 TICKET_FORMATS = (
     "zendesk", "gorgias", "freshdesk", "helpscout", "intercom",
@@ -48,8 +49,12 @@ def _unknown(path: Path, why: str) -> StoretuneError:
 
 
 def _head(path: Path) -> str:
+    check_file(path)  # never open a FIFO: the read would wait forever
     with path.open("rb") as f:
         data = f.read(_SNIFF_BYTES)
+    codec = utf16(data)
+    if codec:
+        return data.decode(codec, errors="replace").lstrip("\ufeff")
     if b"\x00" in data:
         raise _unknown(path, "binary data")
     return data.decode("utf-8-sig", errors="replace")
@@ -81,7 +86,7 @@ def _first_object(head: str) -> dict | None:
     line = next((x for x in head.splitlines() if x.strip()), "")
     try:
         value = json.loads(line)
-    except json.JSONDecodeError:
+    except (ValueError, RecursionError):  # invalid, nested too deep, a 5000-digit number
         return None
     return value if isinstance(value, dict) else None
 
@@ -121,11 +126,9 @@ def _sniff_json(path: Path, head: str) -> str:
 def detect_format(path: Path | str) -> str:
     """One of FORMATS; StoretuneError listing them (and --format) when unsure."""
     path = Path(path)
-    if not path.exists():
-        raise StoretuneError(f"{path}: not found")
+    check_path(path)
     if path.is_dir():
-        files = sorted(p for p in path.rglob("*") if p.suffix.lower() in _SUFFIXES)
-        for f in files:
+        for f in scan(path, _SUFFIXES)[0]:
             try:
                 return _sniff_file(f)
             except StoretuneError:

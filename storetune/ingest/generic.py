@@ -122,16 +122,23 @@ def _row_conversation(
         names=[cell("customer_name"), cell("agent_name")],
         satisfaction=_csat(cell("csat")),
         created_at=cell("created_at"),
+        raw=hd.raw(dict(row)),
     )
 
 
-def _add_row(col: hd.Collector, conv: hd.Conversation, src: Path, line: int, seq: int) -> None:
+def _add_row(col: hd.Collector, conv: hd.Conversation, src: Path, line: int) -> None:
     if not conv.parts[0].body:
         col.count("ticket", "read")
-        col.reject(str(src), f"line {line}", "ticket", "no customer message", conv.id)
+        col.reject(str(src), f"line {line}", "ticket", "no customer message", conv.raw)
         return
-    # later rows with the same id replace earlier ones
-    col.add_ticket(conv.id, {"conv": conv}, src, f"{seq:012d}")
+    # a later row with the same id replaces an earlier one (a conflict when they differ)
+    col.add_ticket(conv.id, {"conv": conv}, src, content=_content(conv))
+
+
+def _content(conv: hd.Conversation) -> str:
+    """What two rows of one ticket must agree on to be the same ticket."""
+    parts = [(p.role, p.body) for p in conv.parts]
+    return json.dumps([conv.subject, conv.status, conv.satisfaction, parts], ensure_ascii=False)
 
 
 def _csv_rows(path: Path) -> Iterator[tuple[int, list[str]]]:
@@ -158,7 +165,7 @@ def _gather_csv(path: Path, col: hd.Collector, columns: Mapping[str, str] | None
         if not any(c.strip() for c in cells):
             continue
         conv = _row_conversation(dict(zip(headers, cells, strict=False)), cols, path, line)
-        _add_row(col, conv, path, line, col.seen)
+        _add_row(col, conv, path, line)
         col.seen += 1
 
 
@@ -177,7 +184,7 @@ def _json_lines(path: Path, col: hd.Collector, kind: str) -> Iterator[tuple[int,
             why = "" if isinstance(value, dict) else "not a JSON object"
         if why:
             col.count(kind, "read")
-            col.reject(str(path), f"line {line}", kind, why, text[:4096])
+            col.reject(str(path), f"line {line}", kind, why, text)
             continue
         yield line, value
 
@@ -186,7 +193,7 @@ def _gather_jsonl(path: Path, col: hd.Collector, columns: Mapping[str, str] | No
     cols: dict[str, str] | None = None
     for line, obj in _json_lines(path, col, "ticket"):
         cols = cols or guess_columns(list(obj), columns, path)
-        _add_row(col, _row_conversation(obj, cols, path, line), path, line, col.seen)
+        _add_row(col, _row_conversation(obj, cols, path, line), path, line)
         col.seen += 1
 
 
@@ -222,12 +229,12 @@ def _gather_chat(path: Path, col: hd.Collector) -> None:
         parts = _chat_parts(obj, line, col)
         if isinstance(parts, str):
             col.count("ticket", "read")
-            col.reject(str(path), f"line {line}", "ticket", parts, json.dumps(obj)[:4096])
+            col.reject(str(path), f"line {line}", "ticket", parts, hd.raw(obj))
             continue
         tid = hd.sid(obj.get("id")) or f"{path.stem}:{line}"
         # Prepared data holds finished conversations: resolved by construction.
-        conv = hd.Conversation(id=tid, subject="", status="solved", parts=parts)
-        col.add_ticket(tid, {"conv": conv}, path, f"{col.seen:012d}")
+        conv = hd.Conversation(id=tid, subject="", status="solved", parts=parts, raw=hd.raw(obj))
+        col.add_ticket(tid, {"conv": conv}, path, content=_content(conv))
         col.seen += 1
 
 
@@ -240,8 +247,7 @@ def _read(
 ) -> hd.Result:
     col = hd.Collector()
     for p in hd.as_paths(path):
-        for f in hd.list_files(p, suffixes):
-            col.files.append(str(f))
+        for f in hd.files_of(p, suffixes, col):
             gather(f, col)
     return hd.finish(col, source, _convert, **kw)
 

@@ -28,6 +28,7 @@ from storetune.clean import (
 )
 from storetune.config import EscalationTopic
 from storetune.errors import StoretuneError
+from storetune.ingest.files import scan
 from storetune.ingest.shopify_json import load_json_records
 from storetune.progress import progress as progress_bar
 from storetune.store.db import QuarantineItem
@@ -77,7 +78,12 @@ def sid(value: Any) -> str:
 
 
 def raw(obj: Any) -> str:
-    return json.dumps(obj, ensure_ascii=False, default=str)[:4096]
+    """The source record as JSON, whole: the quarantine keeps everything."""
+    return json.dumps(obj, ensure_ascii=False, default=str)
+
+
+def _json(obj: Any) -> str:
+    return json.dumps(obj, sort_keys=True, default=str)
 
 
 def iso(value: Any) -> str:
@@ -128,6 +134,7 @@ class Collector:
     def __init__(self) -> None:
         self.records: dict[str, tuple[dict[str, Any], str]] = {}  # ticket id -> (record, file)
         self.updated: dict[str, Any] = {}
+        self.contents: dict[str, str | None] = {}  # what tells two records of a ticket apart
         self.extra: dict[str, list[tuple[Any, str]]] = {}  # messages shipped apart from tickets
         self._extra_keys: dict[str, set[str]] = {}
         self._extra_where: dict[str, list[str]] = {}  # parallel to extra: quarantine locations
@@ -138,6 +145,7 @@ class Collector:
         self.dropped: Counter[str] = Counter()
         self.pii: Counter[str] = Counter()
         self.files: list[str] = []
+        self.skipped: list[tuple[str, str]] = []  # files not read: (path, why)
         self.seen = 0
         for kind in ("ticket", "message"):
             self.count(kind, "read", 0)
@@ -153,20 +161,40 @@ class Collector:
         self.count("record", "read")
         self.reject(str(src), f"record {self.seen}", "record", f"not a {what} record", raw(value))
 
-    def add_ticket(self, tid: str, record: Any, src: Path, updated: Any = "") -> None:
+    def add_ticket(
+        self, tid: str, record: Any, src: Path, updated: Any = "", content: str | None = None
+    ) -> None:
+        """Keep the newest record of ticket tid. content (default: the record as JSON)
+        tells a repeat of the same ticket from a conflicting one: a record that differs
+        from the kept one with no newer update time replaces it, and the replaced one
+        is quarantined whole, so the summary says so."""
         if not tid or not isinstance(record, dict):
             self.count("ticket", "read")
             self.reject(str(src), f"record {self.seen}", "ticket", "ticket has no id", raw(record))
             return
-        if tid in self.records:
-            # Paged and incremental exports repeat a ticket each time it changed.
-            self.dropped["duplicate_ticket_records"] += 1
-            if _older(updated, self.updated.get(tid)):
-                return
-        else:
+        if tid not in self.records:
             self.count("ticket", "read")
+        elif not self._keep_new(tid, record, src, updated, content):
+            return
         self.records[tid] = (record, str(src))
         self.updated[tid] = updated
+        self.contents[tid] = content
+
+    def _keep_new(
+        self, tid: str, record: Any, src: Path, updated: Any, content: str | None
+    ) -> bool:
+        # Paged and incremental exports repeat a ticket each time it changed.
+        old, old_src = self.records[tid]
+        old_content = self.contents.get(tid)
+        same = (content, old_content) if content is not None else (_json(record), _json(old))
+        if same[0] == same[1] or sid(updated) != sid(self.updated.get(tid)):
+            self.dropped["duplicate_ticket_records"] += 1
+            return not _older(updated, self.updated.get(tid))
+        self.dropped["conflicting_duplicate_tickets"] += 1
+        self.count("record", "read")
+        reason = f"ticket {tid}: a later record of it has other content and replaced this one"
+        self.reject(old_src, f"ticket {tid}", "record", reason, _record_raw(old))
+        return True
 
     def add_extra(self, tid: str, message: Any, src: Path, key: str = "", where: str = "") -> None:
         """Keep a message for ticket `tid`; one whose `key` was already seen for that
@@ -188,6 +216,11 @@ class Collector:
                 yield tid, message, src, where
 
 
+def _record_raw(record: dict[str, Any]) -> str:
+    conv = record.get("conv")  # spreadsheet and chat readers keep a Conversation
+    return conv.raw or raw(conv.subject) if isinstance(conv, Conversation) else raw(record)
+
+
 def _older(new: Any, old: Any) -> bool:
     """True when new predates old; ties keep the later record (numbers: Unix seconds)."""
     if isinstance(new, int | float) and isinstance(old, int | float):
@@ -196,14 +229,28 @@ def _older(new: Any, old: Any) -> bool:
 
 
 def list_files(path: Path, suffixes: Iterable[str] = (".json", ".jsonl")) -> list[Path]:
-    if not path.exists():
-        raise StoretuneError(f"{path}: not found", hint="check sources.tickets in store.yaml")
-    if path.is_file():
-        return [path]
-    wanted = set(suffixes)
-    files = sorted(p for p in path.rglob("*") if p.suffix.lower() in wanted)
+    return scan_files(path, suffixes)[0]
+
+
+def scan_files(
+    path: Path, suffixes: Iterable[str] = (".json", ".jsonl")
+) -> tuple[list[Path], list[tuple[str, str]]]:
+    """(files to read, [(file, why skipped)]); StoretuneError when nothing can be read."""
+    files, skipped = scan(path, suffixes)
     if not files:
-        raise StoretuneError(f"{path}: directory has no {' or '.join(sorted(wanted))} files")
+        why = f" ({len(skipped)} other file(s): {skipped[0][1]}, …)" if skipped else ""
+        raise StoretuneError(
+            f"{path}: directory has no {' or '.join(sorted(set(suffixes)))} files{why}",
+            hint="check sources.tickets in store.yaml, or pass --format",
+        )
+    return files, skipped
+
+
+def files_of(path: Path, suffixes: Iterable[str], col: Collector) -> list[Path]:
+    """The files of path to read; the others are counted in col.skipped."""
+    files, skipped = scan_files(path, suffixes)
+    col.skipped.extend(skipped)
+    col.files.extend(str(f) for f in files)
     return files
 
 
@@ -215,8 +262,7 @@ def gather_json(paths: list[Path], absorb: Callable[[Any, Path, Collector], None
     """Feed every top-level JSON value of every file (or JSON Lines line) to absorb."""
     col = Collector()
     for path in paths:
-        for f in list_files(path):
-            col.files.append(str(f))
+        for f in files_of(path, (".json", ".jsonl"), col):
             for record in load_json_records(f):
                 absorb(record, f, col)
     return col
@@ -244,16 +290,21 @@ def _unique(conv: Conversation, col: Collector) -> list[Part]:
     return parts
 
 
-def _reject_ticket(col: Collector, src: str, conv: Conversation, reason: str, n: int) -> None:
+def _reject_ticket(
+    col: Collector, src: str, conv: Conversation, reason: str, parts: Sequence[Part] = ()
+) -> None:
+    """The ticket's record whole, and each of its messages not yet quarantined."""
     col.reject(src, f"ticket {conv.id}", "ticket", reason, conv.raw or raw(conv.subject))
-    col.count("message", "quarantined", n)  # covered by the ticket's record
+    for p in parts:
+        why = f"its ticket {conv.id} was quarantined: {reason}"
+        col.reject(src, p.location or f"ticket {conv.id}", "message", why, p.raw or raw(p.body))
 
 
 def rebuild(conv: Conversation, src: str, col: Collector, opt: Options) -> Ticket | None:
     parts = _unique(conv, col)
     col.count("message", "read", len(parts))
     if conv.status is None:
-        return _reject_ticket(col, src, conv, conv.status_reason or "unknown status", len(parts))
+        return _reject_ticket(col, src, conv, conv.status_reason or "unknown status", parts)
     order = sorted(
         range(len(parts)), key=lambda i: (not parts[i].opener, time_key(parts[i].created_at), i)
     )
@@ -273,7 +324,7 @@ def rebuild(conv: Conversation, src: str, col: Collector, opt: Options) -> Ticke
         messages.append(Message(role=role, text=clean, created_at=p.created_at, author=p.role))
         col.count("message", "accepted")
     if not messages:
-        return _reject_ticket(col, src, conv, "ticket has no message text", 0)
+        return _reject_ticket(col, src, conv, "ticket has no message text")
     return _ticket(conv, messages, scrubber, col, opt)
 
 
@@ -336,6 +387,7 @@ def finish(
         "pii": dict(col.pii),
         "human_only": dict(human),
         "files": list(dict.fromkeys(col.files)),
+        "skipped": [list(x) for x in dict.fromkeys(col.skipped)],
     }
     return tickets, col.quarantine, stats
 

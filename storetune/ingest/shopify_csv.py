@@ -18,11 +18,17 @@ from pathlib import Path
 
 from storetune.clean import clean_description
 from storetune.errors import StoretuneError
+from storetune.ingest.files import check_file, decode_utf16, utf16
 from storetune.store.db import QuarantineItem
 from storetune.store.records import Product, Variant
 
 EXPORT_HINT = "export it from Shopify admin: Products → Export → CSV for Excel or plain CSV"
 STATUSES = {"active", "draft", "archived", "unlisted"}
+# No price reaches this, even in the weakest currency; 1e309 and 400-digit numbers do.
+MAX_PRICE = Decimal(10) ** 12
+MIN_PRICE = Decimal("0.0001")  # 1e-999 is no price either (0 is: a free item)
+# Without these a product CSV is no catalog: every variant would be quarantined.
+REQUIRED = {"title": "Title", "price": "Variant Price' or 'Price"}
 
 # canonical field -> header names (lower-case), older/2023 name first, 2024+ after.
 COLUMNS: dict[str, tuple[str, ...]] = {
@@ -100,9 +106,9 @@ def parse_money(value: str, column: str) -> Decimal | None:
         amount = Decimal(s)
     except InvalidOperation:
         raise RowError(f"unparsable price {value.strip()!r} in column '{column}'") from None
-    if not amount.is_finite() or amount < 0:
+    if not amount.is_finite() or amount < 0 or amount >= MAX_PRICE or 0 < amount < MIN_PRICE:
         raise RowError(f"invalid price {value.strip()!r} in column '{column}'")
-    return amount
+    return amount + 0  # -0 is 0
 
 
 def parse_bool(value: str, default: bool) -> bool:
@@ -159,12 +165,13 @@ def parse_status(value: str, flags: list[str]) -> str:
 
 
 def read_text(path: Path, what: str = "CSV") -> str:
-    """UTF-8 (BOM allowed) text of path; StoretuneError for missing, binary or other encodings."""
-    if not path.exists():
-        raise StoretuneError(f"{path}: file not found")
-    if path.is_dir():
-        raise StoretuneError(f"{path}: is a directory, expected a {what} file")
+    """Text of path: UTF-8 (BOM allowed) or UTF-16; StoretuneError for a missing, special,
+    binary or otherwise encoded file."""
+    check_file(path, what)
     data = path.read_bytes()
+    codec = utf16(data)
+    if codec:
+        return decode_utf16(path, data, codec)
     if not data.strip():
         raise StoretuneError(f"{path}: file is empty", hint=EXPORT_HINT if what == "CSV" else None)
     nul = data.find(b"\x00", 0, 8192)
@@ -214,6 +221,12 @@ def _column_index(path: Path, header: list[str]) -> tuple[dict[str, int], str]:
             f"{path} line 1: not a Shopify product CSV (no 'Handle' or 'URL handle' column)",
             hint=EXPORT_HINT + "; or pass --format to pick another reader",
         )
+    for key, label in REQUIRED.items():
+        if key not in index:
+            raise StoretuneError(
+                f"{path} line 1: no '{label}' column, so no product can be read",
+                hint="export the catalog again with all columns; " + EXPORT_HINT,
+            )
     if "url handle" in names:
         dialect = "2024"
     elif "product category" in names or "status" in names:
@@ -253,6 +266,7 @@ class _Group:
     lines: list[_Row] = field(default_factory=list)  # rows used so far
     costs: list[Decimal | None] = field(default_factory=list)
     images: list[tuple[int, int, str]] = field(default_factory=list)  # position, order, src
+    seen: dict[tuple, str] = field(default_factory=dict)  # variant options -> where first
 
 
 def _new_group(row: _Row, source: str, flags: Counter[str]) -> _Group:
@@ -317,6 +331,7 @@ def _add_row(group: _Group, row: _Row, cat: Catalog) -> None:
         cat.count("variant", "read")
         try:
             variant, cost = _variant(row, group.option_names)
+            check_duplicate(group.seen, variant, row.location)
         except RowError as e:
             cat.reject("row", row.location, f"handle '{group.product.handle}': {e}", row.raw())
             cat.count("variant", "quarantined")
@@ -329,6 +344,15 @@ def _add_row(group: _Group, row: _Row, cat: Catalog) -> None:
         pos = parse_int_or(row.get("image_pos"), 10**6)
         group.images.append((pos, len(group.images), src))
     group.lines.append(row)
+
+
+def check_duplicate(seen: dict[tuple, str], variant: Variant, where: str) -> None:
+    """RowError for a second variant with the same options (a repeated row or file)."""
+    key = tuple(sorted(variant.options.items()))
+    first = seen.setdefault(key, where)
+    if first != where:
+        options = ", ".join(f"{k} {v}" for k, v in key) or "no options"
+        raise RowError(f"duplicate variant ({options}) of {first}")
 
 
 def parse_int_or(value: str, default: int) -> int:
@@ -374,17 +398,22 @@ def read_catalog(path: Path | str) -> Catalog:
         cat.counts[kind] = Counter(read=0, accepted=0, quarantined=0)
     groups: dict[str, _Group] = {}
     for line, cells in rows:
-        if not any(c.strip() for c in cells):
-            continue  # a blank line is not a record
-        _read_row(_Row(line, cells, index), groups, cat)
+        if any(c.strip() for c in cells):  # a blank line is not a record
+            _read_row(_Row(line, cells, index), groups, cat, len(first[1]))
+    if not cat.counts["row"]["read"]:
+        raise StoretuneError(f"{path}: no product rows after the header", hint=EXPORT_HINT)
     for group in groups.values():
         _finish(group, cat)
     return cat
 
 
-def _read_row(row: _Row, groups: dict[str, _Group], cat: Catalog) -> None:
+def _read_row(row: _Row, groups: dict[str, _Group], cat: Catalog, width: int) -> None:
     cat.count("row", "read")
     handle = row.get("handle")
+    if len(row.cells) < width:
+        reason = f"row has {len(row.cells)} of the header's {width} columns (cut off?)"
+        cat.reject("row", row.location, reason, row.raw())
+        return
     if not handle:
         cat.reject("row", row.location, "row has no handle", row.raw())
         return

@@ -16,8 +16,10 @@ from typing import Any
 from storetune.clean import clean_description
 from storetune.errors import StoretuneError
 from storetune.ingest.shopify_csv import (
+    EXPORT_HINT,
     Catalog,
     RowError,
+    check_duplicate,
     clean_id,
     parse_money,
     parse_status,
@@ -105,7 +107,7 @@ def _product_dicts(value: Any) -> list[Any]:
 
 
 def _raw(obj: Any) -> str:
-    return json.dumps(obj, ensure_ascii=False)[:4096]
+    return json.dumps(obj, ensure_ascii=False)  # whole: the quarantine keeps everything
 
 
 def _list(value: Any) -> list[Any]:
@@ -158,14 +160,16 @@ def _product(
         cat.reject("product", where, "product has no handle or title", _raw(p))
         return None
     names = [str(o.get("name") or "") for o in _list(p.get("options")) if isinstance(o, dict)]
-    variants, costs = [], []
+    variants, costs, seen = [], [], {}
     for i, v in enumerate(_list(p.get("variants"))):
         cat.count("variant", "read")
         try:
-            variants.append(_variant(v if isinstance(v, dict) else {}, names))
+            variant = _variant(v if isinstance(v, dict) else {}, names)
+            check_duplicate(seen, variant, f"variant {i + 1}")
         except RowError as e:
             cat.reject("variant", f"{where} variant {i + 1}", f"handle '{handle}': {e}", _raw(v))
             continue
+        variants.append(variant)
         costs.append(_cost(v))
         cat.count("variant", "accepted")
     if not variants:
@@ -223,7 +227,10 @@ def read_catalog(path: Path | str) -> Catalog:
     for kind in ("product", "variant"):
         cat.counts[kind] = Counter(read=0, accepted=0, quarantined=0)
     seen: set[str] = set()
-    for n, p in enumerate(_product_dicts(load_json_records(path)), 1):
+    records = _product_dicts(load_json_records(path))
+    if not records:
+        raise StoretuneError(f"{path}: no products in it", hint=EXPORT_HINT)
+    for n, p in enumerate(records, 1):
         cat.count("product", "read")
         if not isinstance(p, dict):
             cat.reject("product", f"record {n}", "not a product object", _raw(p))

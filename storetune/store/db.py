@@ -21,8 +21,6 @@ from typing import Any
 from storetune.errors import StoretuneError
 from storetune.store.records import Message, Product, Ticket, Variant
 
-RAW_EXCERPT_LIMIT = 2048  # bytes of the offending input kept in the quarantine
-
 Migration = Callable[[sqlite3.Connection], None]
 MIGRATIONS: list[Migration] = []
 
@@ -176,6 +174,13 @@ def m003_review_queue(conn: sqlite3.Connection) -> None:
     conn.execute("CREATE INDEX review_audit_ticket ON review_audit(ticket_id)")
 
 
+@migration
+def m004_ingest_reliability(conn: sqlite3.Connection) -> None:
+    # A re-ingest drops earlier rejects of the same record (by location and kind, then
+    # reason and raw text) wherever the export was read from.
+    conn.execute("CREATE INDEX quarantine_record ON quarantine(location, kind)")
+
+
 @dataclass
 class QuarantineItem:
     """One rejected input record, with where it was and why."""
@@ -322,6 +327,21 @@ def _upsert_product(conn: sqlite3.Connection, p: Product, costs: list[Decimal | 
     )
 
 
+def catalog_change(conn: sqlite3.Connection, products: list[Product]) -> dict[str, int]:
+    """What importing products as the whole catalog would do to store.db's active
+    catalog: active before and after, products removed, active ones lost."""
+    rows = conn.execute("SELECT handle, status = 'active' AND published FROM products").fetchall()
+    before = {h for h, active in rows if active}
+    after = {p.handle for p in products if p.status == "active" and p.published}
+    keep = {p.handle for p in products}
+    return {
+        "active_before": len(before),
+        "active_after": len(after),
+        "removed": sum(1 for h, _ in rows if h not in keep),
+        "active_lost": len(before - after),
+    }
+
+
 def upsert_ticket(conn: sqlite3.Connection, t: Ticket) -> int:
     """Insert or update a ticket by (source, source_id); its messages are replaced,
     so re-ingesting the same export changes nothing. Returns the ticket row id."""
@@ -361,32 +381,30 @@ def upsert_ticket(conn: sqlite3.Connection, t: Ticket) -> int:
     return ticket_id
 
 
-def _excerpt(raw: str) -> str:
-    data = raw.encode("utf-8", "replace")
-    if len(data) <= RAW_EXCERPT_LIMIT:
-        return raw
-    return data[:RAW_EXCERPT_LIMIT].decode("utf-8", "ignore")
-
-
 def quarantine(
     conn: sqlite3.Connection, source_file: str, location: str, kind: str, reason: str, raw: str
 ) -> None:
-    """Record one rejected input record (raw is cut to 2 KB)."""
+    """Record one rejected input record, its raw text whole."""
     conn.execute(
         """INSERT INTO quarantine (source_file, location, kind, reason, raw, created)
            VALUES (?, ?, ?, ?, ?, ?)""",
-        (str(source_file), location, kind, reason, _excerpt(raw or ""), _now()),
+        (str(source_file), location, kind, reason, raw or "", _now()),
     )
 
 
 def quarantine_items(
     conn: sqlite3.Connection, items: list[QuarantineItem], replace_sources: Sequence[str] = ()
 ) -> None:
-    """Store items; earlier entries for replace_sources are dropped first so a
-    re-ingest of the same file does not count its rejects twice."""
+    """Store items; earlier entries for replace_sources, and earlier entries for the
+    same record (the same export read from another folder), are dropped first so a
+    re-ingest does not count its rejects twice."""
     with transaction(conn):
         for src in replace_sources:
             conn.execute("DELETE FROM quarantine WHERE source_file = ?", (str(src),))
+        conn.executemany(
+            "DELETE FROM quarantine WHERE location = ? AND kind = ? AND reason = ? AND raw = ?",
+            [(q.location, q.kind, q.reason, q.raw or "") for q in items],
+        )
         for q in items:
             quarantine(conn, q.source_file, q.location, q.kind, q.reason, q.raw)
 
