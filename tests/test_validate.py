@@ -154,21 +154,56 @@ def test_examples_longer_than_train_max_length_warn_that_training_cuts_them(tmp_
     assert "truncated" not in codes(validate_file(path, tiny, train_max_length=max(lengths)))
 
 
-def test_for_storetune_training_a_cut_that_fits_the_model_only_warns(tmp_path, tiny):
+def test_for_storetune_training_longer_than_the_model_is_an_error_even_if_cut(tmp_path, tiny):
+    # issue 16 item 9: training would cut it to train.max_length, but an example over
+    # the model's context still fails (README); one between the two only warns
     rows = varied(3)
     lengths = [len(tokenize_chat(tiny.tokenizer, r["messages"], 1 << 20).input_ids) for r in rows]
     path = write(tmp_path / "a.jsonl", rows)
     limit = min(lengths)  # the model's context, say; two examples are longer
-    fits = validate_file(
+    over = [i + 1 for i, n in enumerate(lengths) if n > limit]
+    cut = validate_file(
         path, tiny, max_length=limit, train_max_length=limit - 1, train_truncates=True
     )
-    assert fits.ok and "too_long" not in codes(fits)
-    assert lines_of(fits, "truncated") == [1, 2, 3]
-    # training would feed more than the model takes: an error again
+    assert not cut.ok and lines_of(cut, "too_long") == over
+    assert lines_of(cut, "truncated") == [i + 1 for i, n in enumerate(lengths) if n <= limit]
     past = validate_file(
         path, tiny, max_length=limit, train_max_length=limit + 1000, train_truncates=True
     )
-    assert lines_of(past, "too_long") == [i + 1 for i, n in enumerate(lengths) if n > limit]
+    assert lines_of(past, "too_long") == over
+    fits = validate_file(
+        path, tiny, max_length=max(lengths), train_max_length=limit, train_truncates=True
+    )
+    assert fits.ok and lines_of(fits, "truncated") == over
+
+
+def test_a_huge_message_fails_as_too_long_in_the_build_too(tmp_path, tiny):
+    # issue 16 item 9: build's validation (train_truncates) let a 10 MB message through
+    # as a warning; 200 KB against a 4,096-token context shows it in a second
+    huge = chat("Where is my order? " + "x" * 200_000, "It left today.")
+    path = write(tmp_path / "a.jsonl", [*varied(2), huge])
+    report = validate_file(path, tiny, max_length=4096, train_max_length=512, train_truncates=True)
+    assert not report.ok and lines_of(report, "too_long") == [3]
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        '{"messages": ' + "[" * 5000 + "]" * 5000 + "}",  # RecursionError in json.loads
+        '{"messages": [{"role": "user", "content": "x", "meta": '
+        + "[" * 200
+        + "]" * 200
+        + "}]}",  # loads, but deeper than anything walks safely
+        '{"messages": [{"role": "user", "content": ' + "9" * 5000 + "}]}",  # int digits
+    ],
+)
+def test_unreadable_json_lines_are_findings_not_crashes(tmp_path, line):
+    # issue 16 item 10: `storetune validate` on a deeply nested line raised RecursionError
+    path = tmp_path / "a.jsonl"
+    path.write_text(json.dumps(chat("Hi", "Hello")) + "\n" + line + "\n", encoding="utf-8")
+    report = validate_file(path)
+    assert lines_of(report, "invalid_json") == [2]
+    assert report.examples["a.jsonl"] == 1
 
 
 def test_zero_trainable_tokens(tmp_path, tiny):

@@ -288,6 +288,21 @@ def _row_problem(obj: object) -> tuple[str, str] | None:
     return None
 
 
+MAX_DEPTH = 32  # a chat line nests under 6 levels; the checks walk what it holds
+
+
+def _too_deep(value: object) -> bool:
+    """True when lists/objects nest deeper than MAX_DEPTH (checked without recursion)."""
+    stack = [(value, 1)]
+    while stack:
+        v, depth = stack.pop()
+        if isinstance(v, dict | list):
+            if depth > MAX_DEPTH:
+                return True
+            stack.extend((x, depth + 1) for x in (v.values() if isinstance(v, dict) else v))
+    return False
+
+
 class _Reader:
     """Reads JSONL files into rows, recording a finding per malformed line."""
 
@@ -322,6 +337,12 @@ class _Reader:
             obj = json.loads(raw.strip())  # so the column is the line's, not past its end
         except json.JSONDecodeError as e:
             self._flag(label, n, "invalid_json", f"not valid JSON: {e.msg} at column {e.colno}")
+            return None
+        except (ValueError, RecursionError) as e:  # ~1000 levels deep, a 5000-digit number
+            self._flag(label, n, "invalid_json", f"JSON that can't be read ({type(e).__name__})")
+            return None
+        if _too_deep(obj):
+            self._flag(label, n, "invalid_json", f"JSON nested more than {MAX_DEPTH} levels deep")
             return None
         problem = _row_problem(obj)
         if problem:
@@ -804,7 +825,8 @@ class Options:
     epochs: float = DEFAULT_EPOCHS
     min_examples: int = MIN_EXAMPLES
     progress: bool = False
-    # the data is for storetune train, which cuts examples to train_max_length
+    # the data is for storetune train, which cuts examples to train_max_length; an
+    # example over the model's context is still an error (README: over-length fails)
     train_truncates: bool = False
     signatures: dict | None = None  # key_rank -> MinHash row, from the build's grouping
 
@@ -916,11 +938,9 @@ def _token_checks(
     if not _verify_sample(rows, ct, totals, trained, report.notes):
         totals, trained = _exact_all(rows, ct)
     _shape_findings(rows, ct, report.findings)
-    # storetune train keeps the last train.max_length tokens of an example: when that
-    # fits the model, a longer example is cut (a warning), never fed past its context
-    cut_fits = opts.train_truncates and opts.train_max_length <= limit
-    limit_or_none = None if cut_fits else limit
-    _length_findings(rows, totals, trained, limit_or_none, opts.train_max_length, report.findings)
+    # Longer than the model's context is an error even where training would cut it to
+    # train.max_length: what is left of a 10 MB message is no example (issue 16).
+    _length_findings(rows, totals, trained, limit, opts.train_max_length, report.findings)
     for label in report.examples:
         idx = [i for i, r in enumerate(rows) if r.file == label and totals[i] >= 0]
         report.stats[label] = TokenStats.of([totals[i] for i in idx], [trained[i] for i in idx])
