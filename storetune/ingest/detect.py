@@ -61,7 +61,10 @@ def _head(path: Path) -> str:
 
 
 def _sniff_csv(path: Path, head: str) -> str:
-    header = next(csv.reader(io.StringIO(head)), []) if head else []
+    try:
+        header = next(csv.reader(io.StringIO(head, newline="")), []) if head else []
+    except csv.Error as e:  # a stray carriage return, a NUL after decoding…
+        raise _unknown(path, f"not CSV ({e})") from None
     names = {c.strip().lower() for c in header}
     if names & {"handle", "url handle"}:
         return "shopify_csv"
