@@ -16,7 +16,7 @@ import time
 from collections.abc import AsyncIterator
 
 from fastapi import APIRouter, Depends, Request
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 from starlette.responses import JSONResponse, StreamingResponse
 
 from storetune.serve.engine import (
@@ -27,6 +27,7 @@ from storetune.serve.engine import (
     Generation,
     ModelEntry,
     RequestError,
+    SamplingParams,
     UnknownModelError,
 )
 from storetune.serve.security import APIError, require_api_key, timeout_error
@@ -42,6 +43,15 @@ class ChatMessage(_Lenient):
     role: str
     content: str | list[dict] | None = None
 
+    @field_validator("content")
+    @classmethod
+    def _text_parts(cls, value):
+        if isinstance(value, list):
+            for i, part in enumerate(value):
+                if "text" in part and not isinstance(part["text"], str):
+                    raise ValueError(f"content[{i}].text must be a string")
+        return value
+
 
 class StreamOptions(_Lenient):
     include_usage: bool = False
@@ -52,14 +62,14 @@ class ChatRequest(_Lenient):
     messages: list[ChatMessage] = Field(min_length=1)
     max_tokens: int | None = Field(None, ge=1)
     max_completion_tokens: int | None = Field(None, ge=1)
-    temperature: float | None = Field(None, ge=0, le=2)
-    top_p: float | None = Field(None, gt=0, le=1)
+    temperature: float | None = Field(None, ge=0, le=2, allow_inf_nan=False)
+    top_p: float | None = Field(None, gt=0, le=1, allow_inf_nan=False)
     stop: str | list[str] | None = None
     stream: bool = False
     stream_options: StreamOptions | None = None
     logprobs: bool = False
     top_logprobs: int | None = Field(None, ge=0, le=20)
-    seed: int | None = None
+    seed: int | None = Field(None, ge=-(2**63), le=2**63 - 1)  # what a 64-bit seed holds
     n: int = 1
 
 
@@ -67,7 +77,8 @@ class ChatRequest(_Lenient):
 
 
 def engine_kwargs(body: ChatRequest, request: Request) -> dict:
-    """SamplingParams for the engine, with the server's token cap applied."""
+    """SamplingParams for the engine, with the server's token cap applied; every value is
+    checked here (400), before the request is admitted or joins anyone's batch."""
     serve_cfg = request.app.state.serve_cfg
     if body.n != 1:
         raise APIError(400, "only n=1 is supported", param="n")
@@ -83,7 +94,7 @@ def engine_kwargs(body: ChatRequest, request: Request) -> dict:
             param="max_tokens",
             code="max_tokens_exceeded",
         )
-    return {
+    kwargs = {
         "max_tokens": wanted,
         "temperature": body.temperature if body.temperature is not None else 0.0,
         "top_p": body.top_p if body.top_p is not None else 1.0,
@@ -92,6 +103,12 @@ def engine_kwargs(body: ChatRequest, request: Request) -> dict:
         "top_logprobs": body.top_logprobs or 0,
         "seed": body.seed,
     }
+    stop = (body.stop,) if isinstance(body.stop, str) else tuple(body.stop or ())
+    try:
+        SamplingParams(**(kwargs | {"stop": stop})).validate()
+    except RequestError as e:
+        raise APIError(400, e.args[0], param=e.param) from None
+    return kwargs
 
 
 def engine_error(exc: Exception) -> APIError:
