@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 DEFAULT_KEYS_ENV = "STORETUNE_API_KEYS"
 DEFAULT_SESSION_ENV = "STORETUNE_SESSION_SECRET"
@@ -116,8 +117,28 @@ class ServeConfig(_Strict):
         default_factory=list, description="Agents allowed to log in to the review page."
     )
     session_secret_env: str = Field(
-        DEFAULT_SESSION_ENV, description="Environment variable with the review-login cookie key."
+        DEFAULT_SESSION_ENV,
+        description="Environment variable with the review-session key (set it so sessions "
+        "survive a restart; a new key ends every session).",
     )
+    trusted_proxies: list[str] = Field(
+        default_factory=list,
+        description="Addresses or networks (127.0.0.1, 10.0.0.0/8) of reverse proxies whose "
+        "X-Forwarded-For / X-Forwarded-Proto are believed; from anyone else they are ignored "
+        "(the login lockout counts the connection's own address). Empty: no proxy trusted.",
+    )
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _networks(cls, value: list[str]) -> list[str]:
+        for entry in value:
+            try:
+                ipaddress.ip_network(entry.strip(), strict=False)
+            except ValueError:
+                raise ValueError(
+                    f"{entry!r} is not an IP address or network (e.g. 127.0.0.1, 10.0.0.0/8)"
+                ) from None
+        return [e.strip() for e in value]
 
     def resolved_api_keys(self) -> list[str]:
         """Keys from store.yaml plus the comma-separated environment variable."""

@@ -17,7 +17,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI, Request
+from fastapi import Depends, FastAPI, Request
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.responses import JSONResponse, Response
 
@@ -32,7 +32,11 @@ from storetune.serve.security import (
     Limiter,
     Metrics,
     MetricsMiddleware,
+    PageHeadersMiddleware,
+    ProxyHeadersMiddleware,
     install_error_handlers,
+    require_api_key,
+    uvicorn_options,
 )
 from storetune.workspace import Workspace
 
@@ -77,6 +81,7 @@ def create_app(
         lifespan=lifespan,
         docs_url=None,  # no public API explorer on a production port
         redoc_url=None,
+        openapi_url=None,  # served below, behind the API key like /v1
     )
     app.state.ws = workspace
     app.state.cfg = cfg
@@ -98,13 +103,28 @@ def create_app(
     app.include_router(review_router)
     start_warm_up(app)  # loads the index + embedder in the background when there is one
     # ---- end of the routers ----
+    app.add_api_route(
+        "/openapi.json",
+        openapi_schema,
+        methods=["GET"],
+        include_in_schema=False,
+        dependencies=[Depends(require_api_key)],
+    )
     app.add_api_route("/health", health, methods=["GET"], include_in_schema=False)
     app.add_api_route("/metrics", metrics, methods=["GET"], include_in_schema=False)
 
     # Added last = runs first: metrics see every answer, including 413s.
     app.add_middleware(BodyLimitMiddleware, max_bytes=serve_cfg.max_body_bytes)
     app.add_middleware(MetricsMiddleware, metrics=app.state.metrics)
+    app.add_middleware(PageHeadersMiddleware)
+    if serve_cfg.trusted_proxies:  # outermost: everything inside sees the real client
+        app.add_middleware(ProxyHeadersMiddleware, trusted=serve_cfg.trusted_proxies)
     return app
+
+
+async def openapi_schema(request: Request) -> Response:
+    """The API's OpenAPI document, for clients and code generators that hold a key."""
+    return JSONResponse(request.app.openapi())
 
 
 async def health(request: Request) -> Response:
@@ -180,6 +200,7 @@ def serve_workspace(
         f"engine: {engine.kind})"
     )
     try:
-        uvicorn.run(app, host=host, port=port, log_level="info")
+        # proxy headers: see storetune.serve.security.uvicorn_options
+        uvicorn.run(app, host=host, port=port, log_level="info", **uvicorn_options())
     finally:
         engine.close()

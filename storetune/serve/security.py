@@ -10,7 +10,9 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import ipaddress
 import json
+import logging
 import os
 import secrets
 import sys
@@ -25,6 +27,8 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import JSONResponse, Response
 
 OPENAI_PREFIX = "/v1"
+
+log = logging.getLogger("storetune.serve")
 
 
 class APIError(Exception):
@@ -104,10 +108,10 @@ async def require_api_key(request: Request) -> None:
 
 # ---- passwords for the review login (used by the review page) -------------------------
 
-_PBKDF2_ITERATIONS = 240_000
+PBKDF2_ITERATIONS = 240_000
 
 
-def hash_password(password: str, iterations: int = _PBKDF2_ITERATIONS) -> str:
+def hash_password(password: str, iterations: int = PBKDF2_ITERATIONS) -> str:
     """pbkdf2_sha256$<iterations>$<salt>$<hash>, for serve.review_users[].password_hash."""
     salt = secrets.token_bytes(16)
     dk = hashlib.pbkdf2_hmac("sha256", password.encode(), salt, iterations)
@@ -232,6 +236,107 @@ class BodyLimitMiddleware:
         await error.response()(scope, receive, send)
 
 
+# ---- proxies: who the client is -------------------------------------------------------------
+
+
+def client_address(request: Request) -> str:
+    """The client's address as the app sees it: the connection's peer, or what a trusted
+    proxy said in X-Forwarded-For (see ProxyHeadersMiddleware); what login throttling
+    counts failures by."""
+    return request.client.host if request.client else "?"
+
+
+def uvicorn_options() -> dict:
+    """How storetune runs uvicorn: its own proxy-header handling off (by default it trusts
+    X-Forwarded-For from loopback, so anyone on the machine could pick their address);
+    ProxyHeadersMiddleware honours the headers from `serve.trusted_proxies` only."""
+    return {"proxy_headers": False, "server_header": False}
+
+
+class ProxyHeadersMiddleware:
+    """X-Forwarded-For / X-Forwarded-Proto, believed only from configured proxies.
+
+    When the connection comes from an address in `trusted` (IPs or CIDR networks), the
+    client becomes the right-most X-Forwarded-For address that is not itself a trusted
+    proxy (the left part of the header is whatever the client wrote), and the scheme
+    becomes X-Forwarded-Proto. From any other peer the headers are ignored.
+    """
+
+    def __init__(self, app, trusted: list[str]) -> None:
+        self.app = app
+        self.networks = [ipaddress.ip_network(t, strict=False) for t in trusted]
+
+    def trusts(self, address: str) -> bool:
+        try:
+            ip = ipaddress.ip_address(address.strip().strip("[]"))
+        except ValueError:
+            return False
+        return any(ip in net for net in self.networks)
+
+    async def __call__(self, scope, receive, send) -> None:
+        client = scope.get("client")
+        if scope["type"] in ("http", "websocket") and client and self.trusts(client[0]):
+            headers = scope["headers"]
+            forwarded = [
+                a.strip()
+                for name, value in headers
+                if name == b"x-forwarded-for"
+                for a in value.decode("latin-1").split(",")
+                if a.strip()
+            ]
+            scope = dict(scope)
+            if forwarded:
+                chain = [a for a in forwarded if not self.trusts(a)]
+                scope["client"] = (chain[-1] if chain else forwarded[0], 0)
+            protos = [v.decode("latin-1") for n, v in headers if n == b"x-forwarded-proto"]
+            proto = protos[-1].split(",")[-1].strip().lower() if protos else ""
+            if proto in ("http", "https"):
+                ws = scope["type"] == "websocket"
+                scope["scheme"] = {"http": "ws", "https": "wss"}[proto] if ws else proto
+        await self.app(scope, receive, send)
+
+
+# ---- security headers on the review pages ---------------------------------------------------
+
+REVIEW_PREFIX = "/review"
+PAGE_HEADERS = [
+    (b"x-frame-options", b"DENY"),
+    (
+        b"content-security-policy",
+        b"default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; "
+        b"frame-ancestors 'none'; base-uri 'none'",
+    ),
+    (b"x-content-type-options", b"nosniff"),
+    (b"referrer-policy", b"same-origin"),
+    (b"cache-control", b"no-store"),
+]
+
+
+class PageHeadersMiddleware:
+    """The review pages may not be framed (clickjacking an approve button), load nothing
+    but their own stylesheet, post forms only to this server, and are not cached."""
+
+    def __init__(self, app, prefix: str = REVIEW_PREFIX) -> None:
+        self.app = app
+        self.prefix = prefix
+
+    async def __call__(self, scope, receive, send) -> None:
+        path = scope.get("path", "")
+        if scope["type"] != "http" or not (
+            path == self.prefix or path.startswith(self.prefix + "/")
+        ):
+            return await self.app(scope, receive, send)
+
+        async def send_with_headers(message) -> None:
+            if message["type"] == "http.response.start":
+                present = {name.lower() for name, _ in message.get("headers", [])}
+                extra = [(n, v) for n, v in PAGE_HEADERS if n not in present]
+                message = {**message, "headers": [*message.get("headers", []), *extra]}
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)
+
+
 # ---- error rendering -----------------------------------------------------------------------
 
 
@@ -266,7 +371,16 @@ async def http_error_handler(request: Request, exc: StarletteHTTPException) -> R
     return APIError(exc.status_code, str(exc.detail), type=kind, headers=exc.headers).response()
 
 
+async def unexpected_error_handler(request: Request, exc: Exception) -> Response:
+    """A bug answers JSON like every other error, never a plain-text traceback page."""
+    log.error("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
+    return APIError(
+        500, "internal server error", type="server_error", code="internal_error"
+    ).response()
+
+
 def install_error_handlers(app) -> None:
+    app.add_exception_handler(Exception, unexpected_error_handler)
     app.add_exception_handler(APIError, api_error_handler)
     app.add_exception_handler(RequestValidationError, validation_error_handler)
     app.add_exception_handler(StarletteHTTPException, http_error_handler)

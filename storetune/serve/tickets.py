@@ -22,6 +22,7 @@ from storetune.serve.openai import engine_error, usage
 from storetune.serve.routing import TicketInput, TicketRouter, load_thresholds, router_for
 from storetune.serve.rules import fill
 from storetune.serve.security import APIError, require_api_key, timeout_error
+from storetune.store.review import storable_id
 from storetune.workspace import Workspace
 
 router = APIRouter(prefix="/v1", dependencies=[Depends(require_api_key)])
@@ -163,6 +164,8 @@ async def _route(app: FastAPI, engine: Engine, entry, body: TicketRequest, max_t
 @router.get("/tickets/{ticket_id}")
 async def get_ticket(ticket_id: int, request: Request) -> dict:
     """Where a routed ticket stands: waiting, sent, approved, edited or rejected."""
+    if not storable_id(ticket_id):  # above SQLite's integers: no such ticket can exist
+        raise APIError(404, f"ticket {ticket_id} does not exist", type="not_found_error")
     try:
         router_ = await asyncio.to_thread(ticket_router, request.app)
     except StoretuneError as e:

@@ -181,6 +181,24 @@ def m004_ingest_reliability(conn: sqlite3.Connection) -> None:
     conn.execute("CREATE INDEX quarantine_record ON quarantine(location, kind)")
 
 
+@migration
+def m005_review_sessions(conn: sqlite3.Connection) -> None:
+    # Review-page logins, server-side so logout, removing an agent or changing their
+    # password ends them. token_hash is the SHA-256 of the cookie (the cookie itself is
+    # never stored); credential is an HMAC of the agent's password entry at login.
+    conn.execute(
+        """CREATE TABLE review_sessions (
+            token_hash TEXT PRIMARY KEY,
+            username TEXT NOT NULL,
+            credential TEXT NOT NULL,
+            csrf TEXT NOT NULL,
+            created TEXT NOT NULL,
+            expires INTEGER NOT NULL
+        )"""
+    )
+    conn.execute("CREATE INDEX review_sessions_user ON review_sessions(username)")
+
+
 @dataclass
 class QuarantineItem:
     """One rejected input record, with where it was and why."""

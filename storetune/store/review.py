@@ -29,6 +29,12 @@ from storetune.store import db
 
 WAITING, SENT, APPROVED, EDITED, REJECTED = "waiting", "sent", "approved", "edited", "rejected"
 DECIDED = (APPROVED, EDITED, REJECTED)
+MAX_ID = 2**63 - 1  # SQLite's largest INTEGER: no ticket id can be above it
+
+
+def storable_id(ticket_id: int) -> bool:
+    """False for ids no ticket can have (SQLite would raise OverflowError on them)."""
+    return -MAX_ID - 1 <= ticket_id <= MAX_ID
 
 
 class ReviewError(StoretuneError):
@@ -210,6 +216,8 @@ class ReviewQueue:
         self, ticket_id: int, actor: str, status: str, text: str | None, reason: str | None
     ) -> QueuedTicket:
         at = now()
+        if not storable_id(ticket_id):
+            raise ReviewError(f"ticket {ticket_id} does not exist")
         with self._tx() as c:
             row = c.execute("SELECT * FROM review_tickets WHERE id = ?", (ticket_id,)).fetchone()
             if row is None:
@@ -237,6 +245,8 @@ class ReviewQueue:
     # ---- reads -----------------------------------------------------------------------
 
     def get(self, ticket_id: int) -> QueuedTicket | None:
+        if not storable_id(ticket_id):
+            return None
         with self._lock:
             row = self.conn.execute(
                 "SELECT * FROM review_tickets WHERE id = ?", (ticket_id,)
@@ -260,6 +270,8 @@ class ReviewQueue:
         return {s: 0 for s in (WAITING, SENT, *DECIDED)} | {r[0]: r[1] for r in rows}
 
     def audit(self, ticket_id: int | None = None, limit: int = 200) -> list[AuditRow]:
+        if ticket_id is not None and not storable_id(ticket_id):
+            return []
         where, params = ("WHERE ticket_id = ?", [ticket_id]) if ticket_id else ("", [])
         with self._lock:
             rows = self.conn.execute(
@@ -277,6 +289,72 @@ class ReviewQueue:
             )
             for r in rows
         ]
+
+
+@dataclass
+class ReviewSession:
+    """A review-page login as store.db keeps it."""
+
+    username: str
+    credential: str  # HMAC of the agent's password entry when they logged in
+    csrf: str  # the token every form of this session carries
+    expires: int  # unix seconds
+
+
+class ReviewSessions:
+    """Server-side review logins (`review_sessions`): a session exists only while its row
+    does, so deleting the row (logout, agent removed, password changed) ends it at once.
+    Rows are keyed by the SHA-256 of the cookie, never the cookie itself."""
+
+    def __init__(self, db_path: Path | str) -> None:
+        self.conn = db.connect(db_path, check_same_thread=False)
+        self._lock = threading.Lock()
+
+    def close(self) -> None:
+        self.conn.close()
+
+    @contextmanager
+    def _tx(self) -> Iterator[sqlite3.Connection]:
+        with self._lock, db.transaction(self.conn):
+            yield self.conn
+
+    def add(self, token_hash: str, s: ReviewSession) -> None:
+        with self._tx() as c:
+            c.execute(
+                "INSERT INTO review_sessions (token_hash, username, credential, csrf, created, "
+                "expires) VALUES (?, ?, ?, ?, ?, ?)",
+                (token_hash, s.username, s.credential, s.csrf, now(), s.expires),
+            )
+
+    def get(self, token_hash: str) -> ReviewSession | None:
+        with self._lock:
+            row = self.conn.execute(
+                "SELECT username, credential, csrf, expires FROM review_sessions "
+                "WHERE token_hash = ?",
+                (token_hash,),
+            ).fetchone()
+        return ReviewSession(*row) if row else None
+
+    def delete(self, token_hash: str) -> None:
+        with self._tx() as c:
+            c.execute("DELETE FROM review_sessions WHERE token_hash = ?", (token_hash,))
+
+    def keep_only(self, credentials: dict[str, str], at: int) -> int:
+        """Delete expired sessions and those of agents not in `credentials` (username ->
+        current credential) or whose credential changed; how many were deleted."""
+        with self._tx() as c:
+            rows = c.execute("SELECT token_hash, username, credential, expires FROM "
+                             "review_sessions").fetchall()  # fmt: skip
+            gone = [(r[0],) for r in rows if r[3] <= at or credentials.get(r[1]) != r[2]]
+            c.executemany("DELETE FROM review_sessions WHERE token_hash = ?", gone)
+        return len(gone)
+
+    def count(self, username: str | None = None) -> int:
+        where, params = ("WHERE username = ?", [username]) if username else ("", [])
+        with self._lock:
+            return self.conn.execute(
+                f"SELECT COUNT(*) FROM review_sessions {where}", params
+            ).fetchone()[0]
 
 
 def reviewed_tickets(conn: sqlite3.Connection) -> list[QueuedTicket]:

@@ -3,19 +3,24 @@
 /review lists waiting drafts with the customer's message, the catalog facts used
 and the router's reasons; an agent approves in one click, edits then sends, or
 rejects with a reason. Agents log in with the users of store.yaml
-(`serve.review_users`, pbkdf2 hashes or a password in an environment variable);
-the session is a cookie signed with HMAC-SHA256 under the key in
-`serve.session_secret_env` (a random per-process key when unset: sessions then end
-with the server). Every form carries a CSRF token bound to the session, and the
-cookies are SameSite=Strict and HttpOnly.
+(`serve.review_users`, pbkdf2 hashes or a password in an environment variable).
+Sessions are server-side rows in store.db (`review_sessions`) behind a random
+cookie: logging out, removing the agent from store.yaml or changing their password
+ends them, also across a restart. The key in `serve.session_secret_env` binds a
+session to the password entry it was opened with (a random per-process key when
+unset: sessions then end with the server). Every form carries the session's CSRF
+token, the cookies are SameSite=Strict and HttpOnly, and the pages may not be
+framed (X-Frame-Options, Content-Security-Policy: storetune.serve.security).
+Failed logins are throttled per client address, which comes from X-Forwarded-For
+only behind a proxy listed in `serve.trusted_proxies`.
 """
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
 import hmac
-import json
 import logging
 import os
 import secrets
@@ -29,8 +34,8 @@ from fastapi import APIRouter, Form, Request
 from fastapi.templating import Jinja2Templates
 from starlette.responses import FileResponse, HTMLResponse, RedirectResponse, Response
 
-from storetune.serve.security import verify_password
-from storetune.store.review import ReviewError, ReviewQueue
+from storetune.serve.security import PBKDF2_ITERATIONS, client_address, verify_password
+from storetune.store.review import ReviewError, ReviewQueue, ReviewSession, ReviewSessions
 
 log = logging.getLogger("storetune.review")
 
@@ -51,46 +56,78 @@ FAILURE_WINDOW_S = 300
 @dataclass
 class Session:
     user: str
-    nonce: str  # binds the CSRF token to this login
-    expires: int
-    csrf: str = ""  # HMAC of the nonce: the token every form of this session carries
+    csrf: str  # the token every form of this session carries
+    token_hash: str  # the session's key in store.db
+
+
+def _token_hash(cookie: str) -> str:
+    return hashlib.sha256(cookie.encode()).hexdigest()
 
 
 class Sessions:
-    """Signed, expiring session cookies and a login-failure throttle."""
+    """Server-side review sessions (store.db's `review_sessions`) and a login-failure
+    throttle.
 
-    def __init__(self, secret: bytes) -> None:
+    The cookie is a random token; store.db keeps only its SHA-256, with the agent, an
+    HMAC (under the session secret) of the agent's password entry at login, a CSRF token
+    and the expiry. A session is valid only while its row exists, the agent is still in
+    `serve.review_users` and their password entry is unchanged: logout deletes the row,
+    and removing an agent or changing their password ends their sessions, also across a
+    restart (with the same secret; a new secret ends every session).
+    """
+
+    def __init__(self, secret: bytes, store: ReviewSessions, users: list) -> None:
         self.secret = secret
+        self.store = store
+        self.users = {u.username: u for u in users}
+        self._credentials = {name: self._credential(u) for name, u in self.users.items()}
         self._failures: dict[str, list[float]] = {}
         self._lock = threading.Lock()
+        ended = store.keep_only(self._credentials, int(time.time()))
+        if ended:
+            log.info("review: %d stale session(s) ended (expired, agent removed or changed)", ended)
 
-    def _sign(self, payload: bytes) -> str:
-        return hmac.new(self.secret, payload, hashlib.sha256).hexdigest()
-
-    def _csrf(self, nonce: str) -> str:
-        return self._sign(f"csrf:{nonce}".encode())[:32]
+    def _credential(self, user) -> str:
+        # What the agent logs in with; a new hash or a new password in the environment
+        # gives a new value, so the sessions started with the old one stop working.
+        entry = (
+            f"hash:{user.password_hash}"
+            if user.password_hash
+            else f"env:{user.password_env}:{os.environ.get(user.password_env or '', '')}"
+        )
+        message = f"{user.username}\0{entry}".encode()
+        return hmac.new(self.secret, message, hashlib.sha256).hexdigest()
 
     def issue(self, user: str) -> tuple[str, Session]:
-        nonce = secrets.token_urlsafe(16)
-        s = Session(user, nonce, int(time.time()) + SESSION_SECONDS, self._csrf(nonce))
-        payload = base64.urlsafe_b64encode(
-            json.dumps({"u": s.user, "n": s.nonce, "e": s.expires}).encode()
+        cookie = secrets.token_urlsafe(32)
+        row = ReviewSession(
+            user,
+            self._credentials[user],
+            secrets.token_urlsafe(24),
+            int(time.time()) + SESSION_SECONDS,
         )
-        return f"{payload.decode()}.{self._sign(payload)}", s
+        self.store.add(_token_hash(cookie), row)
+        return cookie, Session(user, row.csrf, _token_hash(cookie))
 
     def read(self, cookie: str | None) -> Session | None:
-        if not cookie or "." not in cookie:
+        if not cookie or len(cookie) > 200:
             return None
-        payload, _, signature = cookie.rpartition(".")
-        if not hmac.compare_digest(self._sign(payload.encode()), signature):
+        key = _token_hash(cookie)
+        row = self.store.get(key)
+        if row is None:
             return None
-        try:
-            data = json.loads(base64.urlsafe_b64decode(payload.encode()))
-            s = Session(str(data["u"]), str(data["n"]), int(data["e"]))
-            s.csrf = self._csrf(s.nonce)
-        except (ValueError, KeyError, TypeError):
+        current = self._credentials.get(row.username)
+        if (
+            row.expires <= time.time()
+            or current is None
+            or not hmac.compare_digest(current, row.credential)
+        ):
+            self.store.delete(key)
             return None
-        return s if s.expires > time.time() else None
+        return Session(row.username, row.csrf, key)
+
+    def end(self, session: Session) -> None:
+        self.store.delete(session.token_hash)
 
     def throttled(self, client: str) -> bool:
         now = time.monotonic()
@@ -104,15 +141,24 @@ class Sessions:
             self._failures.setdefault(client, []).append(time.monotonic())
 
 
-def _state(request: Request):
-    """Per-app review state (secret, sessions, queue), created on first use."""
+_STATE_LOCK = threading.Lock()
+
+
+def _state(request: Request) -> Sessions:
+    """Per-app review state (secret, sessions, throttle), created on first use.
+
+    Sessions live in store.db; a workspace without one yet keeps them in memory (they
+    end with the server, and there is nothing to review until `storetune ingest`)."""
     app_state = request.app.state
-    sessions = getattr(app_state, "review_sessions", None)
-    if sessions is None:
-        env = app_state.serve_cfg.session_secret_env
-        secret = os.environ.get(env, "").encode() or secrets.token_bytes(32)
-        sessions = Sessions(secret)
-        app_state.review_sessions = sessions
+    with _STATE_LOCK:
+        sessions = getattr(app_state, "review_sessions", None)
+        if sessions is None:
+            serve_cfg = app_state.serve_cfg
+            secret = os.environ.get(serve_cfg.session_secret_env, "").encode()
+            db_path = app_state.ws.db_path
+            store = ReviewSessions(db_path if db_path.exists() else ":memory:")
+            sessions = Sessions(secret or secrets.token_bytes(32), store, serve_cfg.review_users)
+            app_state.review_sessions = sessions
     return sessions
 
 
@@ -126,21 +172,40 @@ def _queue(request: Request) -> ReviewQueue | None:
 
 
 def check_password(request: Request, username: str, password: str) -> bool:
-    """True when store.yaml has this user and the password matches (constant time)."""
-    users = {u.username: u for u in request.app.state.serve_cfg.review_users}
+    """True when store.yaml has this user and the password matches.
+
+    Every attempt runs exactly one password hash of the same cost, whether the user
+    exists (hash or environment password) or not, so the response time does not tell
+    which usernames exist."""
+    users = _state(request).users
     user = users.get(username)
-    if user is None:
-        verify_password(password, _DUMMY_HASH)  # same work for unknown users
-        return False
-    if user.password_hash:
+    if user is not None and user.password_hash:
         return verify_password(password, user.password_hash)
+    verify_password(password, _dummy_hash(request))  # the same work as a real check
+    if user is None:
+        return False
     expected = os.environ.get(user.password_env or "", "")
     return bool(expected) and hmac.compare_digest(expected.encode(), password.encode())
 
 
-_DUMMY_HASH = (
-    "pbkdf2_sha256$240000$c3RvcmV0dW5lLWR1bW15$0000000000000000000000000000000000000000000="
-)
+def _dummy_hash(request: Request) -> str:
+    """A hash no password matches, at the cost of the configured ones (the highest
+    iteration count among them; hash-password's default when there are none)."""
+    state = request.app.state
+    dummy = getattr(state, "review_dummy_hash", None)
+    if dummy is None:
+        counts = [
+            int(parts[1])
+            for u in state.serve_cfg.review_users
+            if u.password_hash
+            and len(parts := u.password_hash.split("$")) == 4
+            and parts[1].isdigit()
+        ]
+        iterations = max(counts, default=PBKDF2_ITERATIONS)
+        salt = base64.urlsafe_b64encode(secrets.token_bytes(16)).decode()
+        dummy = f"pbkdf2_sha256${iterations}${salt}${'A' * 43}="
+        state.review_dummy_hash = dummy
+    return dummy
 
 
 def _cookie(response: Response, request: Request, name: str, value: str, max_age: int) -> None:
@@ -192,13 +257,14 @@ async def login(
     csrf: str = Form(""),
 ) -> Response:
     sessions = _state(request)
-    client = request.client.host if request.client else "?"
+    client = client_address(request)
     expected = request.cookies.get(LOGIN_CSRF_COOKIE, "")
     if not expected or not hmac.compare_digest(expected, csrf):
         return await login_page(request, "Your login form expired; please try again.")
     if sessions.throttled(client):
         return await login_page(request, "Too many failed logins; wait a few minutes.")
-    if not check_password(request, username.strip(), password):
+    # PBKDF2 takes tens of milliseconds: off the event loop, so logins never stall the API
+    if not await asyncio.to_thread(check_password, request, username.strip(), password):
         sessions.failed(client)
         log.warning("failed review login for %r from %s", username, client)
         return await login_page(request, "Wrong username or password.")
@@ -214,6 +280,7 @@ async def logout(request: Request, csrf: str = Form("")) -> Response:
     session = _session(request)
     response = _to_login()
     if session is not None and hmac.compare_digest(session.csrf, csrf):
+        _state(request).end(session)  # the cookie stops working, wherever it was copied
         response.delete_cookie(SESSION_COOKIE, path="/review")
     return response
 
