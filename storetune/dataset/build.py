@@ -211,7 +211,7 @@ def _pii_left(ws: Workspace, examples: list[Example], splits: list[str]) -> dict
     index: Counter[str] = Counter()
     for ex, split in zip(examples, splits, strict=True):
         found: Counter[str] = Counter()
-        for m in ex.messages:
+        for m in [] if _synthetic(ex) else ex.messages:
             text = m.get("content") or ""
             if m.get("role") == "system" or not text:
                 continue
@@ -231,6 +231,12 @@ def _pii_left(ws: Workspace, examples: list[Example], splits: list[str]) -> dict
                 )
         index[split] += 1
     return {"examples": flagged, "by_type": dict(sorted(by_type.items())), "shown": shown}
+
+
+def _synthetic(ex: Example) -> bool:
+    """Written by a builder from fictional values (a made-up order number in a
+    manipulation attempt), not from any customer's text."""
+    return bool(ex.source_ids) and all(s.startswith("synthetic:") for s in ex.source_ids)
 
 
 def _catalog_words(ws: Workspace) -> set[str]:
