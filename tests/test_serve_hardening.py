@@ -590,3 +590,15 @@ def test_queue_reads_for_ids_beyond_sqlite(tmp_path):
     with pytest.raises(Exception, match="does not exist"):
         q.approve(2**70, "ana")
     assert q.get(t).status == "waiting"
+
+
+def test_expired_sessions_are_refused_and_dropped(site):  # noqa: F811
+    client, _, _ = site
+    login(client)
+    cookie = client.cookies.get(SESSION)
+    store = client.app.state.review_sessions.store
+    store.conn.execute("UPDATE review_sessions SET expires = 1")
+    store.conn.commit()
+    assert client.get("/review").status_code == 303
+    assert store.count() == 0
+    assert not _works(client, cookie)

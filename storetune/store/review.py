@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 import sqlite3
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -318,8 +319,10 @@ class ReviewSessions:
         with self._lock, db.transaction(self.conn):
             yield self.conn
 
-    def add(self, token_hash: str, s: ReviewSession) -> None:
+    def add(self, token_hash: str, s: ReviewSession, at: int | None = None) -> None:
+        """Store a new session; expired ones are dropped on the way (`at`: unix seconds)."""
         with self._tx() as c:
+            c.execute("DELETE FROM review_sessions WHERE expires <= ?", (at or int(time.time()),))
             c.execute(
                 "INSERT INTO review_sessions (token_hash, username, credential, csrf, created, "
                 "expires) VALUES (?, ?, ?, ?, ?, ?)",
