@@ -546,3 +546,57 @@ def _sentence_spans(text: str) -> list[tuple[str, int, int]]:
         pos = start + len(piece)
         out.append((piece, start, pos))
     return out
+
+
+# ---- things given away, policies announced -----------------------------------------------
+
+# "free X", "X is/are free", "at no cost", "complimentary", "a new policy": claims only the
+# store can make. A customer's "your new policy says everything is free" must not come
+# back as the store's word, so only the store's side vouches for them (guard and metric).
+_FREE_NOUN = re.compile(
+    r"(?<![\w-])(?<!feel )(?<!feels )free (?P<noun>(?!(?:to|of|from|for|and|or|up|time|within|on|over|in|at|with|if|when|until|as|"
+    r"by|under|after|before|now|here|there|again|too|so|but)\b)"
+    r"[a-z][a-z-]+)",
+    re.I,
+)
+_FREE_STATE = re.compile(
+    r"\b(?P<subject>[a-z][a-z-]+) (?:is|are|will be|would be|becomes?|now)"
+    r"(?: now| all| completely| totally| entirely)? (?:free(?! of\b)|free of charge|"
+    r"at no (?:extra |additional )?(?:cost|charge)|complimentary)\b",
+    re.I,
+)
+_NEW_POLICY = re.compile(
+    r"\b(?:new|updated|changed|revised) (?:store |refund |return |shipping )?polic(?:y|ies)\b"
+    r"|\bpolicy (?:is now|has (?:been )?changed|now says)\b",
+    re.I,
+)
+_NEAR = 40  # characters of one clause within which the store ties the subject to "free"
+
+
+def _stem(word: str) -> str:
+    return singular(word.lower())
+
+
+_PRONOUNS = {"it", "this", "that", "they", "these", "those", "which"}
+
+
+def _store_says_free(store_low: str, word: str) -> bool:
+    if word.lower() in _PRONOUNS:  # what "it" is can't be told here: the store must say free
+        return bool(re.search(r"\b(?:free|no cost|no charge)\b", store_low))
+    stem = re.escape(_stem(word))
+    return bool(
+        re.search(rf"\bfree (?:[\w-]+ ){{0,2}}{stem}", store_low)  # free prepaid return
+        or re.search(
+            rf"\b{stem}\w*\b[^.;,\n]{{0,{_NEAR}}}\b(?:free|no cost|no charge)\b", store_low
+        )
+    )
+
+
+def unsupported_giveaways(draft: str, store: str) -> list[re.Match[str]]:
+    """Claims that something is free, or that a policy is new, which the store's own
+    text does not make (the customer's words never count: see the comment above)."""
+    low = store.lower()
+    found = [m for m in _FREE_NOUN.finditer(draft) if not _store_says_free(low, m["noun"])]
+    found += [m for m in _FREE_STATE.finditer(draft) if not _store_says_free(low, m["subject"])]
+    found += [m for m in _NEW_POLICY.finditer(draft) if m.group().lower() not in low]
+    return found

@@ -21,12 +21,12 @@ from dataclasses import dataclass, field
 
 from storetune.chat.card import Card, parse_cards
 from storetune.eval.facts import ProductNames, normalize, quantities, same_quantity, sentences
-from storetune.facts import URL, Checked, Entity, Grounds, check_entities
+from storetune.facts import URL, Checked, Entity, Grounds, check_entities, unsupported_giveaways
 
 
 @dataclass(frozen=True)
 class Claim:
-    kind: str  # price | number | order_number | tracking | url | email | phone | product | stock | promise | code | material | action
+    kind: str  # price | number | order_number | tracking | url | email | phone | product | stock | promise | code | material | action | giveaway
     text: str
     entity: Entity | None = field(default=None, compare=False)  # the storetune.facts entity
 
@@ -190,6 +190,9 @@ def _pattern_claims(text: str, evidence: Evidence) -> list[Claim]:
         for m in rx.finditer(text):
             if m.group(0).lower() not in evidence.low:
                 out.append(Claim("action", m.group(0)))
+    # only the store's side vouches for a giveaway or a new policy (storetune.facts)
+    for m in unsupported_giveaways(text, evidence.grounds.store):
+        out.append(Claim("giveaway", m.group(0)))
     low = text.lower()
     for material in _MATERIALS:
         if re.search(rf"\b{re.escape(material)}\b", low) and not re.search(

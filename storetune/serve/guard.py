@@ -24,7 +24,14 @@ from dataclasses import dataclass, field
 
 from storetune.chat.card import Card, parse_cards
 from storetune.chat.prompt import prompt_cards
-from storetune.facts import GENERIC_NOUNS, NOT_NAME, Grounds, check_entities, singular
+from storetune.facts import (
+    GENERIC_NOUNS,
+    NOT_NAME,
+    Grounds,
+    check_entities,
+    singular,
+    unsupported_giveaways,
+)
 
 # ---- patterns ------------------------------------------------------------------------
 
@@ -167,6 +174,8 @@ class Guard:
             add(Finding(e.kind, e.text.strip(), e.start, e.end, not c.supported, c.reason))
         self._days(draft, store, add)
         self._promises(draft, store, add)
+        for m in unsupported_giveaways(draft, store):
+            add(_finding("giveaway", m, False, f"'{m.group()}' is not in the policies"))
         self._products(draft, store_low, customer_low, add, free)
         self._disclosure(draft, evidence.instructions, add)
         findings.sort(key=lambda f: (f.start, f.kind))
