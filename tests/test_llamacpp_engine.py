@@ -140,7 +140,8 @@ def test_auto_engine_falls_back_to_torch_for_a_model_llama_cpp_cannot_convert(ti
 
 def test_eval_generation_on_llama_cpp_matches_torch(registry):
     """eval's llama.cpp path (slots refilled as rows finish, each system prompt decoded
-    once and copied) gives torch's greedy replies, finish reasons and log-probs."""
+    once and copied) gives exactly what the same weights give one conversation at a time,
+    and torch's greedy replies, finish reasons and log-probs up to near ties."""
     from storetune import llamacpp
     from storetune.eval.generate import generate_scored, generate_scored_llamacpp
     from storetune.runtime import fingerprint, load_for_inference
@@ -154,18 +155,32 @@ def test_eval_generation_on_llama_cpp_matches_torch(registry):
         for q in QUESTIONS
     ] + [[{"role": "user", "content": "hi"}]]
     model, tok = load_for_inference(base, version, False)
-    want = generate_scored(model, tok, convs, max_new_tokens=20, batch_size=4)
+    want = generate_scored(model, tok, convs, max_new_tokens=20, batch_size=1)
     gguf = llamacpp.base_gguf(base, fingerprint(base), "f32")
     llama = llamacpp.LlamaModel(gguf)
-    ctx = llama.context(llamacpp.adapter_gguf(version, base, "f32"), slots=3, n_ctx=4096)
+    lora = llamacpp.adapter_gguf(version, base, "f32")
+    ctx = llama.context(lora, slots=3, n_ctx=4096)
+    alone_ctx = llama.context(lora, slots=1, n_ctx=4096)
     done = []
     try:
         got = generate_scored_llamacpp(ctx, tok, convs, 20, on_batch=done.append)
+        alone = [generate_scored_llamacpp(alone_ctx, tok, [c], 20)[0] for c in convs]
     finally:
         ctx.close()
+        alone_ctx.close()
         llama.close()
-    assert [g["text"] for g in got] == [w["text"] for w in want]
-    assert [g["finish_reason"] for g in got] == [w["finish_reason"] for w in want]
-    for g, w in zip(got, want, strict=True):
-        assert g["logprobs"] == pytest.approx(w["logprobs"], abs=0.2)
+    # the same tokens; log-probs within llama.cpp's batch-size-dependent rounding
+    assert [(g["text"], g["finish_reason"]) for g in got] == [
+        (a["text"], a["finish_reason"]) for a in alone
+    ]
+    for g, a in zip(got, alone, strict=True):
+        assert g["logprobs"] == pytest.approx(a["logprobs"], abs=0.05)
     assert sum(done) == len(convs)
+    # Through the outsized random adapters llama.cpp's f32 arithmetic differs from torch's
+    # by ~4e-4 relative; seen here: one of 13 rows flips at step 6 where torch's top two
+    # logits are 0.066 apart (14.53 vs 14.46). Every other row is token for token.
+    same = [i for i, (g, w) in enumerate(zip(got, want, strict=True)) if g["text"] == w["text"]]
+    assert len(same) >= len(convs) - 1
+    for i in same:
+        assert got[i]["finish_reason"] == want[i]["finish_reason"]
+        assert got[i]["logprobs"] == pytest.approx(want[i]["logprobs"], abs=0.2)
