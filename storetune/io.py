@@ -111,3 +111,16 @@ def select_rows(data_dir: Path, split: str, tasks: list[str]) -> tuple[list[dict
         )
     keep = [i for i in range(len(rows)) if tasks == ["all"] or task_of[i] in tasks]
     return [rows[i] for i in keep], dict(sorted(Counter(task_of[i] for i in keep).items()))
+
+
+def too_deep(value: Any, limit: int) -> bool:
+    """True when parsed JSON's lists/objects nest deeper than `limit` (checked without
+    recursion, so a hostile file cannot raise RecursionError in the check itself)."""
+    stack = [(value, 1)]
+    while stack:
+        v, depth = stack.pop()
+        if isinstance(v, dict | list):
+            if depth > limit:
+                return True
+            stack.extend((x, depth + 1) for x in (v.values() if isinstance(v, dict) else v))
+    return False

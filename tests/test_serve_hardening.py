@@ -26,6 +26,8 @@ from fastapi.testclient import TestClient
 from test_review import PASSWORD, csrf_of, login, new_ticket
 from test_review import site as site  # noqa: F401  (fixture)
 from test_serve_support import (
+    AUTH,
+    BODY,
     KEY,
     GatedEngine,
     chat,
@@ -48,8 +50,6 @@ from storetune.workspace import Workspace
 
 FIXTURES = (serve_base, serve_engine, serve_models)
 
-AUTH = {"Authorization": f"Bearer {KEY}"}
-BODY = {"model": "base", "messages": chat("Where is my order?"), "max_tokens": 4}
 SESSION = "storetune_review"
 
 
@@ -289,7 +289,8 @@ def test_a_row_that_fails_while_joining_a_running_batch_fails_alone(failing):
     assert isinstance(got["BOOM joiner"], RuntimeError)
     assert got["running question"].completion_tokens >= 1
     assert got["good joiner"].completion_tokens >= 1
-    assert 1 in failing.joiners  # the good joiner joined the running batch, the bad one did not
+    # both joiners were taken together once the batch ran; only the good one became a row
+    assert failing.joiners[0] == 1 and sum(failing.joiners) == 1
 
 
 # ---- item 4: server-side sessions -----------------------------------------------------------
@@ -335,13 +336,18 @@ def test_sessions_are_stored_hashed_in_store_db(site):  # noqa: F811
     assert "m005_review_sessions" in names
 
 
-def test_removing_an_agent_ends_their_sessions_across_a_restart(site):  # noqa: F811
-    client, _, _ = site
+def _two_agents_logged_in(client: TestClient) -> tuple[str, str]:
+    """Session cookies of ana and ben, each logged in once."""
     login(client)
     ana = client.cookies.get(SESSION)
     client.cookies.clear()
     login(client, "ben", "ben-pass-123")
-    ben = client.cookies.get(SESSION)
+    return ana, client.cookies.get(SESSION)
+
+
+def test_removing_an_agent_ends_their_sessions_across_a_restart(site):  # noqa: F811
+    client, _, _ = site
+    ana, ben = _two_agents_logged_in(client)
     root = client.app.state.ws.root
     users = client.app.state.serve_cfg.review_users
     _rewrite_users(root, [u.model_dump(exclude_none=True) for u in users if u.username != "ana"])
@@ -354,11 +360,7 @@ def test_removing_an_agent_ends_their_sessions_across_a_restart(site):  # noqa: 
 
 def test_changing_a_password_ends_the_agents_sessions(site, monkeypatch):  # noqa: F811
     client, _, _ = site
-    login(client)
-    ana = client.cookies.get(SESSION)
-    client.cookies.clear()
-    login(client, "ben", "ben-pass-123")
-    ben = client.cookies.get(SESSION)
+    ana, ben = _two_agents_logged_in(client)
     root = client.app.state.ws.root
     new_hash = hash_password("a new password", iterations=1000)
     _rewrite_users(

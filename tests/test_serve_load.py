@@ -12,7 +12,7 @@ import time
 import httpx
 import pytest
 from test_serve_support import (
-    KEY,
+    AUTH,
     GatedEngine,
     LiveServer,
     chat,
@@ -29,7 +29,6 @@ from storetune.workspace import Workspace
 # pytest finds fixtures by name in this module's namespace
 FIXTURES = (serve_base, serve_engine, serve_models)
 
-AUTH = {"Authorization": f"Bearer {KEY}"}
 QUESTIONS = ["Return?", "Where is my order?", "Shipping to Canada?", "Is the fleece in stock?"]
 MODELS = ["base", "support", "product", "support@v1"]
 

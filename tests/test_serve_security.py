@@ -8,6 +8,8 @@ import threading
 import httpx
 import pytest
 from test_serve_support import (
+    AUTH,
+    BODY,
     KEY,
     GatedEngine,
     LiveServer,
@@ -28,9 +30,6 @@ from storetune.workspace import Workspace
 
 # pytest finds fixtures by name in this module's namespace
 FIXTURES = (serve_base, serve_engine, serve_models)
-
-AUTH = {"Authorization": f"Bearer {KEY}"}
-BODY = {"model": "base", "messages": chat("Where is my order?"), "max_tokens": 4}
 
 
 @pytest.fixture(scope="module")

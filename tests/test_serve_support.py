@@ -175,3 +175,7 @@ def wait_until(predicate, what: str, limit_s: float = 30.0) -> None:
         if time.monotonic() > deadline:
             raise AssertionError(f"gave up waiting for {what}")
         time.sleep(0.005)
+
+
+AUTH = {"Authorization": f"Bearer {KEY}"}
+BODY = {"model": "base", "messages": chat("Where is my order?"), "max_tokens": 4}

@@ -16,7 +16,7 @@ import pytest
 import yaml
 from fastapi.testclient import TestClient
 from test_retrieval import copy_store, indexed_store_template
-from test_serve_support import KEY, serve_base, serve_engine, serve_models  # noqa: F401
+from test_serve_support import AUTH, KEY, serve_base, serve_engine, serve_models  # noqa: F401
 
 from storetune.chat.card import ProductCard, render_cards
 from storetune.chat.prompt import render_system_prompt
@@ -28,7 +28,6 @@ from storetune.store import db
 from storetune.store.review import ReviewQueue
 from storetune.workspace import Workspace
 
-AUTH = {"Authorization": f"Bearer {KEY}"}
 TENT = "Larch 1P Dome Tent"
 
 

@@ -38,6 +38,7 @@ from storetune.config import TrainConfig
 from storetune.dataset import dedup
 from storetune.errors import StoretuneError
 from storetune.facts import CARD, EMAIL, PHONES, card_ok, phone_ok
+from storetune.io import too_deep
 from storetune.progress import progress_group
 
 ROLES = ("system", "user", "assistant")
@@ -291,18 +292,6 @@ def _row_problem(obj: object) -> tuple[str, str] | None:
 MAX_DEPTH = 32  # a chat line nests under 6 levels; the checks walk what it holds
 
 
-def _too_deep(value: object) -> bool:
-    """True when lists/objects nest deeper than MAX_DEPTH (checked without recursion)."""
-    stack = [(value, 1)]
-    while stack:
-        v, depth = stack.pop()
-        if isinstance(v, dict | list):
-            if depth > MAX_DEPTH:
-                return True
-            stack.extend((x, depth + 1) for x in (v.values() if isinstance(v, dict) else v))
-    return False
-
-
 class _Reader:
     """Reads JSONL files into rows, recording a finding per malformed line."""
 
@@ -341,7 +330,7 @@ class _Reader:
         except (ValueError, RecursionError) as e:  # ~1000 levels deep, a 5000-digit number
             self._flag(label, n, "invalid_json", f"JSON that can't be read ({type(e).__name__})")
             return None
-        if _too_deep(obj):
+        if too_deep(obj, MAX_DEPTH):
             self._flag(label, n, "invalid_json", f"JSON nested more than {MAX_DEPTH} levels deep")
             return None
         problem = _row_problem(obj)

@@ -26,6 +26,7 @@ from storetune.ingest.shopify_csv import (
     read_text,
     split_tags,
 )
+from storetune.io import too_deep
 from storetune.store.db import QuarantineItem
 from storetune.store.records import Product, Variant
 
@@ -62,7 +63,7 @@ def _loads(path: Path, text: str, line: int | None = None) -> Any:
             f"{path}{where}: JSON that can't be read ({type(e).__name__}: {str(e)[:120]})",
             hint="the file may be corrupted; export it again",
         ) from None
-    if too_deep(value):
+    if too_deep(value, MAX_DEPTH):
         # json.loads takes ~990 levels, the code walking the value far fewer.
         raise StoretuneError(
             f"{path}{where}: JSON nested more than {MAX_DEPTH} levels deep",
@@ -72,18 +73,6 @@ def _loads(path: Path, text: str, line: int | None = None) -> Any:
 
 
 MAX_DEPTH = 100  # real exports nest under 10 levels
-
-
-def too_deep(value: Any, limit: int = MAX_DEPTH) -> bool:
-    """True when lists/objects nest deeper than limit (checked without recursion)."""
-    stack = [(value, 1)]
-    while stack:
-        v, depth = stack.pop()
-        if isinstance(v, dict | list):
-            if depth > limit:
-                return True
-            stack.extend((x, depth + 1) for x in (v.values() if isinstance(v, dict) else v))
-    return False
 
 
 def _json_error(path: Path, e: json.JSONDecodeError, line: int | None = None) -> StoretuneError:

@@ -142,8 +142,8 @@ def now() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds")
 
 
-class ReviewQueue:
-    """store.db access for the queue; safe to share between a server's threads."""
+class _SharedConnection:
+    """One store.db connection shared by a server's threads, one thread at a time."""
 
     def __init__(self, db_path: Path | str) -> None:
         self.conn = db.connect(db_path, check_same_thread=False)
@@ -156,6 +156,10 @@ class ReviewQueue:
     def _tx(self) -> Iterator[sqlite3.Connection]:
         with self._lock, db.transaction(self.conn):
             yield self.conn
+
+
+class ReviewQueue(_SharedConnection):
+    """store.db access for the queue; safe to share between a server's threads."""
 
     # ---- writes ----------------------------------------------------------------------
 
@@ -302,22 +306,10 @@ class ReviewSession:
     expires: int  # unix seconds
 
 
-class ReviewSessions:
+class ReviewSessions(_SharedConnection):
     """Server-side review logins (`review_sessions`): a session exists only while its row
     does, so deleting the row (logout, agent removed, password changed) ends it at once.
     Rows are keyed by the SHA-256 of the cookie, never the cookie itself."""
-
-    def __init__(self, db_path: Path | str) -> None:
-        self.conn = db.connect(db_path, check_same_thread=False)
-        self._lock = threading.Lock()
-
-    def close(self) -> None:
-        self.conn.close()
-
-    @contextmanager
-    def _tx(self) -> Iterator[sqlite3.Connection]:
-        with self._lock, db.transaction(self.conn):
-            yield self.conn
 
     def add(self, token_hash: str, s: ReviewSession, at: int | None = None) -> None:
         """Store a new session; expired ones are dropped on the way (`at`: unix seconds)."""
