@@ -199,6 +199,40 @@ def m005_review_sessions(conn: sqlite3.Connection) -> None:
     conn.execute("CREATE INDEX review_sessions_user ON review_sessions(username)")
 
 
+@migration
+def m007_knowledge(conn: sqlite3.Connection) -> None:
+    # Help-center articles and their heading chunks (storetune.knowledge). An article is
+    # keyed by its source and id there; `origin` is the export it came from, so a
+    # re-import of that export removes its articles that are gone. content_hash lets a
+    # re-import tell unchanged articles from changed ones; chunks are replaced whole.
+    conn.execute(
+        """CREATE TABLE knowledge_articles (
+            id INTEGER PRIMARY KEY,
+            source TEXT NOT NULL,
+            source_id TEXT NOT NULL,
+            title TEXT NOT NULL,
+            url TEXT NOT NULL DEFAULT '',
+            locale TEXT NOT NULL DEFAULT '',
+            section TEXT NOT NULL DEFAULT '',
+            updated_at TEXT NOT NULL DEFAULT '',
+            content_hash TEXT NOT NULL,
+            origin TEXT NOT NULL DEFAULT '',
+            UNIQUE (source, source_id)
+        )"""
+    )
+    conn.execute("CREATE INDEX knowledge_articles_origin ON knowledge_articles(origin)")
+    conn.execute(
+        """CREATE TABLE knowledge_chunks (
+            id INTEGER PRIMARY KEY,
+            article_id INTEGER NOT NULL REFERENCES knowledge_articles(id) ON DELETE CASCADE,
+            position INTEGER NOT NULL,
+            heading TEXT NOT NULL DEFAULT '',
+            text TEXT NOT NULL,
+            UNIQUE (article_id, position)
+        )"""
+    )
+
+
 @dataclass
 class QuarantineItem:
     """One rejected input record, with where it was and why."""
