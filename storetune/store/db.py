@@ -233,6 +233,47 @@ def m007_knowledge(conn: sqlite3.Connection) -> None:
     )
 
 
+@migration
+def m008_helpdesk(conn: sqlite3.Connection) -> None:
+    # Tickets that arrived from a helpdesk webhook (Zendesk, Gorgias), keyed by the
+    # helpdesk's own ticket id so a retried webhook routes the ticket once, and the
+    # outbox of requests storetune owes the helpdesk (internal notes, tags, public
+    # replies): a row stays until the helpdesk accepted it, so an outage or a restart
+    # loses nothing. reply_state: none | queued | posted | from_helpdesk (the agent
+    # answered in the helpdesk; storetune must not post a second reply).
+    conn.execute(
+        """CREATE TABLE helpdesk_tickets (
+            helpdesk TEXT NOT NULL,
+            external_id TEXT NOT NULL,
+            review_ticket_id INTEGER REFERENCES review_tickets(id) ON DELETE SET NULL,
+            received TEXT NOT NULL,
+            ticket_created TEXT,
+            meta TEXT NOT NULL DEFAULT '{}',
+            reply_state TEXT NOT NULL DEFAULT 'none',
+            PRIMARY KEY (helpdesk, external_id)
+        )"""
+    )
+    conn.execute("CREATE INDEX helpdesk_tickets_review ON helpdesk_tickets(review_ticket_id)")
+    conn.execute(
+        """CREATE TABLE helpdesk_outbox (
+            id INTEGER PRIMARY KEY,
+            helpdesk TEXT NOT NULL,
+            external_id TEXT NOT NULL,
+            purpose TEXT NOT NULL,
+            method TEXT NOT NULL,
+            path TEXT NOT NULL,
+            body TEXT NOT NULL,
+            created TEXT NOT NULL,
+            attempts INTEGER NOT NULL DEFAULT 0,
+            next_at REAL NOT NULL,
+            last_error TEXT,
+            sent_at TEXT,
+            UNIQUE (helpdesk, external_id, purpose)
+        )"""
+    )
+    conn.execute("CREATE INDEX helpdesk_outbox_due ON helpdesk_outbox(sent_at, next_at)")
+
+
 @dataclass
 class QuarantineItem:
     """One rejected input record, with where it was and why."""
