@@ -200,6 +200,50 @@ def m005_review_sessions(conn: sqlite3.Connection) -> None:
 
 
 @migration
+def m006_orders(conn: sqlite3.Connection) -> None:
+    # Orders from the store's order export, keyed by the name customers quote ("#1001").
+    # email, customer_name and shipping_address are personal data: store.db only, never
+    # a dataset (the build checks). updated_at lets an older export leave a newer alone.
+    conn.execute(
+        """CREATE TABLE orders (
+            name TEXT PRIMARY KEY,
+            email TEXT NOT NULL DEFAULT '',
+            customer_name TEXT NOT NULL DEFAULT '',
+            shipping_address TEXT NOT NULL DEFAULT '',
+            financial_status TEXT NOT NULL DEFAULT '',
+            fulfillment_status TEXT NOT NULL DEFAULT '',
+            currency TEXT NOT NULL DEFAULT '',
+            total TEXT,
+            shipping_method TEXT NOT NULL DEFAULT '',
+            created_at TEXT NOT NULL DEFAULT '',
+            paid_at TEXT NOT NULL DEFAULT '',
+            fulfilled_at TEXT NOT NULL DEFAULT '',
+            cancelled_at TEXT NOT NULL DEFAULT '',
+            cancel_reason TEXT NOT NULL DEFAULT '',
+            refunded_amount TEXT,
+            updated_at TEXT NOT NULL DEFAULT '',
+            fulfillments TEXT NOT NULL DEFAULT '[]',
+            source TEXT NOT NULL DEFAULT ''
+        )"""
+    )
+    conn.execute("CREATE INDEX orders_email ON orders(email COLLATE NOCASE)")
+    conn.execute(
+        """CREATE TABLE order_lines (
+            order_name TEXT NOT NULL REFERENCES orders(name) ON DELETE CASCADE,
+            position INTEGER NOT NULL,
+            title TEXT NOT NULL,
+            variant_title TEXT NOT NULL DEFAULT '',
+            sku TEXT NOT NULL DEFAULT '',
+            quantity INTEGER NOT NULL,
+            price TEXT,
+            fulfillment_status TEXT NOT NULL DEFAULT '',
+            PRIMARY KEY (order_name, position)
+        )"""
+    )
+    conn.execute("CREATE INDEX order_lines_sku ON order_lines(sku)")
+
+
+@migration
 def m007_knowledge(conn: sqlite3.Connection) -> None:
     # Help-center articles and their heading chunks (storetune.knowledge). An article is
     # keyed by its source and id there; `origin` is the export it came from, so a
@@ -614,6 +658,7 @@ _COUNT_QUERIES = {
     "messages": "SELECT COUNT(*) FROM messages",
     "notes": "SELECT COUNT(*) FROM messages WHERE role = 'note'",
     "quarantine": "SELECT COUNT(*) FROM quarantine",
+    "orders": "SELECT COUNT(*) FROM orders",
 }
 
 

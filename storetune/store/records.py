@@ -95,3 +95,53 @@ PHRASING_TAG = "phrasing:"
 def family_from_tags(tags: list[str]) -> str:
     """The phrasing family a ticket's `phrasing:<family>` tag names, or ""."""
     return next((t.removeprefix(PHRASING_TAG) for t in tags if t.startswith(PHRASING_TAG)), "")
+
+
+@dataclass
+class OrderLine:
+    title: str
+    quantity: int
+    price: Decimal | None = None
+    sku: str = ""
+    variant_title: str = ""
+    fulfillment_status: str = ""  # fulfilled | partial | unfulfilled | "" (unknown)
+
+
+@dataclass
+class Fulfillment:
+    """One shipment of an order (Shopify: a fulfillment holds one tracking number)."""
+
+    status: str = ""  # success | pending | open | cancelled | error | failure
+    tracking_company: str = ""
+    tracking_number: str = ""
+    tracking_url: str = ""
+    shipment_status: str = ""  # in_transit | out_for_delivery | delivered | failure | …
+    created_at: str = ""  # when it shipped
+    delivered_at: str = ""  # when shipment_status turned delivered, where known
+    items: list[str] = field(default_factory=list)  # line titles it carries, where known
+
+
+@dataclass
+class Order:
+    """An order as the store's order system exported it. Email, names and addresses
+    are personal data: they live in store.db only and never reach a dataset."""
+
+    name: str  # "#1001": what customers quote, the key an export is merged on
+    email: str = ""
+    customer_name: str = ""
+    shipping_address: str = ""
+    financial_status: str = ""  # pending | authorized | paid | partially_refunded | refunded…
+    fulfillment_status: str = ""  # fulfilled | partial | unfulfilled / "" | restocked
+    currency: str = ""
+    total: Decimal | None = None
+    shipping_method: str = ""
+    created_at: str = ""
+    paid_at: str = ""
+    fulfilled_at: str = ""
+    cancelled_at: str = ""
+    cancel_reason: str = ""
+    refunded_amount: Decimal | None = None
+    updated_at: str = ""  # the export's own clock: an older export never overwrites a newer
+    lines: list[OrderLine] = field(default_factory=list)
+    fulfillments: list[Fulfillment] = field(default_factory=list)
+    source: str = ""
