@@ -87,9 +87,9 @@ def start_warm_up(app: FastAPI) -> None:
 # ---- routes ---------------------------------------------------------------------------------
 
 
-def _max_tokens(body: TicketRequest, request: Request) -> int:
-    cfg = request.app.state.serve_cfg
-    wanted = body.max_tokens or min(cfg.default_max_tokens, cfg.max_tokens)
+def _max_tokens(wanted: int | None, app: FastAPI) -> int:
+    cfg = app.state.serve_cfg
+    wanted = wanted or min(cfg.default_max_tokens, cfg.max_tokens)
     if wanted > cfg.max_tokens:
         raise APIError(
             400,
@@ -103,32 +103,37 @@ def _max_tokens(body: TicketRequest, request: Request) -> int:
 
 @router.post("/tickets")
 async def create_ticket(body: TicketRequest, request: Request) -> JSONResponse:
-    state = request.app.state
+    ticket = TicketInput(body.message, [t.model_dump() for t in body.thread], body.customer)
+    return JSONResponse(await route_ticket(request.app, ticket, body.model, body.max_tokens))
+
+
+async def route_ticket(
+    app: FastAPI, ticket: TicketInput, model: str | None = None, max_tokens: int | None = None
+) -> dict:
+    """Route one ticket into the review queue under the server's admission limit and
+    request timeout; what POST /v1/tickets answers (the helpdesk webhooks call it too)."""
+    state = app.state
     engine: Engine = state.engine
-    max_tokens = _max_tokens(body, request)
+    max_tokens = _max_tokens(max_tokens, app)
     try:
-        entry = engine.resolve(body.model)
+        entry = engine.resolve(model)
     except UnknownModelError as e:
         raise engine_error(e) from None
     timeout = state.serve_cfg.request_timeout_s
     async with state.limiter.slot():
         try:
-            result = await asyncio.wait_for(
-                _route(request.app, engine, entry, body, max_tokens), timeout
-            )
+            return await asyncio.wait_for(_route(app, engine, entry, ticket, max_tokens), timeout)
         except TimeoutError:
             raise timeout_error(timeout) from None
-    return JSONResponse(result)
 
 
-async def _route(app: FastAPI, engine: Engine, entry, body: TicketRequest, max_tokens: int) -> dict:
+async def _route(app: FastAPI, engine: Engine, entry, ticket: TicketInput, max_tokens: int) -> dict:
     try:
         router_ = await asyncio.to_thread(ticket_router, app)
     except StoretuneError as e:
         raise APIError(
             503, f"ticket routing is unavailable: {e}", type="server_error", code="not_ready"
         ) from None
-    ticket = TicketInput(body.message, [t.model_dump() for t in body.thread], body.customer)
     reader = router_for(entry.path if entry.adapter_key else None)
     try:
         prepared = await asyncio.to_thread(router_.prepare, ticket, reader)
