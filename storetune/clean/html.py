@@ -26,6 +26,8 @@ _CUT_TAG = re.compile(r"<[a-zA-Z/][^<>]*$")
 
 
 class _TextExtractor(HTMLParser):
+    drop = _DROP  # tags whose content is not text
+
     def __init__(self) -> None:
         super().__init__(convert_charrefs=True)
         self.parts: list[str] = []
@@ -34,7 +36,7 @@ class _TextExtractor(HTMLParser):
         self.mismatched = False
 
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        if tag in _DROP:
+        if tag in self.drop:
             self.drop_depth += 1
         if tag not in _VOID:
             self.stack.append(tag)
@@ -54,7 +56,7 @@ class _TextExtractor(HTMLParser):
             self.parts.append("\n\n")
 
     def handle_endtag(self, tag: str) -> None:
-        if tag in _DROP and self.drop_depth:
+        if tag in self.drop and self.drop_depth:
             self.drop_depth -= 1
         self._pop(tag)
         if tag in _BLOCK:
@@ -99,6 +101,54 @@ def html_to_text(html: str | None) -> str:
         return _normalise(_html.unescape(html).replace("\r\n", "\n"))
     parser = _TextExtractor()
     parser.feed(_CUT_TAG.sub("", html))  # a tag cut off at the end is not text
+    parser.close()
+    return _normalise("".join(parser.parts))
+
+
+# Page chrome of an exported help-center page: menus, site header and footer, sidebars.
+_CHROME = {"nav", "header", "footer", "aside", "form", "button"}
+_HEADING = {f"h{n}": n for n in range(1, 7)}
+
+
+class _OutlineExtractor(_TextExtractor):
+    """Text that keeps the heading structure ("## Heading" lines) and link targets, with
+    page chrome dropped: what knowledge-base articles are chunked from."""
+
+    drop = _DROP | _CHROME
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.links: list[tuple[str, int]] = []  # (href, parts index where the link began)
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        super().handle_starttag(tag, attrs)
+        if self.drop_depth:
+            return
+        if tag in _HEADING:
+            self.parts.append("#" * _HEADING[tag] + " ")
+        elif tag == "a":
+            href = dict(attrs).get("href") or ""
+            self.links.append((href, len(self.parts)))
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag == "a" and self.links and not self.drop_depth:
+            href, start = self.links.pop()
+            # An absolute link's target is a fact a reply may give (the guard checks URLs
+            # against the context), so it is kept when the link text does not show it.
+            if href.startswith(("http://", "https://")) and href not in "".join(self.parts[start:]):
+                self.parts.append(f" ({href})")
+        super().handle_endtag(tag)
+
+
+def html_to_outline(html: str | None) -> str:
+    """Readable text with headings as Markdown "#" lines, absolute link targets in
+    brackets after their text, and navigation, header, footer and sidebars removed."""
+    if not html:
+        return ""
+    if not _TAG_LIKE.search(html):
+        return _normalise(_html.unescape(html).replace("\r\n", "\n"))
+    parser = _OutlineExtractor()
+    parser.feed(_CUT_TAG.sub("", html))
     parser.close()
     return _normalise("".join(parser.parts))
 

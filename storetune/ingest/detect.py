@@ -16,7 +16,8 @@ TICKET_FORMATS = (
     "generic_csv", "generic_jsonl", "chat_jsonl",
 )  # fmt: skip
 PRODUCT_FORMATS = ("shopify_csv", "shopify_json")
-FORMATS = PRODUCT_FORMATS + TICKET_FORMATS
+ORDER_FORMATS = ("shopify_orders_csv", "shopify_orders_json")
+FORMATS = PRODUCT_FORMATS + TICKET_FORMATS + ORDER_FORMATS
 _SNIFF_BYTES = 64 * 1024
 _SUFFIXES = {".json", ".jsonl", ".csv"}
 
@@ -39,6 +40,22 @@ _ZENDESK_KEYS = re.compile(
     r'"(?:tickets|ticket_events|child_events|requester_id|audits|comments|users)"\s*:'
 )
 _SHOPIFY_KEYS = re.compile(r'"(?:products|product|variants|body_html)"\s*:')
+
+# Help-center exports. Zendesk HC and Shopify blogs both page {"articles": [...]}: a
+# Shopify article has blog_id/body_html, a Zendesk one section_id/html_url and a plain
+# "body". Ticket keys anywhere mean a helpdesk export that merely mentions articles.
+_KB_ARTICLES = re.compile(r'"articles?"\s*:\s*[\[{]')
+_KB_PAGES = re.compile(r'"pages?"\s*:\s*[\[{]')
+_KB_BLOG_KEYS = re.compile(r'"(?:blog_id|summary_html)"\s*:')
+_KB_HC_KEYS = re.compile(
+    r'"(?:section_id|html_url|source_locale|vote_sum|label_names|user_segment_id)"\s*:'
+)
+_KB_TICKET_KEYS = re.compile(
+    r'"(?:tickets|ticket|ticket_events|requester_id|conversation_parts|messages|via)"\s*:'
+)
+_KB_SUFFIXES = {".md", ".markdown", ".html", ".htm"}
+# Keys only a Shopify order has (a product or a helpdesk ticket has none of them).
+_ORDER_KEYS = re.compile(r'"(?:orders|line_items|financial_status|fulfillment_status)"\s*:')
 
 
 def _unknown(path: Path, why: str) -> StoretuneError:
@@ -66,6 +83,8 @@ def _sniff_csv(path: Path, head: str) -> str:
     except csv.Error as e:  # a stray carriage return, a NUL after decoding…
         raise _unknown(path, f"not CSV ({e})") from None
     names = {c.strip().lower() for c in header}
+    if "name" in names and names & {"lineitem name", "financial status"}:
+        return "shopify_orders_csv"
     if names & {"handle", "url handle"}:
         return "shopify_csv"
     if _generic_columns(path, header):
@@ -110,10 +129,28 @@ def _sniff_lines(path: Path, head: str) -> str | None:
     return "generic_jsonl" if _generic_columns(path, list(obj)) else None
 
 
+def _sniff_knowledge(head: str) -> str | None:
+    if _KB_TICKET_KEYS.search(head):
+        return None
+    if _KB_ARTICLES.search(head):
+        if _KB_BLOG_KEYS.search(head):
+            return "shopify_blog"
+        if _KB_HC_KEYS.search(head):
+            return "zendesk_hc"
+    if _KB_PAGES.search(head) and '"body_html"' in head:
+        return "shopify_pages"
+    return None
+
+
 def _sniff_json(path: Path, head: str) -> str:
     lines = _sniff_lines(path, head)
     if lines:
         return lines
+    knowledge = _sniff_knowledge(head)
+    if knowledge:
+        return knowledge
+    if _orders_first(head):
+        return "shopify_orders_json"
     for fmt, keys in _HELPDESK_KEYS:
         if keys.search(head):
             return fmt
@@ -126,6 +163,16 @@ def _sniff_json(path: Path, head: str) -> str:
     raise _unknown(path, "no known product or helpdesk fields in the first 64 KB")
 
 
+def _orders_first(head: str) -> bool:
+    """Order keys come before any helpdesk key (a Gorgias ticket may embed Shopify
+    order data deep inside; an orders export starts with its orders)."""
+    order = _ORDER_KEYS.search(head)
+    if order is None:
+        return False
+    others = [rx.search(head) for _, rx in _HELPDESK_KEYS] + [_ZENDESK_KEYS.search(head)]
+    return all(m is None or order.start() < m.start() for m in others)
+
+
 def detect_format(path: Path | str) -> str:
     """One of FORMATS; StoretuneError listing them (and --format) when unsure."""
     path = Path(path)
@@ -136,7 +183,11 @@ def detect_format(path: Path | str) -> str:
                 return _sniff_file(f)
             except StoretuneError:
                 continue  # e.g. a users page comes first: look at the next file
+        if scan(path, _KB_SUFFIXES)[0]:
+            return "knowledge_files"
         raise _unknown(path, "no .json, .jsonl or .csv file in it looks like a known export")
+    if path.suffix.lower() in _KB_SUFFIXES:
+        return "knowledge_files"
     return _sniff_file(path)
 
 
