@@ -140,6 +140,10 @@ def ingest(
     tickets: Annotated[
         Path | None, typer.Option(help="Ticket export (default: store.yaml sources).")
     ] = None,
+    orders: Annotated[
+        Path | None,
+        typer.Option(help="Shopify orders CSV or order JSON (default: store.yaml sources)."),
+    ] = None,
     fmt: Annotated[str, typer.Option("--format", help="Ticket format, or auto.")] = "auto",
     policies: Annotated[
         Path | None, typer.Option(help="Policy rules file (JSON/YAML); recorded in store.yaml.")
@@ -155,7 +159,9 @@ def ingest(
     """Read the store's exports into store.db: cleaned, PII scrubbed, bad rows quarantined."""
     from storetune.ingest import format_report, ingest_workspace
 
-    report = ingest_workspace(ws(), products, tickets, fmt, policies=policies, replace=replace)
+    report = ingest_workspace(
+        ws(), products, tickets, fmt, policies=policies, replace=replace, orders=orders
+    )
     console.print(format_report(report))
 
 

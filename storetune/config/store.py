@@ -94,6 +94,9 @@ class Sources(_Strict):
     )
     tickets: str | None = Field(None, description="Helpdesk export file or directory.")
     tickets_format: str = Field("auto", description="auto, zendesk, …")
+    orders: str | None = Field(
+        None, description="Shopify orders CSV or Admin REST order JSON (store.db only)."
+    )
     policies: str | None = Field(
         None, description="Policy rules file (JSON or YAML); merged over `policies`, wins."
     )

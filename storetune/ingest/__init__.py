@@ -16,6 +16,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from rich.markup import escape
 from rich.table import Table
 
 from storetune.config import StoreConfig, describe_rules, record_source
@@ -28,14 +29,22 @@ from storetune.ingest import (
     intercom,
     shopify_csv,
     shopify_json,
+    shopify_orders,
     zendesk,
 )
-from storetune.ingest.detect import FORMATS, PRODUCT_FORMATS, TICKET_FORMATS, detect_format
-from storetune.ingest.files import check_path
+from storetune.ingest.detect import (
+    FORMATS,
+    ORDER_FORMATS,
+    PRODUCT_FORMATS,
+    TICKET_FORMATS,
+    detect_format,
+)
+from storetune.ingest.files import check_path, scan
 from storetune.ingest.helpdesk import list_files
 from storetune.ingest.shopify_csv import Catalog
 from storetune.io import atomic_write_text
 from storetune.store import db
+from storetune.store import orders as order_store
 from storetune.store.records import Product, Ticket
 from storetune.workspace import Workspace
 
@@ -66,6 +75,8 @@ class SourceReport:
     human_only: dict[str, int] = field(default_factory=dict)  # tickets per topic
     skipped: list[list[str]] = field(default_factory=list)  # [file, why] not read
     catalog: dict[str, int] = field(default_factory=dict)  # db.catalog_change
+    upserts: dict[str, int] = field(default_factory=dict)  # orders: inserted, updated, …
+    rejects: list[str] = field(default_factory=list)  # the first few quarantine reasons
 
     @property
     def reconciles(self) -> bool:
@@ -113,8 +124,32 @@ def read_catalog(path: Path, fmt: str = "auto") -> Catalog:
         return shopify_json.read_catalog(path)
     raise StoretuneError(
         f"{path}: this is a {fmt} export, not a product export",
-        hint="pass it as the tickets source (--tickets / sources.tickets)",
+        hint=_source_hint(fmt),
     )
+
+
+def _source_hint(fmt: str) -> str:
+    if fmt in ORDER_FORMATS:
+        return "pass it as the orders source (--orders / sources.orders)"
+    return "pass it as the tickets source (--tickets / sources.tickets)"
+
+
+def read_orders(path: Path) -> shopify_orders.OrderBook:
+    """Orders from a Shopify orders CSV or Admin REST order JSON (a file, or a
+    directory of them: pages of the API); any other export is refused by name."""
+    files = scan(path, (".csv", ".json", ".jsonl"))[0] if path.is_dir() else [path]
+    if not files:
+        raise StoretuneError(f"{path}: no .csv, .json or .jsonl file in it")
+    books = []
+    for f in files:
+        fmt = detect_format(f)
+        if fmt not in ORDER_FORMATS:
+            raise StoretuneError(
+                f"{f}: this is a {fmt} export, not a Shopify orders export",
+                hint=shopify_orders.ORDERS_HINT,
+            )
+        books.append(shopify_orders.READERS[fmt](f))
+    return shopify_orders.merge(path, books)
 
 
 TICKET_READERS = {
@@ -134,7 +169,9 @@ def _check_ticket_format(path: Path, fmt: str) -> str:
     if fmt not in TICKET_FORMATS:
         raise StoretuneError(
             f"{path}: this is a {fmt} export, not a helpdesk ticket export",
-            hint=f"ticket formats supported: {', '.join(TICKET_FORMATS)}",
+            hint=_source_hint(fmt)
+            if fmt in ORDER_FORMATS
+            else f"ticket formats supported: {', '.join(TICKET_FORMATS)}",
         )
     return fmt
 
@@ -251,6 +288,7 @@ def ingest_workspace(
     progress: bool = True,
     policies: Path | str | None = None,
     replace: bool = False,
+    orders: Path | str | None = None,
 ) -> IngestReport:
     """Read the store's exports into ws.db_path and write reports/ingest.json.
 
@@ -268,7 +306,8 @@ def ingest_workspace(
     started = _now()
     product_path = _resolve(ws, products, cfg.sources.products, "products")
     ticket_path = _resolve(ws, tickets, cfg.sources.tickets, "tickets")
-    if product_path is None and ticket_path is None and rules is None:
+    order_path = _resolve(ws, orders, cfg.sources.orders, "orders")
+    if product_path is None and ticket_path is None and order_path is None and rules is None:
         raise StoretuneError(
             f"{ws.config_path}: no sources to ingest",
             hint="set sources.products / sources.tickets in store.yaml, or pass the paths",
@@ -288,11 +327,12 @@ def ingest_workspace(
             progress=progress,
         )
         ticket_read[2]["format"] = ticket_fmt
+    book = read_orders(order_path) if order_path is not None else None
     # Only now, with every file read, is store.db opened for writing.
     conn = db.connect(ws.db_path)
     try:
         policy = _policy_report(ws, cfg, rules)
-        report = _write(conn, ws, started, catalog, ticket_path, ticket_read, policy, replace)
+        report = _write(conn, ws, started, catalog, ticket_path, ticket_read, policy, replace, book)
     finally:
         conn.close()
     if rules is not None:
@@ -331,6 +371,7 @@ def _write(
     ticket_read: TicketRead | None,
     policies: dict[str, Any] | None = None,
     replace: bool = False,
+    book: shopify_orders.OrderBook | None = None,
 ) -> IngestReport:
     sources: list[SourceReport] = []
     with db.transaction(conn):
@@ -348,6 +389,8 @@ def _write(
             files = stats.get("files") or [str(f) for f in list_files(ticket_path)]
             db.quarantine_items(conn, quarantined, replace_sources=files)
             sources.append(_ticket_report(ticket_path, stats, len(quarantined)))
+        if book is not None:
+            sources.append(_write_orders(conn, book))
         report = IngestReport(
             started=started,
             finished=_now(),
@@ -358,6 +401,21 @@ def _write(
         )
         db.record_ingest_run(conn, started, report.to_dict())
     return report
+
+
+def _write_orders(conn: sqlite3.Connection, book: shopify_orders.OrderBook) -> SourceReport:
+    upserts = order_store.upsert_orders(conn, book.orders)
+    files = sorted({q.source_file for q in book.quarantine} | set(book.files))
+    db.quarantine_items(conn, book.quarantine, replace_sources=files)
+    return SourceReport(
+        name="orders",
+        path=str(book.path),
+        format=book.format,
+        counts={k: dict(v) for k, v in book.counts.items()},
+        quarantine_records=len(book.quarantine),
+        upserts=upserts,
+        rejects=[f"{q.source_file} {q.location}: {q.reason}" for q in book.quarantine[:5]],
+    )
 
 
 # --- presentation -------------------------------------------------------------------
@@ -412,13 +470,16 @@ def _caption(report: IngestReport) -> str:
             lines.append(f"internal notes kept (never training text): {src.notes}")
         if src.human_only:
             lines.append(f"human-only tickets: {_summary(src.human_only)}")
+        if src.upserts:
+            lines.append(f"orders: {_summary(src.upserts)} (personal data stays in store.db)")
+        lines += [f"[red]quarantined[/red] {escape(r)}" for r in src.rejects]
     if report.policies:
         lines.append(_policy_line(report.policies))
     c = report.db_counts
     lines.append(
         f"store.db: {c['products']} products ({c['active_products']} active), "
         f"{c['variants']} variants, {c['tickets']} tickets ({c['resolved_tickets']} resolved), "
-        f"{c['quarantine']} quarantined records"
+        f"{c['orders']} orders, {c['quarantine']} quarantined records"
     )
     if not report.reconciles:
         lines.append("[red]counts do not reconcile: please report this[/red]")
