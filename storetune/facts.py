@@ -518,6 +518,8 @@ class _CardNames:
     def __init__(self, cards: Sequence[Card]) -> None:
         self.cards: list[tuple[str, set[str], set[str]]] = []  # (title, amounts, names)
         for c in cards:
+            if c.kind == "passage":  # an article's title names no product with a price
+                continue
             self.cards.append((c.title, money_amounts(c.render()), _name_words(c.title)))
         # A word shared by several cards ("rain") names none of them.
         seen = Counter(w for _, _, names in self.cards for w in names)

@@ -7,8 +7,9 @@ dataset's meta.jsonl, `to_dict`/`from_dict`). Nothing reads a card back out of p
 text, except `parse_cards` for prompts that were stored as text only (datasets built
 before cards were recorded, hand-written eval sets, extra eval files).
 
-Today there are product cards; an order card or a knowledge-passage card is another
-subclass with its own `kind`, `render` and fields, registered in `_KINDS`.
+Product cards and help-center passage cards (an order card is another subclass with its
+own `kind`, `render` and fields, registered in `_KINDS`). The prompt renders passages in
+their own block (storetune.chat.prompt).
 """
 
 from __future__ import annotations
@@ -143,7 +144,56 @@ class ProductCard(Card):
         )
 
 
-_KINDS: dict[str, type[Card]] = {ProductCard.kind: ProductCard}
+@dataclass
+class PassageCard(Card):
+    """One help-center passage: the article's title, the heading it sits under, its text
+    and where it lives. Its lines carry no card markers ("* ", indent), so a prompt
+    stored as text never reads a passage back as a product (parse_cards)."""
+
+    kind: ClassVar[str] = "passage"
+    heading: str = ""
+    text: str = ""
+    url: str = ""
+    key: str = ""  # the passage's index key (source:id#chunk)
+    updated_at: str = ""
+
+    @classmethod
+    def from_passage(cls, p: Any) -> PassageCard:
+        """From a storetune.store.knowledge.Passage."""
+        return cls(p.title, p.heading, p.text, p.url, p.key, p.updated_at)
+
+    def label(self) -> str:
+        return self.title if self.heading in ("", self.title) else f"{self.title} > {self.heading}"
+
+    def render(self, currency: str = DEFAULT_CURRENCY) -> str:
+        head = f"[{self.label()}]" + (f" {self.url}" if self.url else "")
+        body = [ln.strip() for ln in self.text.splitlines() if ln.strip()]
+        return "\n".join([head, *(ln[2:] if ln.startswith("* ") else ln for ln in body)])
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "kind": self.kind,
+            "title": self.title,
+            "heading": self.heading,
+            "text": self.text,
+            "url": self.url,
+            "key": self.key,
+            "updated_at": self.updated_at,
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> PassageCard:
+        return cls(
+            title=data["title"],
+            heading=data.get("heading", ""),
+            text=data.get("text", ""),
+            url=data.get("url", ""),
+            key=data.get("key", ""),
+            updated_at=data.get("updated_at", ""),
+        )
+
+
+_KINDS: dict[str, type[Card]] = {ProductCard.kind: ProductCard, PassageCard.kind: PassageCard}
 
 
 def cards_from_dicts(data: list[dict[str, Any]] | None) -> list[Card] | None:

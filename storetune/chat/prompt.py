@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from storetune.chat.card import Card, render_cards
+from storetune.chat.card import Card, PassageCard, render_cards
 from storetune.chat.money import format_money, store_currency
 from storetune.config import Policies, StoreConfig
 from storetune.errors import StoretuneError
@@ -124,11 +124,13 @@ def render_system_prompt(
 ) -> SystemPrompt:
     """The one system prompt for building, training, evaluating and serving.
 
-    `context` is the retrieved cards (rendered in the store's currency), or catalog
-    text already rendered (then the prompt does not know its cards). `sections` keeps
+    `context` is the retrieved cards (rendered in the store's currency; help-center
+    passages in a block of their own before the products), or catalog text already
+    rendered (then the prompt does not know its cards). `sections` keeps
     only those policy sections (the focused context the router chose); None keeps
     every policy line."""
     b, p = cfg.brand, cfg.policies
+    currency = store_currency(cfg)
     contact = ""
     if p.contact:
         contact = f"Contact: {p.contact.email}" + (
@@ -136,9 +138,21 @@ def render_system_prompt(
         )
         contact += f" ({p.contact.hours})." if p.contact.hours else "."
     topics = ", ".join(t.name for t in cfg.escalation.always) or "fraud, legal threats, safety"
+    cards: list[Card] | None = None
+    if isinstance(context, Card):
+        context = [context]
+    passages: list[Card] = []
+    if context is not None and not isinstance(context, str):
+        cards = list(context)
+        passages = [c for c in cards if c.kind == PassageCard.kind]
+        context = render_cards([c for c in cards if c.kind != PassageCard.kind], currency)
+    # Worded as before when no passage is shown: versions trained then see their prompt.
+    sources = "the policies or product information"
+    if passages:
+        sources = "the policies, help-center passages or product information"
     parts = [
         f"You are the customer support assistant of {b.name}. Voice: {b.voice}",
-        "Only state facts found in the policies or product information below. Never invent "
+        f"Only state facts found in {sources} below. Never invent "
         "products, prices, stock, order details or promises. You cannot see orders.",
         f"If a person must handle it ({topics}, or anything you cannot resolve), start your "
         f"reply with {cfg.escalation.marker} and say a teammate will follow up.",
@@ -148,12 +162,8 @@ def render_system_prompt(
         parts += ["Policies:", *(f"- {line}" for line in policy)]
     if contact:
         parts.append(contact)
-    cards: list[Card] | None = None
-    if isinstance(context, Card):
-        context = [context]
-    if context is not None and not isinstance(context, str):
-        cards = list(context)
-        context = render_cards(cards, store_currency(cfg))
+    if passages:
+        parts += ["Help center:", render_cards(passages, currency)]
     if context:
         parts += ["Product information:", context.strip()]
     return SystemPrompt("\n".join(parts), cards)
