@@ -7,9 +7,9 @@ dataset's meta.jsonl, `to_dict`/`from_dict`). Nothing reads a card back out of p
 text, except `parse_cards` for prompts that were stored as text only (datasets built
 before cards were recorded, hand-written eval sets, extra eval files).
 
-Product cards and help-center passage cards (an order card is another subclass with its
-own `kind`, `render` and fields, registered in `_KINDS`). The prompt renders passages in
-their own block (storetune.chat.prompt).
+Product cards, help-center passage cards and order cards (a verified customer's own
+order), each a subclass with its own `kind`, `render` and fields, registered in `_KINDS`.
+The prompt renders passages and orders in their own blocks (storetune.chat.prompt).
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from typing import Any, ClassVar
 
 from storetune.chat.money import DEFAULT_CURRENCY, format_money
 from storetune.facts import MONEY, money_amount
-from storetune.store.records import Product, Variant
+from storetune.store.records import Fulfillment, Order, OrderLine, Product, Variant
 
 MAX_VARIANTS = 12
 MAX_FACTS = 6
@@ -193,7 +193,176 @@ class PassageCard(Card):
         )
 
 
-_KINDS: dict[str, type[Card]] = {ProductCard.kind: ProductCard, PassageCard.kind: PassageCard}
+SHIPMENT_STATES = {
+    "label_printed": "label created",
+    "label_purchased": "label created",
+    "confirmed": "with the carrier",
+    "in_transit": "in transit",
+    "out_for_delivery": "out for delivery",
+    "attempted_delivery": "delivery attempted",
+    "ready_for_pickup": "ready for pickup",
+    "delivered": "delivered",
+    "failure": "delivery failed",
+}
+
+
+@dataclass
+class OrderCard(Card):
+    """What a reply may say about one verified order: its status, items, each shipment's
+    carrier, tracking number and link with shipped/delivered dates, and its refund state.
+
+    Only serving builds one from a real order, and only for the customer it belongs to;
+    training builds them from fictional values. Its lines carry no product-card markers
+    ("* ", indent), so a prompt stored as text never reads it back as a product."""
+
+    kind: ClassVar[str] = "order"
+    number: str = ""  # "#1001"
+    placed: str = ""  # ISO date
+    status: str = ""  # processing | shipped | partially shipped | delivered | cancelled | refunded
+    items: list[tuple[str, int, str]] = field(default_factory=list)  # title, qty, state
+    shipments: list[dict[str, str]] = field(default_factory=list)  # carrier, tracking_number,
+    #   tracking_url, shipped, delivered, state
+    payment: str = ""  # paid | pending | refunded | partially refunded …
+    refund: str = ""  # amount refunded as the card writes it ("$20.00"); "" none
+    cancelled: str = ""  # ISO date
+    currency: str = ""
+
+    @classmethod
+    def from_order(cls, o: Order) -> OrderCard:
+        shipments = [_shipment(f) for f in o.fulfillments]
+        status = order_status(o)
+        return cls(
+            title=f"Order {o.name}",
+            number=o.name,
+            placed=o.created_at[:10],
+            status=status,
+            items=[(ln.title, ln.quantity, _item_state(o, ln, status)) for ln in o.lines],
+            shipments=shipments,
+            payment=o.financial_status.replace("_", " "),
+            refund=str(o.refunded_amount) if o.refunded_amount else "",
+            cancelled=o.cancelled_at[:10],
+            currency=o.currency,
+        )
+
+    def render(self, currency: str = DEFAULT_CURRENCY) -> str:
+        lines = [f"{self.title}, placed {self.placed or 'date unknown'}: {self.status}"]
+        if self.items:
+            lines.append("Items: " + "; ".join(f"{q} x {t} ({s})" for t, q, s in self.items))
+        for n, s in enumerate(self.shipments, 1):
+            lines.append(f"Shipment {n}: " + _shipment_text(s))
+        money = self.currency or currency
+        payment = f"Payment: {self.payment or 'unknown'}"
+        if self.refund:
+            payment += f"; refunded {format_money(Decimal(self.refund), money)}"
+        lines.append(payment)
+        if self.cancelled:
+            lines.append(f"Cancelled on {self.cancelled}")
+        return "\n".join(lines)
+
+    def values(self) -> dict[str, set[str]]:
+        """The order facts this card vouches for, as storetune.facts normalizes them."""
+        return {
+            "order_number": {self.number.lstrip("#").upper()},
+            "tracking_number": {
+                re.sub(r"[\s#]", "", s["tracking_number"]).upper()
+                for s in self.shipments
+                if s.get("tracking_number")
+            },
+        }
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "kind": self.kind,
+            "title": self.title,
+            "number": self.number,
+            "placed": self.placed,
+            "status": self.status,
+            "items": [list(i) for i in self.items],
+            "shipments": [dict(s) for s in self.shipments],
+            "payment": self.payment,
+            "refund": self.refund,
+            "cancelled": self.cancelled,
+            "currency": self.currency,
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> OrderCard:
+        return cls(
+            title=data["title"],
+            number=data.get("number", ""),
+            placed=data.get("placed", ""),
+            status=data.get("status", ""),
+            items=[(str(t), int(q), str(s)) for t, q, s in data.get("items", [])],
+            shipments=[{str(k): str(v) for k, v in s.items()} for s in data.get("shipments", [])],
+            payment=data.get("payment", ""),
+            refund=data.get("refund", ""),
+            cancelled=data.get("cancelled", ""),
+            currency=data.get("currency", ""),
+        )
+
+
+def order_status(o: Order) -> str:
+    """One word or two for where an order stands, in the order a customer cares."""
+    if o.cancelled_at:
+        return "cancelled"
+    if o.financial_status == "refunded" and not o.fulfillments:
+        return "refunded"
+    if not o.fulfillments:
+        return "processing (not shipped yet)"
+    open_lines = any(ln.fulfillment_status not in ("fulfilled", "") for ln in o.lines)
+    if o.fulfillment_status == "partial" or open_lines:
+        return "partially shipped"
+    if all(f.shipment_status == "delivered" for f in o.fulfillments):
+        return "delivered"
+    return "shipped"
+
+
+def _item_state(o: Order, ln: OrderLine, status: str) -> str:
+    """Where one line stands: the order's state unless the order is partly shipped, then
+    what the line's own status or a shipment's item list says."""
+    if status == "processing (not shipped yet)":
+        return "not shipped yet"
+    if status != "partially shipped":
+        return status
+    carried = {t for f in o.fulfillments for t in f.items}
+    if ln.fulfillment_status == "fulfilled" or ln.title in carried:
+        return "shipped"
+    if carried or any(x.fulfillment_status for x in o.lines):
+        return "not shipped yet"
+    return "shipping state not recorded"
+
+
+def _shipment(f: Fulfillment) -> dict[str, str]:
+    return {
+        "carrier": f.tracking_company,
+        "tracking_number": f.tracking_number,
+        "tracking_url": f.tracking_url,
+        "shipped": f.created_at[:10],
+        "delivered": f.delivered_at[:10],
+        "state": SHIPMENT_STATES.get(f.shipment_status, f.shipment_status.replace("_", " ")),
+    }
+
+
+def _shipment_text(s: dict[str, str]) -> str:
+    parts = [s.get("carrier") or "carrier not recorded"]
+    if s.get("tracking_number"):
+        parts.append(f"tracking number {s['tracking_number']}")
+    if s.get("tracking_url"):
+        parts.append(f"tracking link {s['tracking_url']}")
+    if s.get("shipped"):
+        parts.append(f"shipped {s['shipped']}")
+    if s.get("delivered"):
+        parts.append(f"delivered {s['delivered']}")
+    elif s.get("state"):
+        parts.append(s["state"])
+    return ", ".join(parts)
+
+
+_KINDS: dict[str, type[Card]] = {
+    ProductCard.kind: ProductCard,
+    PassageCard.kind: PassageCard,
+    OrderCard.kind: OrderCard,
+}
 
 
 def cards_from_dicts(data: list[dict[str, Any]] | None) -> list[Card] | None:
