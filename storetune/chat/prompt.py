@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from storetune.chat.card import Card, PassageCard, render_cards
+from storetune.chat.card import Card, OrderCard, PassageCard, render_cards
 from storetune.chat.money import format_money, store_currency
 from storetune.config import Policies, StoreConfig
 from storetune.errors import StoretuneError
@@ -117,6 +117,14 @@ def _free_text(value: Any) -> str:
     return str(value)
 
 
+# Worded as before when no order is shown. An order card is there only when the
+# customer proved the order is theirs (storetune.serve.orders).
+_ORDERS = (
+    "You cannot see orders.",
+    "Order details come only from the verified order below; you cannot change orders.",
+)
+
+
 def render_system_prompt(
     cfg: StoreConfig,
     context: str | Card | Sequence[Card] | None = None,
@@ -142,10 +150,13 @@ def render_system_prompt(
     if isinstance(context, Card):
         context = [context]
     passages: list[Card] = []
+    orders: list[Card] = []
     if context is not None and not isinstance(context, str):
         cards = list(context)
         passages = [c for c in cards if c.kind == PassageCard.kind]
-        context = render_cards([c for c in cards if c.kind != PassageCard.kind], currency)
+        orders = [c for c in cards if c.kind == OrderCard.kind]
+        own = (PassageCard.kind, OrderCard.kind)
+        context = render_cards([c for c in cards if c.kind not in own], currency)
     # Worded as before when no passage is shown: versions trained then see their prompt.
     sources = "the policies or product information"
     if passages:
@@ -153,7 +164,7 @@ def render_system_prompt(
     parts = [
         f"You are the customer support assistant of {b.name}. Voice: {b.voice}",
         f"Only state facts found in {sources} below. Never invent "
-        "products, prices, stock, order details or promises. You cannot see orders.",
+        "products, prices, stock, order details or promises. " + _ORDERS[bool(orders)],
         f"If a person must handle it ({topics}, or anything you cannot resolve), start your "
         f"reply with {cfg.escalation.marker} and say a teammate will follow up.",
     ]
@@ -164,6 +175,8 @@ def render_system_prompt(
         parts.append(contact)
     if passages:
         parts += ["Help center:", render_cards(passages, currency)]
+    if orders:
+        parts += ["Order information:", render_cards(orders, currency)]
     if context:
         parts += ["Product information:", context.strip()]
     return SystemPrompt("\n".join(parts), cards)
