@@ -405,6 +405,10 @@ class Grounds:
     # rather than invention (the guard never lets the customer set a price).
     site_paths: bool = False
     customer_figures: bool = False
+    # The guard's rule for order facts: an order or tracking number needs the customer's
+    # own words or an order card (a verified order), never other store text. The eval's
+    # rubric keeps the looser rule: its store side includes the reference reply.
+    order_cards_only: bool = False
 
 
 @dataclass(frozen=True)
@@ -485,7 +489,7 @@ def _unsupported(e: Entity, known: _Known, g: Grounds, cards: _CardNames, senten
         ok = any(same_phone(e.value, v) for v in known.values("phone"))
         return "" if ok else f"phone number {e.text.strip()} is not in the policies"
     if e.kind in ("order_number", "tracking_number"):
-        ok = e.value in known.values(e.kind) or known.written(e.value)
+        ok = _order_fact_ok(e, known, g)
         label = e.kind.replace("_", " ")
         return "" if ok else f"{label} {e.value} was not given by the customer"
     if e.kind == "discount":
@@ -496,6 +500,19 @@ def _unsupported(e: Entity, known: _Known, g: Grounds, cards: _CardNames, senten
     if g.customer_figures and e.value in known.customer_amounts:
         return ""
     return _price_unsupported(e, known, cards, sentence)
+
+
+def _order_fact_ok(e: Entity, known: _Known, g: Grounds) -> bool:
+    """An order or tracking number the customer wrote, or one an order card shows; with
+    the looser rule, one anywhere in the evidence."""
+    carded = any(e.value in c.values().get(e.kind, ()) for c in g.cards)
+    if carded:
+        return True
+    if g.order_cards_only:
+        said = {x.value for x in known.customer if x.kind == e.kind}
+        rx = re.compile(rf"(?<![\w-]){re.escape(e.value)}(?![\w-])", re.I)
+        return e.value in said or bool(rx.search(known.customer_text))
+    return e.value in known.values(e.kind) or known.written(e.value)
 
 
 def _price_unsupported(e: Entity, known: _Known, cards: _CardNames, sentence: str) -> str:

@@ -52,6 +52,11 @@ class Card:
         """(variant label, stock status) pairs the card states; none for most kinds."""
         return []
 
+    def values(self) -> dict[str, set[str]]:
+        """Order facts (order and tracking numbers, as storetune.facts normalizes them)
+        the card vouches for; only an order card has any."""
+        return {}
+
     def to_dict(self) -> dict[str, Any]:
         raise NotImplementedError
 

@@ -102,7 +102,7 @@ class Evidence:
         return cls(str(system_prompt), customer, website, head, list(cards))
 
     def grounds(self) -> Grounds:
-        return Grounds(self.store, self.customer, self.website, self.cards)
+        return Grounds(self.store, self.customer, self.website, self.cards, order_cards_only=True)
 
 
 @dataclass
@@ -173,6 +173,7 @@ class Guard:
             e = c.entity
             add(Finding(e.kind, e.text.strip(), e.start, e.end, not c.supported, c.reason))
         self._days(draft, store, add)
+        self._dates(draft, store + "\n" + evidence.customer, add)
         self._promises(draft, store, add)
         for m in unsupported_giveaways(draft, store):
             add(_finding("giveaway", m, False, f"'{m.group()}' is not in the policies"))
@@ -186,6 +187,16 @@ class Guard:
         for m in _DAYS.finditer(draft):
             ok = day_values(m.group()) <= allowed
             add(_finding("days", m, ok, f"'{m.group()}' is not in the policies"))
+
+    def _dates(self, draft: str, evidence: str, add) -> None:
+        """A calendar date (an order's shipped or delivered day) must be one the evidence
+        states: an order card, or the customer's own words."""
+        allowed = date_values(evidence)
+        for m in _DATE.finditer(draft):
+            value = _date_value(m)
+            if value is not None:
+                ok = value in allowed
+                add(_finding("date", m, ok, f"date '{m.group()}' is not in the order's details"))
 
     def _promises(self, draft: str, store: str, add) -> None:
         allowed_days = day_values(store)
@@ -295,6 +306,33 @@ def _sentences(text: str) -> list[tuple[str, int]]:
 
 def _finding(kind: str, m: re.Match, ok: bool, reason: str) -> Finding:
     return Finding(kind, m.group().strip(), m.start(), m.end(), not ok, "" if ok else reason)
+
+
+_MONTHS = ("jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec")
+_DATE = re.compile(
+    r"\b(?P<iso>\d{4}-(?P<im>\d{2})-(?P<id>\d{2}))\b"
+    r"|\b(?P<mon>jan(?:uary)?|feb(?:ruary)?|mar(?:ch)?|apr(?:il)?|may|june?|july?|aug(?:ust)?|"
+    r"sep(?:t(?:ember)?)?|oct(?:ober)?|nov(?:ember)?|dec(?:ember)?)\.?\s+(?P<md>\d{1,2})(?:st|nd|rd|th)?\b"
+    r"(?:,?\s+\d{4})?",
+    re.I,
+)
+
+
+def _date_value(m: re.Match) -> tuple[int, int] | None:
+    """(month, day) of a date match; None for "may 5" (the verb) or no real day."""
+    if m.group("iso"):
+        month, day = int(m.group("im")), int(m.group("id"))
+    else:
+        name = m.group("mon")
+        if name == "may":
+            return None  # lower-case "may": "you may 2 …" is no date
+        month, day = _MONTHS.index(name[:3].lower()) + 1, int(m.group("md"))
+    return (month, day) if 1 <= month <= 12 and 1 <= day <= 31 else None
+
+
+def date_values(text: str) -> set[tuple[int, int]]:
+    """(month, day) of every calendar date a text states."""
+    return {v for m in _DATE.finditer(text) if (v := _date_value(m)) is not None}
 
 
 def day_values(text: str) -> set[str]:
