@@ -17,7 +17,8 @@ TICKET_FORMATS = (
 )  # fmt: skip
 PRODUCT_FORMATS = ("shopify_csv", "shopify_json")
 ORDER_FORMATS = ("shopify_orders_csv", "shopify_orders_json")
-FORMATS = PRODUCT_FORMATS + TICKET_FORMATS + ORDER_FORMATS
+KNOWLEDGE_FORMATS = ("zendesk_hc", "shopify_pages", "shopify_blog", "knowledge_files")
+FORMATS = PRODUCT_FORMATS + TICKET_FORMATS + ORDER_FORMATS + KNOWLEDGE_FORMATS
 _SNIFF_BYTES = 64 * 1024
 _SUFFIXES = {".json", ".jsonl", ".csv"}
 
