@@ -11,6 +11,7 @@ Layout of the generated directory::
     products.csv                   Shopify 2023 product CSV (variants on extra rows)
     zendesk/tickets-00001.json     cursor incremental ticket export pages (+ users)
     zendesk/ticket_events-00001.json  incremental ticket_events pages (comments, changes)
+    orders.json                    Shopify Admin REST orders, consistent with the tickets
     README.txt                     what the files are
 """
 
@@ -31,6 +32,7 @@ import yaml
 
 from storetune.config import CONFIG_NAME, StoreConfig
 from storetune.demo.catalog_gen import BRAND, DemoProduct, build_catalog, write_products_csv
+from storetune.demo.orders_gen import build_orders, orders_json
 from storetune.demo.ticket_gen import (
     END,
     INTENTS,
@@ -132,7 +134,12 @@ def demo_config(seed: int) -> dict[str, Any]:
         },
         "policies": _policies(),
         "escalation": {"marker": "[ESCALATE]", "always": _escalation_topics()},
-        "sources": {"products": "products.csv", "tickets": "zendesk", "tickets_format": "zendesk"},
+        "sources": {
+            "products": "products.csv",
+            "tickets": "zendesk",
+            "tickets_format": "zendesk",
+            "orders": "orders.json",
+        },
         "seed": seed,
     }
 
@@ -202,10 +209,10 @@ def _policies() -> dict[str, Any]:
         "address_changes": "Shipping addresses can be changed within 1 hour of ordering, "
         "before packing (send the order number and full new address). After it ships, the "
         "customer asks the carrier to redirect using the tracking number.",
-        "order_status": "Support cannot see orders or tracking from the helpdesk. Ask for the "
-        "order number and the checkout email, then hand the ticket to the fulfillment team, "
-        "who reply within one business day. Orders ship within 1 business day and tracking is "
-        "emailed when they do.",
+        "order_status": "We share an order's status and tracking only with the customer who "
+        "placed it: the order number and the checkout email must match. Without a match, ask "
+        "for both. Orders ship within 1 business day and tracking is emailed when they do; the "
+        "fulfillment team replies within one business day to anything else about an order.",
         "contact": {
             "email": SUPPORT_EMAIL,
             "phone": "+1 (503) 555-0100",
@@ -478,7 +485,8 @@ README = (
     "policies and escalation rules; products.csv is a Shopify 2023 product export of "
     "{products} products; zendesk/ holds a Zendesk incremental export of {tickets} support "
     "tickets (tickets-*.json with side-loaded users, ticket_events-*.json with the comments "
-    "and internal notes). Every name, email address, phone number, street address, order "
+    "and internal notes); orders.json is a Shopify Admin API orders export whose order numbers "
+    "and emails match the tickets that mention them. Every name, email address, phone number, street address, order "
     "number and product is invented; emails use the reserved example.com/example.org domains "
     "and phone numbers the fictional 555-01xx range.\n"
 )
@@ -557,13 +565,19 @@ def generate_demo_store(
             _rng(seed, "tickets"), Facts.from_config(cfg), products, n_tickets,
             lambda k: tick(k, "tickets"),
         )  # fmt: skip
+        orders = build_orders(_rng(seed, "orders"), tickets, products, max(20, n_tickets // 4))
         tick(0, "writing files")
-        files = _write_all(out_dir, cfg, products, tickets, seed)
+        files = _write_all(out_dir, cfg, products, tickets, seed, orders)
     return _summary(out_dir, seed, products, tickets, files)
 
 
 def _write_all(
-    out_dir: Path, cfg: dict[str, Any], products: list[DemoProduct], ts: TicketSet, seed: int
+    out_dir: Path,
+    cfg: dict[str, Any],
+    products: list[DemoProduct],
+    ts: TicketSet,
+    seed: int,
+    orders: list[dict[str, Any]],
 ) -> dict[str, Any]:
     _write_atomic(out_dir / CONFIG_NAME, render_store_yaml(cfg).encode("utf-8"))
     tmp_csv = out_dir / ".products.csv.tmp"
@@ -574,10 +588,12 @@ def _write_all(
     for name, data in pages.items():
         _write_atomic(zdir / name, data)
     _remove_stale_pages(zdir, set(pages))
+    _write_atomic(out_dir / "orders.json", orders_json(orders))
     readme = README.format(seed=seed, products=len(products), tickets=len(ts.tickets))
     _write_atomic(out_dir / "README.txt", readme.encode("utf-8"))
-    names = ["store.yaml", "products.csv", *(f"zendesk/{n}" for n in pages), "README.txt"]
-    return {"csv_rows": csv_rows, "files": names, "pages": pages}
+    names = ["store.yaml", "products.csv", *(f"zendesk/{n}" for n in pages), "orders.json"]
+    names.append("README.txt")
+    return {"csv_rows": csv_rows, "files": names, "pages": pages, "orders": len(orders)}
 
 
 class _progress:
@@ -649,5 +665,6 @@ def _summary(
         "agents": len(ts.agents) + 1,
         "ticket_pages": sum(1 for n in pages if n.startswith("tickets-")),
         "event_pages": sum(1 for n in pages if n.startswith("ticket_events-")),
+        "orders": files["orders"],
         "files": files["files"],
     }

@@ -2440,13 +2440,14 @@ def generate_tickets(
     old_returns = _pick_outdated(rng, plan, "returns", datetime(2025, 3, 1, tzinfo=UTC))
     old_shipping = _pick_outdated(rng, plan, "shipping", datetime(2025, 6, 1, tzinfo=UTC))
     built = []
+    claims: dict[int, int] = {}  # order number -> the customer whose order it is
     for i, (intent, when) in enumerate(plan):
         outdated = (
             "returns.window_days" if i in old_returns
             else "shipping.free_threshold" if i in old_shipping else ""
         )  # fmt: skip
         built.append(
-            _one_ticket(rng, facts, shelf, customers, agents, admin, intent, when, outdated)
+            _one_ticket(rng, facts, shelf, customers, agents, admin, intent, when, outdated, claims)
         )
         if tick:
             tick(1)
@@ -2472,11 +2473,16 @@ def _one_ticket(
     intent: str,
     when: datetime,
     outdated: str,
+    claims: dict[int, int] | None = None,
 ) -> BuiltTicket:
     cust = rng.choice(customers)
     channel = rng.choices(["email", "web", "chat"], weights=[55, 30, 15])[0]
     multi = rng.random() < 0.25
     c = Ctx(rng, facts, shelf, cust, when, channel, multi, bool(outdated), intent)
+    # Two customers on one day may draw one number; the orders export (orders_gen) has
+    # one owner per number, so the later customer's order takes the next free one.
+    while claims is not None and claims.setdefault(c.order_no, cust.id) != cust.id:
+        c.order_no += 1
     draft = WRITERS[intent](c)
     agent = rng.choice(agents)
     mode = "solved"
