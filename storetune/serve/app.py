@@ -24,6 +24,7 @@ from starlette.responses import JSONResponse, Response
 from storetune.config import ServeConfig
 from storetune.errors import StoretuneError
 from storetune.progress import progress as progress_bar
+from storetune.serve import integrations
 from storetune.serve.engine import Engine
 from storetune.serve.openai import router as openai_router
 from storetune.serve.security import (
@@ -72,7 +73,9 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
+        integrations.start(app)  # delivers what the helpdesks are owed, from store.db
         yield
+        integrations.stop(app)
         if owns_engine:
             engine.close()
 
@@ -101,6 +104,7 @@ def create_app(
 
     app.include_router(tickets_router)
     app.include_router(review_router)
+    integrations.mount(app)  # /v1/integrations/{zendesk,gorgias} (helpdesk webhooks)
     start_warm_up(app)  # loads the index + embedder in the background when there is one
     # ---- end of the routers ----
     app.add_api_route(

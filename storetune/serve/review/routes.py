@@ -364,6 +364,9 @@ def _act(request: Request, csrf: str, action) -> Response:
     except ReviewError as e:
         return _back(error=str(e))
     log.info("review: %s %s ticket %s", session.user, ticket.status, ticket.id)
+    notify = getattr(request.app.state, "on_review_decision", None)
+    if notify is not None:
+        notify(ticket)  # a helpdesk ticket's reply is posted now, not at the next poll
     return _back(done=ticket.status, ticket=ticket.id)
 
 
