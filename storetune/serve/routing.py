@@ -33,6 +33,7 @@ from storetune.models.router import ROUTER_DIR, RouterModel, RouterPrediction, f
 from storetune.retrieval.index import HybridIndex, Retrieval, index_exists
 from storetune.retrieval.knn import KnnOpinion, TicketClassifier
 from storetune.serve.guard import Evidence, Finding, Guard, redact
+from storetune.serve.orders import ASK_FOR_ORDER, OrderContext, look_up
 from storetune.serve.rules import asks_for_person, degenerate, handover_line
 from storetune.store import db
 from storetune.store.review import NewTicket, ReviewQueue, conversation, thread_turns
@@ -104,12 +105,14 @@ class Signals:
     router: RouterPrediction | None = None
     hand_over: str | None = None  # why the router or a rule hands over
     degenerate: str | None = None  # why the draft must not be sent
+    order: str = "none"  # none | verified | unverified: never which order, nor if it exists
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "router": self.router.to_dict() if self.router else None,
             "hand_over": self.hand_over,
             "degenerate": self.degenerate,
+            "order": self.order,
             "marker": self.marker,
             "mean_logprob": _round(self.mean_logprob),
             "min_logprob": _round(self.min_logprob),
@@ -219,6 +222,7 @@ class Prepared:
     reading: RouterPrediction | None = None  # the router's reading of the ticket
     hand_over: str | None = None  # why a person must take it, decided before drafting
     template: str | None = None  # the store's fixed reply for this kind: sent, not generated
+    order: str = "none"  # none | verified | unverified (serve.orders)
 
 
 @dataclass
@@ -305,7 +309,13 @@ class TicketRouter:
         retrieval = self._retrieve(ticket.message, customer_texts)
         cards: list[Card] = [ProductCard.from_product(p) for p in retrieval.products]
         reading = self._read(router, ticket.message, customer_texts)
-        system = render_system_prompt(self.cfg, cards, self._sections(router, reading))
+        order = self._order(customer_texts, ticket.customer, reading)
+        sections = self._sections(router, reading)
+        if order.card is not None:  # the requester's own order, verified
+            cards.append(order.card)
+            if sections is not None:
+                sections += [s for s in order.sections() if s not in sections]
+        system = render_system_prompt(self.cfg, cards, sections)
         messages = conversation(system, ticket.thread, ticket.message)
         topic = human_only_reason(customer_texts, self.cfg.escalation.always or None)
         knn = None
@@ -315,9 +325,30 @@ class TicketRouter:
         template = None
         if hand_over and reading is not None:
             template = self.cfg.escalation.templates.get(reading.label)
+        elif order.ask and not hand_over and not topic:
+            template = ASK_FOR_ORDER  # fixed: the same words whatever the order database holds
         return Prepared(
-            ticket, retrieval, system, messages, topic, knn, cards, reading, hand_over, template
+            ticket,
+            retrieval,
+            system,
+            messages,
+            topic,
+            knn,
+            cards,
+            reading,
+            hand_over,
+            template,
+            order.state,
         )
+
+    def _order(
+        self, texts: list[str], customer: dict[str, Any], reading: RouterPrediction | None
+    ) -> OrderContext:
+        conn = db.connect(self.ws.db_path)
+        try:
+            return look_up(conn, texts, customer, reading.label if reading else None)
+        finally:
+            conn.close()
 
     def _read(
         self, router: RouterModel | None, message: str, customer_texts: list[str]
@@ -393,6 +424,7 @@ class TicketRouter:
             p.reading,
             p.hand_over,
             None if p.template else degenerate(draft),
+            p.order,
         )
         decision = decide(signals, thresholds, marker)
         if p.template is not None:
