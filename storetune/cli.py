@@ -134,6 +134,13 @@ def demo_store(
 
 @app.command()
 def ingest(
+    path: Annotated[
+        Path | None,
+        typer.Argument(
+            help="One export to read alone, detected by content: products, tickets, orders "
+            "or a help center (Zendesk/Shopify JSON, a folder of Markdown/HTML)."
+        ),
+    ] = None,
     products: Annotated[
         Path | None, typer.Option(help="Product export (default: store.yaml sources).")
     ] = None,
@@ -143,6 +150,10 @@ def ingest(
     orders: Annotated[
         Path | None,
         typer.Option(help="Shopify orders CSV or order JSON (default: store.yaml sources)."),
+    ] = None,
+    knowledge: Annotated[
+        Path | None,
+        typer.Option(help="Help-center export or Markdown/HTML folder (default: store.yaml)."),
     ] = None,
     fmt: Annotated[str, typer.Option("--format", help="Ticket format, or auto.")] = "auto",
     policies: Annotated[
@@ -157,10 +168,21 @@ def ingest(
     ] = False,
 ) -> None:
     """Read the store's exports into store.db: cleaned, PII scrubbed, bad rows quarantined."""
-    from storetune.ingest import format_report, ingest_workspace
+    from storetune.ingest import format_report, ingest_workspace, source_role
 
+    given = {"products": products, "tickets": tickets, "orders": orders, "knowledge": knowledge}
+    if path is not None:
+        given[source_role(path)] = path
     report = ingest_workspace(
-        ws(), products, tickets, fmt, policies=policies, replace=replace, orders=orders
+        ws(),
+        given["products"],
+        given["tickets"],
+        fmt,
+        policies=policies,
+        replace=replace,
+        orders=given["orders"],
+        knowledge=given["knowledge"],
+        configured_sources=path is None,
     )
     console.print(format_report(report))
 

@@ -97,6 +97,11 @@ class Sources(_Strict):
     orders: str | None = Field(
         None, description="Shopify orders CSV or Admin REST order JSON (store.db only)."
     )
+    knowledge: str | None = Field(
+        None,
+        description="Help-center export (Zendesk Help Center or Shopify pages/blog JSON) "
+        "or a folder of Markdown/HTML articles.",
+    )
     policies: str | None = Field(
         None, description="Policy rules file (JSON or YAML); merged over `policies`, wins."
     )

@@ -20,6 +20,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from storetune.config import StoreConfig, describe_rules, record_source
+from storetune.config.store import Sources
 from storetune.errors import StoretuneError
 from storetune.ingest import (
     freshdesk,
@@ -34,6 +35,7 @@ from storetune.ingest import (
 )
 from storetune.ingest.detect import (
     FORMATS,
+    KNOWLEDGE_FORMATS,
     ORDER_FORMATS,
     PRODUCT_FORMATS,
     TICKET_FORMATS,
@@ -41,9 +43,11 @@ from storetune.ingest.detect import (
 )
 from storetune.ingest.files import check_path, scan
 from storetune.ingest.helpdesk import list_files
+from storetune.ingest.knowledge import KnowledgeRead, read_knowledge
 from storetune.ingest.shopify_csv import Catalog
 from storetune.io import atomic_write_text
 from storetune.store import db
+from storetune.store import knowledge as knowledge_store
 from storetune.store import orders as order_store
 from storetune.store.records import Product, Ticket
 from storetune.workspace import Workspace
@@ -289,6 +293,8 @@ def ingest_workspace(
     policies: Path | str | None = None,
     replace: bool = False,
     orders: Path | str | None = None,
+    knowledge: Path | str | None = None,
+    configured_sources: bool = True,
 ) -> IngestReport:
     """Read the store's exports into ws.db_path and write reports/ingest.json.
 
@@ -299,21 +305,28 @@ def ingest_workspace(
     A product export replaces the catalog, but one that would take most of the
     active catalog away is refused (nothing written) unless `replace`.
     A `policies` rules file is validated with store.yaml and, once ingest has
-    succeeded, recorded as sources.policies.
+    succeeded, recorded as sources.policies. A `knowledge` source (help-center export
+    or Markdown/HTML folder) replaces the articles an earlier import of it gave.
+    `configured_sources=False` reads only the paths given (`storetune ingest PATH`).
     """
     rules = _resolve(ws, policies, None, "policies")
     cfg = ws.config(rules)
     started = _now()
-    product_path = _resolve(ws, products, cfg.sources.products, "products")
-    ticket_path = _resolve(ws, tickets, cfg.sources.tickets, "tickets")
-    order_path = _resolve(ws, orders, cfg.sources.orders, "orders")
-    if product_path is None and ticket_path is None and order_path is None and rules is None:
+    src = cfg.sources if configured_sources else Sources()
+    product_path = _resolve(ws, products, src.products, "products")
+    ticket_path = _resolve(ws, tickets, src.tickets, "tickets")
+    order_path = _resolve(ws, orders, src.orders, "orders")
+    kb_path = _resolve(ws, knowledge, src.knowledge, "knowledge")
+    paths = (product_path, ticket_path, order_path, kb_path, rules)
+    if all(p is None for p in paths):
         raise StoretuneError(
             f"{ws.config_path}: no sources to ingest",
-            hint="set sources.products / sources.tickets in store.yaml, or pass the paths",
+            hint="set sources.products / sources.tickets / sources.knowledge in store.yaml, "
+            "or pass the paths",
         )
-    configured = cfg.sources.tickets_format if tickets is None else "auto"
-    product_fmt, ticket_fmt = _split_format(fmt, configured)
+    configured = src.tickets_format if tickets is None else "auto"
+    kb_fmt = fmt if fmt in KNOWLEDGE_FORMATS else "auto"
+    product_fmt, ticket_fmt = _split_format("auto" if fmt in KNOWLEDGE_FORMATS else fmt, configured)
     catalog = read_catalog(product_path, product_fmt) if product_path else None
     ticket_read = None
     if ticket_path is not None:
@@ -328,11 +341,14 @@ def ingest_workspace(
         )
         ticket_read[2]["format"] = ticket_fmt
     book = read_orders(order_path) if order_path is not None else None
+    kb = _read_knowledge(kb_path, kb_fmt, cfg) if kb_path is not None else None
     # Only now, with every file read, is store.db opened for writing.
     conn = db.connect(ws.db_path)
     try:
         policy = _policy_report(ws, cfg, rules)
-        report = _write(conn, ws, started, catalog, ticket_path, ticket_read, policy, replace, book)
+        report = _write(
+            conn, ws, started, catalog, ticket_path, ticket_read, policy, replace, book, kb
+        )
     finally:
         conn.close()
     if rules is not None:
@@ -372,6 +388,7 @@ def _write(
     policies: dict[str, Any] | None = None,
     replace: bool = False,
     book: shopify_orders.OrderBook | None = None,
+    kb: KnowledgeRead | None = None,
 ) -> IngestReport:
     sources: list[SourceReport] = []
     with db.transaction(conn):
@@ -391,12 +408,14 @@ def _write(
             sources.append(_ticket_report(ticket_path, stats, len(quarantined)))
         if book is not None:
             sources.append(_write_orders(conn, book))
+        if kb is not None:
+            sources.append(_write_knowledge(conn, kb))
         report = IngestReport(
             started=started,
             finished=_now(),
             db_path=str(ws.db_path),
             sources=sources,
-            db_counts=db.counts(conn),
+            db_counts={**db.counts(conn), **knowledge_store.knowledge_counts(conn)},
             policies=policies,
         )
         db.record_ingest_run(conn, started, report.to_dict())
@@ -416,6 +435,46 @@ def _write_orders(conn: sqlite3.Connection, book: shopify_orders.OrderBook) -> S
         upserts=upserts,
         rejects=[f"{q.source_file} {q.location}: {q.reason}" for q in book.quarantine[:5]],
     )
+
+
+def _read_knowledge(path: Path, fmt: str, cfg: StoreConfig) -> KnowledgeRead:
+    fmt = detect_format(path) if fmt == "auto" else fmt
+    if fmt not in KNOWLEDGE_FORMATS:
+        raise StoretuneError(
+            f"{path}: this is a {fmt} export, not a help-center export",
+            hint=f"knowledge formats supported: {', '.join(KNOWLEDGE_FORMATS)}",
+        )
+    return read_knowledge(path, fmt, cfg.brand.website or "")
+
+
+def _write_knowledge(conn: sqlite3.Connection, kb: KnowledgeRead) -> SourceReport:
+    """Store the articles; the export's earlier articles and rejects are replaced."""
+    origin = str(kb.path)
+    upserts = knowledge_store.write_articles(conn, kb.articles, origin, kb.unpublished)
+    files = sorted({q.source_file for q in kb.quarantine} | set(kb.files))
+    db.quarantine_items(conn, kb.quarantine, replace_sources=files)
+    return SourceReport(
+        name="knowledge",
+        path=origin,
+        format=kb.format,
+        counts=kb.counts(),
+        quarantine_records=len(kb.quarantine),
+        dropped=dict(kb.dropped),
+        skipped=kb.skipped,
+        upserts=upserts,
+        rejects=[f"{q.reason}" for q in kb.quarantine[:5]],
+    )
+
+
+def source_role(path: Path | str) -> str:
+    """Which source an export is, from its content: products, tickets, orders or
+    knowledge (`storetune ingest PATH`)."""
+    fmt = detect_format(Path(path))
+    if fmt in PRODUCT_FORMATS:
+        return "products"
+    if fmt in ORDER_FORMATS:
+        return "orders"
+    return "knowledge" if fmt in KNOWLEDGE_FORMATS else "tickets"
 
 
 # --- presentation -------------------------------------------------------------------
@@ -470,7 +529,9 @@ def _caption(report: IngestReport) -> str:
             lines.append(f"internal notes kept (never training text): {src.notes}")
         if src.human_only:
             lines.append(f"human-only tickets: {_summary(src.human_only)}")
-        if src.upserts:
+        if src.upserts and src.name == "knowledge":
+            lines.append(f"articles: {_summary(src.upserts)}")
+        elif src.upserts:
             lines.append(f"orders: {_summary(src.upserts)} (personal data stays in store.db)")
         lines += [f"[red]quarantined[/red] {escape(r)}" for r in src.rejects]
     if report.policies:
@@ -479,7 +540,8 @@ def _caption(report: IngestReport) -> str:
     lines.append(
         f"store.db: {c['products']} products ({c['active_products']} active), "
         f"{c['variants']} variants, {c['tickets']} tickets ({c['resolved_tickets']} resolved), "
-        f"{c['orders']} orders, {c['quarantine']} quarantined records"
+        f"{c['orders']} orders, {c.get('articles', 0)} help-center articles "
+        f"({c.get('passages', 0)} passages), {c['quarantine']} quarantined records"
     )
     if not report.reconciles:
         lines.append("[red]counts do not reconcile: please report this[/red]")
