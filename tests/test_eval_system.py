@@ -109,3 +109,59 @@ def test_evaluate_grades_the_deployed_system_without_touching_the_queue(tmp_path
     html = (root / "reports" / "eval-support-v1.html").read_text()
     assert "The deployed system" in html and "wrong and sent" in html
     assert report["results"]["support-v1"]["system"]["summary"]["n"] == s["n"]
+
+
+def test_system_pass_never_learns_from_held_out_tickets(tmp_path):
+    """A held-out ticket (and every ticket of its phrasing family) is dropped from the
+    neighbour classifier, so no test ticket is graded with its own hand-over label."""
+    import json
+
+    import numpy as np
+
+    from storetune.eval.system import held_out_tickets
+    from storetune.retrieval.knn import TicketClassifier
+    from storetune.store import db
+    from storetune.store.records import Message, Ticket
+    from storetune.workspace import Workspace
+
+    ws = Workspace(tmp_path)
+    conn = db.connect(ws.db_path)
+    families = {"1": "refund.a.1", "2": "refund.a.1", "3": "refund.b.1", "4": "human.a.1"}
+    for sid, family in families.items():
+        db.upsert_ticket(
+            conn,
+            Ticket(
+                sid,
+                "zendesk",
+                "s",
+                "solved",
+                [Message("customer", f"text {sid}")],
+                tags=[f"phrasing:{family}"],
+            ),
+        )
+    conn.commit()
+    conn.close()
+    data = ws.datasets_dir / "ds-x"
+    data.mkdir(parents=True)
+    (data / "train.jsonl").write_text("")
+    meta = [
+        {"split": "train", "source_ids": ["zendesk:3"], "family": "refund.b.1"},
+        {"split": "test", "source_ids": ["zendesk:1"], "family": "refund.a.1"},
+        {"split": "val", "source_ids": ["zendesk:4"], "family": "human.a.1"},
+        {"split": "test", "source_ids": ["synthetic:safety:1"], "family": ""},
+    ]
+    (data / "meta.jsonl").write_text("".join(json.dumps(m) + "\n" for m in meta))
+
+    held = held_out_tickets(ws, "ds-x")
+    # ticket 2 was never in the dataset, but shares the test ticket's wording family
+    assert held == {"zendesk:1", "zendesk:2", "zendesk:4", "synthetic:safety:1"}
+
+    keys = [f"zendesk:{i}" for i in range(1, 13)]
+    matrix = np.eye(12, dtype=np.float32)
+    labels = np.array([i % 2 == 0 for i in range(12)])
+    clf = TicketClassifier(keys, matrix, labels, k=3)
+    assert clf.predict(matrix[0]).neighbours[0].key == "zendesk:1"
+    kept = clf.without(held)
+    assert kept is not None and not set(kept.keys) & held and len(kept.keys) == 9
+    assert kept.predict(matrix[0]).neighbours[0].similarity == 0.0
+    assert clf.without(set(keys[:10])) is None  # fewer tickets left than neighbours asked

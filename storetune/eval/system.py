@@ -15,6 +15,7 @@ the store gains and whether it can trust the hand-over.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 
 from storetune.eval.stats import rate_ci
@@ -102,6 +103,9 @@ class SystemRun:
         if not indexed:
             return None  # the caller says: run 'storetune index' for the system figures
         router = TicketRouter.load(ws)
+        if router.classifier is not None:
+            held_out = held_out_tickets(ws, info["dataset_id"])
+            router.classifier = router.classifier.without(held_out)
         reader = router_for(version_dir)
         prepared = [router.prepare(TicketInput(*ticket_of(c)), reader) for c in conv]
         thresholds = load_thresholds(ws, info["name"], info["version"])
@@ -141,6 +145,37 @@ class SystemRun:
 
     def close(self) -> None:
         self.router.queue.close()
+
+
+def held_out_tickets(ws, dataset_id: str) -> set[str]:
+    """Past tickets the system pass must not learn from: the sources of the validation
+    and test examples, and every ticket of their phrasing families.
+
+    The neighbour classifier reads every past ticket in store.db, and the held-out
+    examples were built from some of them: left in, a test ticket finds itself (cosine
+    1.0) with its own hand-over label, and a family held out for test finds its
+    siblings, so the system would be graded on wordings it has seen."""
+    from storetune.dataset.build import resolve_dataset
+    from storetune.io import read_jsonl
+    from storetune.store import db
+    from storetune.store.records import family_from_tags
+
+    meta = read_jsonl(resolve_dataset(ws, dataset_id) / "meta.jsonl")
+    held = [m for m in meta if m["split"] != "train"]
+    keys = {s for m in held for s in m.get("source_ids") or []}
+    families = {m["family"] for m in held if m.get("family")}
+    families -= {m["family"] for m in meta if m["split"] == "train" and m.get("family")}
+    if families:
+        conn = db.connect(ws.db_path)
+        try:
+            for source, source_id, tags in conn.execute(
+                "SELECT source, source_id, tags FROM tickets"
+            ):
+                if family_from_tags(json.loads(tags)) in families:
+                    keys.add(f"{source}:{source_id}")
+        finally:
+            conn.close()
+    return keys
 
 
 _CATALOG = ("classify", "query_rewrite", "review_extract", "description")

@@ -57,6 +57,15 @@ class TicketClassifier:
         matrix = np.stack([np.frombuffer(r[2], dtype=np.float32) for r in rows])
         return cls([r[0] for r in rows], matrix, labels, k)
 
+    def without(self, keys: set[str]) -> TicketClassifier | None:
+        """The classifier minus the tickets `keys` names (held-out tickets, in an eval:
+        a ticket must not be its own neighbour); None when too little is left."""
+        keep = [i for i, key in enumerate(self.keys) if key not in keys]
+        labels = self.escalated[keep]
+        if len(keep) < self.k or labels.all() or not labels.any():
+            return None
+        return TicketClassifier([self.keys[i] for i in keep], self.matrix[keep], labels, self.k)
+
     def predict(self, query_vec: np.ndarray) -> KnnOpinion:
         sims = self.matrix @ np.asarray(query_vec, dtype=np.float32)
         k = min(self.k, len(sims))
