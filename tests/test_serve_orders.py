@@ -1,0 +1,248 @@
+"""Order lookup in POST /v1/tickets: a verified requester gets their order's real status
+and tracking; anyone else learns nothing, not even whether the order exists.
+
+The app is the real one, over a copy of the indexed sample store with a few orders
+written here (so the values are known), and the scripted engine of
+test_serve_tickets, which records every prompt the "model" was shown.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+from decimal import Decimal
+
+import pytest
+from fastapi.testclient import TestClient
+from test_retrieval import copy_store, indexed_store_template
+from test_serve_support import AUTH
+from test_serve_tickets import ScriptedEngine, configure
+
+from storetune.chat.card import OrderCard, parse_cards
+from storetune.chat.prompt import render_system_prompt
+from storetune.serve.app import create_app
+from storetune.serve.guard import Evidence, Guard
+from storetune.serve.orders import ASK_FOR_ORDER, look_up
+from storetune.store import db
+from storetune.store import orders as order_store
+from storetune.store.records import Fulfillment, Order, OrderLine
+from storetune.store.review import ReviewQueue
+from storetune.workspace import Workspace
+
+ANA, BO = "ana.diaz@example.com", "bo.lind@example.org"
+TRACKING = "1Z999AA10123456784"
+URL = f"https://tracking.example.com/ups/{TRACKING}"
+
+
+def ana_order() -> Order:
+    return Order(
+        name="#77001",
+        email=ANA,
+        customer_name="Ana Diaz",
+        shipping_address="1 Fern St, Portland, OR",
+        financial_status="paid",
+        fulfillment_status="fulfilled",
+        currency="USD",
+        total=Decimal("129.00"),
+        created_at="2025-03-01T15:00:00Z",
+        updated_at="2025-03-04T15:00:00Z",
+        lines=[OrderLine("Granite Trail Thermos", 1, Decimal("29.00"), "THERM-1", "", "fulfilled")],
+        fulfillments=[
+            Fulfillment("success", "UPS", TRACKING, URL, "in_transit", "2025-03-02T18:00:00Z")
+        ],
+    )
+
+
+def bo_order() -> Order:
+    return Order(
+        name="#77002",
+        email=BO,
+        financial_status="paid",
+        created_at="2025-03-05T10:00:00Z",
+        lines=[OrderLine("Quiet Pines Hammock", 2, Decimal("59.00"), "HAM-2")],
+    )
+
+
+@pytest.fixture(scope="module")
+def workspace(tmp_path_factory) -> Workspace:
+    root = copy_store(indexed_store_template(), tmp_path_factory.mktemp("orders") / "store")
+    conn = db.connect(root / "store.db")
+    order_store.upsert_orders(conn, [ana_order(), bo_order()])
+    conn.close()
+    return Workspace(configure(root))
+
+
+@pytest.fixture(scope="module")
+def engine() -> ScriptedEngine:
+    return ScriptedEngine()
+
+
+@pytest.fixture(scope="module")
+def client(workspace, engine):
+    with TestClient(create_app(workspace, engine)) as c:
+        yield c
+
+
+@pytest.fixture
+def scripted(engine):
+    engine.prompts.clear()
+    yield engine
+    engine.reply = lambda messages: ("Hi there! Happy to help.", -0.05)
+
+
+def post(client, message: str, **extra) -> dict:
+    r = client.post("/v1/tickets", json={"message": message, **extra}, headers=AUTH)
+    assert r.status_code == 200, r.text
+    return r.json()
+
+
+def quote_the_card(messages):
+    """A model that answers from the order card it was shown."""
+    system = messages[0]["content"]
+    assert "Order information:" in system
+    return (
+        f"Your order #77001 shipped on 2025-03-02 with UPS, tracking number {TRACKING}. "
+        f"You can follow it here: {URL}. It is in transit.",
+        -0.05,
+    )
+
+
+def test_verified_requester_gets_real_status_and_tracking(client, scripted, workspace):
+    scripted.reply = quote_the_card
+    body = post(client, "Where is my order #77001?", customer={"email": "Ana.Diaz@Example.com"})
+    system = scripted.prompts[-1][0][0]["content"]
+    card = OrderCard.from_order(ana_order())
+    assert card.render() in system  # the same renderer as training
+    assert "You cannot see orders" not in system
+    assert TRACKING in body["response"] and URL in body["response"]
+    assert "2025-03-02" in body["response"]
+    assert body["signals"]["order"] == "verified"
+    assert not [r for r in body["reasons"] if r.startswith("grounding")]
+    stored = ReviewQueue(workspace.db_path).get(body["ticket_id"])
+    assert card.render() in stored.system_prompt
+
+
+def test_helpdesk_requester_and_an_earlier_turn_verify_too(client, scripted):
+    scripted.reply = quote_the_card
+    thread = [
+        {"role": "customer", "content": "Hi, it's about order 77001"},
+        {"role": "agent", "content": "Happy to check, what's the question?"},
+    ]
+    body = post(
+        client, "when will it arrive?", thread=thread, customer={"requester": {"email": ANA}}
+    )
+    assert body["signals"]["order"] == "verified" and TRACKING in body["response"]
+
+
+def test_guard_blocks_order_facts_not_on_the_card(client, scripted):
+    scripted.reply = lambda m: (
+        "Your order #77001 is on its way. Tracking number 1Z999AA19999999999. "
+        "It was delivered on March 9.",
+        -0.05,
+    )
+    body = post(client, "Where is order #77001?", customer={"email": ANA})
+    assert "1Z999AA19999999999" not in body["response"] and "March 9" not in body["response"]
+    assert body["confidence"] == "low"
+    kinds = {b["kind"] for b in body["signals"]["blocked"]}
+    assert kinds == {"tracking_number", "date"}
+
+
+@pytest.mark.parametrize(
+    ("message", "customer"),
+    [
+        ("Where is my order #77001?", {"email": BO}),  # another customer's order
+        ("Where is my order #77001?", {}),  # no email at all
+        ("Where is my order #77001?", {"email": "ana.diaz@example.com.evil.example"}),
+        ("Where is my order #77999?", {"email": ANA}),  # no such order
+        ("Where is my order #77002?", {"email": ANA}),  # Bo's order, asked by Ana
+        ("Where is my order?", {"email": ANA}),  # no number: nothing to verify
+    ],
+)
+def test_unverified_requesters_learn_nothing(client, scripted, workspace, message, customer):
+    scripted.reply = quote_the_card  # would leak, if the model were ever asked
+    body = post(client, message, customer=customer)
+    assert scripted.prompts == []  # no prompt was rendered for a model
+    assert body["response"] == ASK_FOR_ORDER
+    assert body["signals"]["order"] == "unverified" and body["escalate"] is False
+    dumped = json.dumps(body)
+    for secret in (TRACKING, URL, "Thermos", "Hammock", "in transit", "2025-03", "UPS"):
+        assert secret not in dumped
+    stored = ReviewQueue(workspace.db_path).get(body["ticket_id"])
+    assert "Order information:" not in stored.system_prompt
+
+
+def test_nonexistent_and_someone_elses_order_answer_the_same(client, scripted):
+    someone_elses = post(client, "Where is my order #77002?", customer={"email": ANA})
+    missing = post(client, "Where is my order #77003?", customer={"email": ANA})
+    keys = ("response", "escalate", "status", "sources")
+    assert {k: someone_elses[k] for k in keys} == {k: missing[k] for k in keys}
+    assert someone_elses["signals"]["order"] == missing["signals"]["order"] == "unverified"
+
+
+def test_lookup_result_does_not_depend_on_existence(workspace):
+    conn = db.connect(workspace.db_path)
+    try:
+        wrong = look_up(conn, ["where is order #77001"], {"email": BO})
+        absent = look_up(conn, ["where is order #77999"], {"email": BO})
+        none = look_up(conn, ["what is your return window?"], {"email": ANA})
+    finally:
+        conn.close()
+    assert wrong == absent and wrong.state == "unverified" and wrong.card is None
+    assert none.state == "none"
+
+
+def test_a_ticket_about_no_order_routes_as_before(client, scripted):
+    body = post(client, "What's your return window?", customer={"email": ANA})
+    assert body["signals"]["order"] == "none"
+    assert "You cannot see orders" in scripted.prompts[-1][0][0]["content"]
+
+
+def test_order_card_states_and_text_round_trip():
+    base = ana_order()
+    cases = {
+        "shipped": base,
+        "delivered": _with(base, fulfillments=[_ship("delivered")]),
+        "processing (not shipped yet)": _with(base, fulfillments=[], fulfillment_status=""),
+        "cancelled": _with(base, cancelled_at="2025-03-01T16:00:00Z", fulfillments=[]),
+        "refunded": _with(base, financial_status="refunded", fulfillments=[]),
+        "partially shipped": _with(
+            base,
+            fulfillment_status="partial",
+            lines=[*base.lines, OrderLine("Camp Mug", 1, Decimal("9.00"))],
+        ),
+    }
+    for status, order in cases.items():
+        card = OrderCard.from_order(order)
+        assert card.status == status
+        assert OrderCard.from_dict(json.loads(json.dumps(card.to_dict()))) == card
+    partial = OrderCard.from_order(cases["partially shipped"])
+    assert partial.items[1] == ("Camp Mug", 1, "not shipped yet")
+    refund = OrderCard.from_order(_with(base, refunded_amount=Decimal("12.5")))
+    assert "refunded $12.50" in refund.render()
+
+
+def test_order_card_is_never_read_back_as_a_product(workspace):
+    card = OrderCard.from_order(ana_order())
+    prompt = render_system_prompt(workspace.config(), [card])
+    assert parse_cards(prompt) == []
+    assert "Order information:\n" + card.render() in prompt
+
+
+def test_guard_takes_tracking_numbers_only_from_an_order_card():
+    card = OrderCard.from_order(ana_order())
+    draft = f"Your tracking number is {TRACKING}."
+    policies = f"Policies:\n- Example tracking number {TRACKING}."
+    assert Guard().check(draft, Evidence(policies, cards=[])).blocked
+    assert not Guard().check(draft, Evidence(card.render(), cards=[card])).blocked
+    # the customer's own number may be echoed back
+    assert not Guard().check(draft, Evidence("", customer=f"my tracking is {TRACKING}")).blocked
+
+
+def _ship(status: str) -> Fulfillment:
+    return Fulfillment(
+        "success", "UPS", TRACKING, URL, status, "2025-03-02T18:00:00Z", "2025-03-04T12:00:00Z"
+    )
+
+
+def _with(o: Order, **changes) -> Order:
+    return replace(o, **changes)
