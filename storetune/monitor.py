@@ -16,7 +16,9 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 from storetune.errors import StoretuneError
-from storetune.io import atomic_write_bytes
+from storetune.io import atomic_write_bytes, atomic_write_text
+from storetune.ops import CostAssumptions, OpsReport, ops_report, render_html
+from storetune.ops import plot_png as ops_plot_png
 from storetune.store import db
 from storetune.store.review import APPROVED, EDITED, REJECTED, SENT, WAITING
 from storetune.workspace import Workspace
@@ -75,6 +77,9 @@ class MonitorReport:
     warnings: list[str] = field(default_factory=list)
     plot: Path | None = None
     json_path: Path | None = None
+    ops: OpsReport | None = None  # automation, hand-over, time to draft, topics, cost
+    ops_plot: Path | None = None
+    html_path: Path | None = None
 
     def to_dict(self) -> dict:
         return {
@@ -82,6 +87,7 @@ class MonitorReport:
             "total": self.total.to_dict(),
             "warnings": self.warnings,
             "target_approved_unchanged": APPROVED_TARGET,
+            "ops": self.ops.to_dict() if self.ops else None,
         }
 
 
@@ -140,25 +146,40 @@ def _warnings(rows: list[WeekRow]) -> list[str]:
 
 
 def monitor(
-    ws: Workspace, weeks: int = 8, plot: bool = True, today: date | None = None
+    ws: Workspace,
+    weeks: int = 8,
+    plot: bool = True,
+    today: date | None = None,
+    costs: CostAssumptions | None = None,
 ) -> MonitorReport:
-    """Per-week review outcomes; writes reports/monitor.json and reports/monitor.png."""
+    """Per-week review outcomes and the ops numbers (storetune.ops); writes
+    reports/monitor.json, monitor.html and, with `plot`, monitor.png and monitor_ops.png."""
     if weeks < 1:
         raise StoretuneError("--weeks must be at least 1")
     if not ws.db_path.exists():
         raise StoretuneError(f"{ws.db_path}: no store database", hint="run 'storetune ingest'")
+    today = today or datetime.now(UTC).date()
+    start = today - timedelta(days=today.weekday(), weeks=weeks - 1)
     conn = db.connect(ws.db_path)
     try:
-        rows = week_rows(conn, weeks, today or datetime.now(UTC).date())
+        rows = week_rows(conn, weeks, today)
+        ops = ops_report(conn, start, today, costs or CostAssumptions())
     finally:
         conn.close()
-    report = MonitorReport(rows, _total(rows), _warnings(rows))
+    report = MonitorReport(rows, _total(rows), _warnings(rows), ops=ops)
     ws.reports_dir.mkdir(parents=True, exist_ok=True)
     report.json_path = ws.reports_dir / "monitor.json"
     atomic_write_bytes(report.json_path, json.dumps(report.to_dict(), indent=2).encode())
+    weekly = ops_png = None
     if plot:
         report.plot = ws.reports_dir / "monitor.png"
-        atomic_write_bytes(report.plot, plot_png(rows))
+        weekly = plot_png(rows)
+        atomic_write_bytes(report.plot, weekly)
+        report.ops_plot = ws.reports_dir / "monitor_ops.png"
+        ops_png = ops_plot_png(ops)
+        atomic_write_bytes(report.ops_plot, ops_png)
+    report.html_path = ws.reports_dir / "monitor.html"
+    atomic_write_text(report.html_path, render_html(report.to_dict(), ops, weekly, ops_png))
     return report
 
 
