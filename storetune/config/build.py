@@ -87,6 +87,18 @@ class BuildConfig(BaseModel):
     tasks: TaskMix = Field(default_factory=TaskMix)
     paraphrase: ParaphraseConfig = Field(default_factory=ParaphraseConfig)
     context_products: int = Field(2, ge=0, description="Product cards put in the system prompt.")
+    context_passages: int = Field(
+        2, ge=0, description="Help-center passages put in the system prompt (those relevant)."
+    )
+    knowledge: int = Field(
+        120, ge=0, description="Answers grounded in a help-center passage, beside distractors."
+    )
+    knowledge_no_answer: int = Field(
+        40,
+        ge=0,
+        description="Help-center questions the passages shown don't answer: 'I don't have "
+        "that' + next step.",
+    )
     policies: Literal["focused", "full"] = Field(
         "focused",
         description="Policy lines in each prompt: 'focused' keeps only the sections the "

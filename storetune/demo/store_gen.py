@@ -12,6 +12,7 @@ Layout of the generated directory::
     zendesk/tickets-00001.json     cursor incremental ticket export pages (+ users)
     zendesk/ticket_events-00001.json  incremental ticket_events pages (comments, changes)
     orders.json                    Shopify Admin REST orders, consistent with the tickets
+    help_center/articles.json      Zendesk Help Center articles export (demo/help_center.py)
     README.txt                     what the files are
 """
 
@@ -32,6 +33,7 @@ import yaml
 
 from storetune.config import CONFIG_NAME, StoreConfig
 from storetune.demo.catalog_gen import BRAND, DemoProduct, build_catalog, write_products_csv
+from storetune.demo.help_center import help_center_export
 from storetune.demo.orders_gen import build_orders, orders_json
 from storetune.demo.ticket_gen import (
     END,
@@ -139,6 +141,7 @@ def demo_config(seed: int) -> dict[str, Any]:
             "tickets": "zendesk",
             "tickets_format": "zendesk",
             "orders": "orders.json",
+            "knowledge": "help_center",
         },
         "seed": seed,
     }
@@ -486,7 +489,9 @@ README = (
     "{products} products; zendesk/ holds a Zendesk incremental export of {tickets} support "
     "tickets (tickets-*.json with side-loaded users, ticket_events-*.json with the comments "
     "and internal notes); orders.json is a Shopify Admin API orders export whose order numbers "
-    "and emails match the tickets that mention them. Every name, email address, phone number, street address, order "
+    "and emails match the tickets that mention them; help_center/articles.json is a Zendesk "
+    "Help Center export of the store's help articles (sizing, care, warranty, returns, "
+    "rewards). Every name, email address, phone number, street address, order "
     "number and product is invented; emails use the reserved example.com/example.org domains "
     "and phone numbers the fictional 555-01xx range.\n"
 )
@@ -589,10 +594,12 @@ def _write_all(
         _write_atomic(zdir / name, data)
     _remove_stale_pages(zdir, set(pages))
     _write_atomic(out_dir / "orders.json", orders_json(orders))
+    (out_dir / "help_center").mkdir(exist_ok=True)
+    _write_atomic(out_dir / "help_center" / "articles.json", help_center_export())
     readme = README.format(seed=seed, products=len(products), tickets=len(ts.tickets))
     _write_atomic(out_dir / "README.txt", readme.encode("utf-8"))
     names = ["store.yaml", "products.csv", *(f"zendesk/{n}" for n in pages), "orders.json"]
-    names.append("README.txt")
+    names += ["help_center/articles.json", "README.txt"]
     return {"csv_rows": csv_rows, "files": names, "pages": pages, "orders": len(orders)}
 
 

@@ -1,5 +1,8 @@
 """The hybrid catalog index: BM25 keywords + MiniLM embeddings, fused by rank.
 
+Help-center passages live in the same index and store.db table (kind 'passage', see
+storetune.retrieval.passages), built and reloaded with the catalog.
+
 Only active, published products are indexed and returned. Embeddings are stored in
 store.db (`index_vectors`, float32 blobs) with a hash of the text they came from,
 so `storetune index` after a re-ingest embeds only products whose text changed.
@@ -32,7 +35,14 @@ from storetune.errors import StoretuneError
 from storetune.progress import progress as progress_bar
 from storetune.retrieval.embed import Embedder
 from storetune.retrieval.keyword import BM25Index, KeywordDoc
+from storetune.retrieval.passages import (
+    MIN_PASSAGE_SIMILARITY,
+    PassageHit,
+    PassageIndex,
+    passage_rows,
+)
 from storetune.store import db
+from storetune.store.knowledge import Passage, load_passages
 from storetune.store.records import Product
 
 _SKU_LIKE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._/-]{2,}")
@@ -143,6 +153,8 @@ class IndexReport:
     tickets_embedded: int
     model: str
     seconds: float
+    passages: int = 0  # help-center chunks indexed
+    passages_embedded: int = 0  # of which embedded now (new or changed)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -169,6 +181,7 @@ def build_index(
         p = _sync_vectors(
             conn, "product", [(d.handle, d.embed_text(), None) for d in docs], embedder, progress
         )
+        kb = _sync_vectors(conn, "passage", passage_rows(conn), embedder, progress)
         t = (0, 0, 0)
         if tickets:
             tdocs = ticket_docs(conn)
@@ -190,6 +203,8 @@ def build_index(
         tickets_embedded=t[0],
         model=embedder.name,
         seconds=round(time.perf_counter() - start, 2),
+        passages=kb[0] + kb[1],
+        passages_embedded=kb[0],
     )
 
 
@@ -312,6 +327,7 @@ class _Loaded:
     keyword: BM25Index
     matrix: object  # torch float16 (n, dim), rows aligned with handles
     by_sku: dict[str, int]
+    passages: PassageIndex | None = None
 
 
 class HybridIndex:
@@ -322,10 +338,12 @@ class HybridIndex:
         db_path: Path,
         embedder: Embedder | None = None,
         min_similarity: float = MIN_SIMILARITY,
+        min_passage_similarity: float = MIN_PASSAGE_SIMILARITY,
     ) -> None:
         self.db_path = Path(db_path)
         self.embedder = embedder
         self.min_similarity = min_similarity
+        self.min_passage_similarity = min_passage_similarity
         self._local = threading.local()
         self._reload_lock = threading.Lock()
         self._state: _Loaded | None = None
@@ -370,6 +388,7 @@ class HybridIndex:
             BM25Index([d.keyword for d in docs]),
             torch.from_numpy(matrix).to(torch.float16),
             {s.lower(): i for i, d in enumerate(docs) for s in d.skus},
+            PassageIndex.load(conn, self.embedder.dim),
         )
 
     @property
@@ -420,6 +439,22 @@ class HybridIndex:
         """Search, then read the hits' current rows (price, stock) from store.db."""
         hits = self.search(query, k)
         return Retrieval(query, self.current_products([h.handle for h in hits]), hits)
+
+    def search_passages(self, query: str, k: int = 2) -> list[PassageHit]:
+        """Best k help-center passages above the relevance threshold (may be none)."""
+        self.reload_if_stale()
+        st = self._state
+        if st is None or st.passages is None or not query.strip():
+            return []
+        vec = self.embedder.embed_query(query)
+        return st.passages.search(vec, query, k, self.min_passage_similarity)
+
+    def retrieve_passages(self, query: str, k: int = 2) -> list[tuple[Passage, PassageHit]]:
+        """Search, then read the hits' current text from store.db."""
+        hits = self.search_passages(query, k)
+        found = load_passages(self._conn(), [h.key for h in hits]) if hits else []
+        by_key = {p.key: p for p in found}
+        return [(by_key[h.key], h) for h in hits if h.key in by_key]
 
     def current_products(self, handles: Sequence[str]) -> list[Product]:
         """Active products by handle, in the given order, as store.db has them now."""

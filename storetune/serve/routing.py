@@ -22,7 +22,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from storetune.chat.card import Card, ProductCard
+from storetune.chat.card import Card, PassageCard, ProductCard
 from storetune.chat.money import store_currency
 from storetune.chat.prompt import render_system_prompt
 from storetune.clean import human_only_reason
@@ -32,6 +32,7 @@ from storetune.kinds import HAND_OVER, focus, sections_for
 from storetune.models.router import ROUTER_DIR, RouterModel, RouterPrediction, features
 from storetune.retrieval.index import HybridIndex, Retrieval, index_exists
 from storetune.retrieval.knn import KnnOpinion, TicketClassifier
+from storetune.retrieval.passages import PassageHit
 from storetune.serve.guard import Evidence, Finding, Guard, redact
 from storetune.serve.orders import ASK_FOR_ORDER, OrderContext, look_up
 from storetune.serve.rules import asks_for_person, degenerate, handover_line
@@ -223,6 +224,7 @@ class Prepared:
     hand_over: str | None = None  # why a person must take it, decided before drafting
     template: str | None = None  # the store's fixed reply for this kind: sent, not generated
     order: str = "none"  # none | verified | unverified (serve.orders)
+    passages: list[tuple[PassageCard, PassageHit]] = field(default_factory=list)
 
 
 @dataclass
@@ -260,12 +262,14 @@ class TicketRouter:
         classifier: TicketClassifier | None,
         queue: ReviewQueue,
         context_products: int = 2,
+        context_passages: int = 2,
     ) -> None:
         self.ws, self.cfg = ws, cfg
         self.index = index
         self.classifier = classifier
         self.queue = queue
         self.k = context_products
+        self.k_passages = context_passages
         self._lock = threading.Lock()
         self._guard_generation: object = None
         self.guard = Guard()
@@ -282,18 +286,20 @@ class TicketRouter:
         conn = db.connect(ws.db_path)
         try:
             products = conn.execute("SELECT COUNT(*) FROM products").fetchone()[0]
+            products += conn.execute("SELECT COUNT(*) FROM knowledge_chunks").fetchone()[0]
             indexed = index_exists(conn)
             classifier = TicketClassifier.load(conn)
         finally:
             conn.close()
         if products and not indexed:
             raise StoretuneError(
-                f"{ws.db_path}: the catalog is not indexed, so replies would have no product facts",
+                f"{ws.db_path}: the catalog and help center are not indexed, so replies would "
+                "have no product facts or passages",
                 hint="run 'storetune index' (once; later ingests refresh it)",
             )
         index = HybridIndex(ws.db_path) if indexed else None
-        k = cfg.build.context_products
-        return cls(ws, cfg, index, classifier, ReviewQueue(ws.db_path), k)
+        k, kp = cfg.build.context_products, cfg.build.context_passages
+        return cls(ws, cfg, index, classifier, ReviewQueue(ws.db_path), k, kp)
 
     # ---- before generation ----
 
@@ -307,7 +313,9 @@ class TicketRouter:
         turns = thread_turns(ticket.thread)
         customer_texts = [t["content"] for t in turns if t["role"] == "user"] + [ticket.message]
         retrieval = self._retrieve(ticket.message, customer_texts)
+        passages = self._passages(ticket.message)
         cards: list[Card] = [ProductCard.from_product(p) for p in retrieval.products]
+        cards += [card for card, _ in passages]
         reading = self._read(router, ticket.message, customer_texts)
         order = self._order(customer_texts, ticket.customer, reading)
         sections = self._sections(router, reading)
@@ -339,7 +347,16 @@ class TicketRouter:
             hand_over,
             template,
             order.state,
+            passages,
         )
+
+    def _passages(self, message: str) -> list[tuple[PassageCard, PassageHit]]:
+        """The help-center passages relevant to the message (top k above the index's
+        relevance threshold), as the cards the prompt shows."""
+        if self.index is None or self.k_passages == 0:
+            return []
+        found = self.index.retrieve_passages(message, self.k_passages)
+        return [(PassageCard.from_passage(p), hit) for p, hit in found]
 
     def _order(
         self, texts: list[str], customer: dict[str, Any], reading: RouterPrediction | None
@@ -460,12 +477,14 @@ class TicketRouter:
         )
 
     def _sources(self, p: Prepared) -> list[dict]:
-        """The retrieved products beside the reply, priced as their cards are."""
+        """The retrieved products beside the reply, priced as their cards are, then the
+        help-center passages the prompt showed."""
         currency = store_currency(self.cfg)
-        return [
+        products = [
             {**source, "price": ProductCard.from_product(product).price_text(currency)}
             for source, product in zip(p.retrieval.sources(), p.retrieval.products, strict=True)
         ]
+        return products + [passage_source(card, hit) for card, hit in p.passages]
 
     def _guard(self) -> Guard:
         """The guard knows every catalog title; rebuilt when the catalog is re-indexed."""
@@ -479,6 +498,20 @@ class TicketRouter:
                     conn.close()
                 self._guard_generation = generation
             return self.guard
+
+
+def passage_source(card: PassageCard, hit: PassageHit) -> dict[str, Any]:
+    """A help-center passage beside the reply: where it is, and how close it was."""
+    return {
+        "type": "passage",
+        "title": card.title,
+        "heading": card.heading,
+        "url": card.url,
+        "key": card.key,
+        "updated_at": card.updated_at,
+        "score": round(hit.score, 4),
+        "similarity": round(hit.similarity, 4),
+    }
 
 
 def _guard_from(conn: sqlite3.Connection) -> Guard:
