@@ -451,11 +451,21 @@ def feedback_export(
 @app.command()
 def monitor(
     weeks: Annotated[int, typer.Option(help="How many ISO weeks, up to this one.")] = 8,
+    cost: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="A cost assumption, NAME=VALUE (repeatable): tokens_in, tokens_out, "
+            "price_in, price_out (per million tokens), local_watts, local_hours, kwh_price, "
+            "hardware_cost, hardware_months, currency. The report lists every default."
+        ),
+    ] = None,
 ) -> None:
-    """Per week: drafts approved unchanged, edited, rejected, escalated; plot + warnings."""
+    """Per week: drafts approved unchanged, edited, rejected, escalated; the ops numbers
+    (automation, hand-over, time to draft, topics, hosted vs local cost); HTML + plots."""
     from storetune.monitor import monitor as run_monitor
+    from storetune.ops import CostAssumptions
 
-    report = run_monitor(ws(), weeks)
+    report = run_monitor(ws(), weeks, costs=CostAssumptions.parse(cost or []))
     table = Table(title="review outcomes per ISO week")
     for col in ("week", "routed", "reviewed", "approved", "edited", "rejected", "escalated"):
         table.add_column(col, justify="left" if col == "week" else "right")
@@ -472,7 +482,26 @@ def monitor(
     console.print(table)
     for w in report.warnings:
         console.print(f"[bold yellow]warning:[/] {w}")
-    console.print(f"plot: {report.plot}\ndata: {report.json_path}")
+    _print_ops(report.ops)
+    console.print(f"report: {report.html_path}\nplot: {report.plot}\ndata: {report.json_path}")
+
+
+def _print_ops(ops) -> None:
+    c = ops.cost
+    median = ops.median_draft_seconds
+    console.print(
+        f"automation rate (sent as drafted): {_pct(ops.automation_rate)}; hand-over rate: "
+        f"{_pct(ops.handover_rate)}; median ticket to draft: "
+        + (
+            f"{median:.0f} s over {len(ops.draft_seconds)} helpdesk tickets"
+            if median is not None
+            else "no helpdesk tickets"
+        )  # fmt: skip
+    )
+    console.print(
+        f"{c.monthly_tickets:,.0f} tickets a month: hosted API {c.hosted_monthly:,.2f} vs local "
+        f"{c.local_monthly:,.2f} {c.assumptions.currency} (assumptions in the HTML report)"
+    )
 
 
 @app.command()

@@ -28,9 +28,9 @@ def ws(tmp_path) -> Workspace:
     return Workspace(root)
 
 
-def route(q: ReviewQueue, topic: str, outcome: str, escalate: bool = False) -> int:
+def route(q: ReviewQueue, topic: str, outcome: str, escalate: bool = False, at: str = AT) -> int:
     signals = {"router": {"label": topic, "probability": 0.9}}
-    t = q.add(new_ticket(signals=signals, escalate=escalate), auto_send=outcome == "sent", at=AT)
+    t = q.add(new_ticket(signals=signals, escalate=escalate), auto_send=outcome == "sent", at=at)
     if outcome == "approved":
         q.approve(t, "ana")
     elif outcome == "edited":
@@ -108,3 +108,24 @@ def test_empty_workspace_reports_no_rates(ws):
     assert report.ops.automation_rate is None and report.ops.median_draft_seconds is None
     assert report.ops.cost.hosted_monthly == 0 and report.ops.cost.local_monthly > 0
     assert "none in the window" in report.html_path.read_text()
+
+
+def test_monitor_command_prints_the_ops_numbers_and_takes_cost_options(ws):
+    from typer.testing import CliRunner
+
+    from storetune.cli import app
+
+    q = ReviewQueue(ws.db_path)
+    now = datetime.now(UTC).isoformat(timespec="seconds")  # the command reports up to today
+    route(q, "returns", "approved", at=now)
+    route(q, "returns", "edited", escalate=True, at=now)
+    args = ["-w", str(ws.root), "monitor", "--weeks", "1"]
+    result = CliRunner().invoke(app, [*args, "--cost", "currency=EUR", "--cost", "kwh_price=0"])
+    assert result.exit_code == 0, result.output
+    out = " ".join(result.output.split())  # rich wraps at the terminal's width
+    assert "automation rate (sent as drafted): 50.0%; hand-over rate: 50.0%" in out
+    assert "EUR" in out and "report: " in out
+    saved = json.loads((ws.reports_dir / "monitor.json").read_text())["ops"]["cost"]
+    assert saved["local_energy_monthly"] == 0 and saved["assumptions"]["currency"] == "EUR"
+    bad = CliRunner().invoke(app, [*args, "--cost", "pricey=1"])
+    assert bad.exit_code != 0 and "--cost" in str(bad.exception or bad.output)
