@@ -297,6 +297,19 @@ def test_gorgias_agent_message_is_fed_back(ws, fake):
     assert [c.kind for c in fake.of("gorgias", "12")] == ["message", "tags"]
 
 
+def test_gorgias_message_integration_body_is_fed_back(ws, fake):
+    with serve(ws) as client:
+        ticket_id = gorgias_post(client, gorgias_created("13", "Is it in stock?")).json()[
+            "ticket_id"
+        ]
+        sent = "Yes, all sizes ship today."
+        agent = {"event": "ticket_message_created", "ticket_id": "13", "message": sent,
+                 "from_agent": "True", "channel": "email", "sender_email": "ben@store.test"}  # fmt: skip
+        assert gorgias_post(client, agent).json() == {"status": "edited", "ticket_id": ticket_id}
+    decided = ReviewQueue(ws.db_path).get(ticket_id)
+    assert (decided.final_text, decided.decided_by) == (sent, "gorgias:ben@store.test")
+
+
 # ---- outages, restarts, configuration ------------------------------------------------------
 
 

@@ -53,6 +53,10 @@ def stop(app: FastAPI) -> None:
     if worker is not None:
         worker.stop()
         app.state.helpdesk_worker = None
+    store = getattr(app.state, "helpdesk_store", None)
+    if store is not None:
+        store.close()
+        app.state.helpdesk_store = None
 
 
 def review_decided(app: FastAPI) -> None:
