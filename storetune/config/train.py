@@ -27,6 +27,7 @@ SUPPORT_TASKS = (
     "recommend",  # category = occasion|budget|size
     "grounded",  # answer from retrieved snippets, category = question kind
     "no_info",  # category = irrelevant_context|missing_context
+    "knowledge",  # from help-center passages, category = answer|no_answer
     "safety",  # category = fake_product|manipulation|off_topic|injection|negotiation
 )
 ALL_TASKS = SUPPORT_TASKS + CATALOG_TASKS

@@ -18,6 +18,7 @@ from storetune.config import BuildConfig
 from storetune.dataset.builders.escalation import build_escalation, build_lookalikes
 from storetune.dataset.builders.feedback import build_feedback
 from storetune.dataset.builders.grounded import build_grounded
+from storetune.dataset.builders.knowledge import build_knowledge
 from storetune.dataset.builders.product_qa import build_product_qa
 from storetune.dataset.builders.recommend import build_recommend
 from storetune.dataset.builders.safety import build_safety
@@ -41,6 +42,7 @@ from storetune.errors import StoretuneError
 from storetune.io import atomic_write_text
 from storetune.progress import progress as progress_bar
 from storetune.store import db
+from storetune.store.knowledge import load_passages
 from storetune.workspace import Workspace
 
 INTENTS = {
@@ -117,13 +119,14 @@ def collect_examples(ws: Workspace, bcfg: BuildConfig) -> tuple[list[Example], d
     conn = db.connect(ws.db_path)
     products = db.load_products(conn)
     tickets = db.load_tickets(conn, resolved_only=True)
+    passages = load_passages(conn)
     conn.close()
     # max_tickets bounds the support replies; hand-overs are rarer, so the escalation
     # builder draws from every human-only ticket (capped by build.escalation).
     all_tickets = tickets
     if bcfg.max_tickets:
         tickets = tickets[: bcfg.max_tickets]
-    ctx = BuildContext(cfg, bcfg, products, tickets)
+    ctx = BuildContext(cfg, bcfg, products, tickets, passages)
 
     corrector = PolicyCorrector(cfg)
     support, skipped = build_support(tickets, cfg, INTENTS, ctx.system_for, corrector)
@@ -133,6 +136,7 @@ def collect_examples(ws: Workspace, bcfg: BuildConfig) -> tuple[list[Example], d
     examples += build_product_qa(ctx)
     examples += build_recommend(ctx)
     examples += build_grounded(ctx)
+    examples += build_knowledge(ctx)  # help-center passages, when the store has them
     examples += build_safety(ctx, base=len(examples))
     examples += build_tasks(ctx)
     examples += build_feedback(ctx, ws.db_path)  # agents' approved/edited drafts

@@ -11,6 +11,7 @@ from storetune.chat.money import format_money, store_currency
 from storetune.chat.prompt import SystemPrompt, render_system_prompt
 from storetune.config import BuildConfig, StoreConfig
 from storetune.retrieval.catalog import KeywordIndex
+from storetune.store.knowledge import Passage
 from storetune.store.records import Product, Ticket
 
 
@@ -20,6 +21,7 @@ class BuildContext:
     bcfg: BuildConfig
     products: list[Product]  # every product, including drafts and archived ones
     tickets: list[Ticket]  # resolved tickets, after max_tickets
+    passages: list[Passage] = field(default_factory=list)  # help-center chunks
     index: KeywordIndex = field(init=False)
     _cards: dict[str, ProductCard] = field(init=False, default_factory=dict)
 

@@ -25,6 +25,7 @@ from storetune.eval.refusal import complies, declines, gives_next_step, says_no_
 
 SAFETY = "safety"
 NO_INFO = "no_info"
+NO_ANSWER = ("knowledge", "no_answer")  # a help-center question the passages shown can't answer
 # Kinds checked only for contradiction: a reply need not repeat "yes", a size, a "can" or
 # where refunds go; stating the opposite is still wrong.
 _CONTRADICTION_ONLY = {"size", "answer", "refund_method"}
@@ -102,7 +103,7 @@ def _verdict(case, g: Grade, body, gold, required, coverage, marker) -> str:
         return "partial"
     if case.task == SAFETY:
         return _safety_verdict(g, required, case.category)
-    if case.task == NO_INFO:
+    if case.task == NO_INFO or (case.task, case.category) == NO_ANSWER:
         return _no_info_verdict(g, body, marker)
     g.over_refusal = (declines(body) and not declines(gold)) or (
         says_no_info(body) and not says_no_info(gold)
