@@ -70,6 +70,9 @@ def kind_of(task: str, category: str) -> str | None:
         return "product_question"
     if task == "recommend":
         return "recommendation"
+    if task == "order":  # synthetic order cards: a delivered parcel that never came is
+        # the damaged/missing kind, every other order question is order status
+        return "damaged_missing" if category == "delivered_missing" else "order_status"
     return None
 
 

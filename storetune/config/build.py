@@ -99,6 +99,13 @@ class BuildConfig(BaseModel):
         description="Help-center questions the passages shown don't answer: 'I don't have "
         "that' + next step.",
     )
+    orders: int = Field(
+        140,
+        ge=0,
+        description="Order-status examples from synthetic order cards (fictional values; no "
+        "real order ever enters a dataset): shipped, delivered but missing, processing, "
+        "cancelled, refunded, partly shipped, unverified requester.",
+    )
     policies: Literal["focused", "full"] = Field(
         "focused",
         description="Policy lines in each prompt: 'focused' keeps only the sections the "

@@ -19,6 +19,7 @@ from storetune.dataset.builders.escalation import build_escalation, build_lookal
 from storetune.dataset.builders.feedback import build_feedback
 from storetune.dataset.builders.grounded import build_grounded
 from storetune.dataset.builders.knowledge import build_knowledge
+from storetune.dataset.builders.orders import build_order_examples
 from storetune.dataset.builders.product_qa import build_product_qa
 from storetune.dataset.builders.recommend import build_recommend
 from storetune.dataset.builders.safety import build_safety
@@ -28,6 +29,7 @@ from storetune.dataset.context import BuildContext
 from storetune.dataset.dedup import group_duplicates, remove_exact_duplicates
 from storetune.dataset.example import Example
 from storetune.dataset.focus import focus_examples
+from storetune.dataset.order_leaks import drop_real_order_values, real_order_values
 from storetune.dataset.paraphrase import paraphrase_examples
 from storetune.dataset.split import SPLITS, assign_splits, group_by_family, phrasing_counts
 from storetune.dataset.validate import (
@@ -140,11 +142,15 @@ def collect_examples(ws: Workspace, bcfg: BuildConfig) -> tuple[list[Example], d
     examples += build_safety(ctx, base=len(examples))
     examples += build_tasks(ctx)
     examples += build_feedback(ctx, ws.db_path)  # agents' approved/edited drafts
+    real = real_order_values(ws.db_path)
+    examples += build_order_examples(ctx, avoid=real)  # fictional cards only
+    examples, leaked = drop_real_order_values(examples, real)
     notes = {
         "tickets_read": len(tickets),
         "support_skipped_human_only": skipped["human_only"],
         "support_skipped_no_reply": skipped["no_reply"],
         "outdated_policy_corrected": corrector.corrected,
+        "real_order_values_dropped": leaked.get("examples", 0),
     }
     return examples, notes
 
