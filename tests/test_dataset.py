@@ -214,6 +214,9 @@ def test_meta_records_the_cards_each_prompt_shows_and_eval_reads_them(built):
     for m in shown:
         system = rows[m["split"]][m["index"]]["messages"][0]["content"]
         cards = [Card.from_dict(c) for c in m["cards"]]
-        assert "Product information:\n" + "\n".join(c.render() for c in cards) in system
+        # each kind in its own block: products, and help-center passages
+        for kind, head in (("product", "Product information:"), ("passage", "Help center:")):
+            block = "\n".join(c.render() for c in cards if c.kind == kind)
+            assert not block or f"{head}\n{block}" in system
     cases = load_test_cases(report.path, list(SUPPORT_TASKS))
     assert cases and all(c.cards is not None for c in cases)
