@@ -28,11 +28,16 @@ class DemoBudget:
     build_max_tickets: int = 300
     # The rest of the support mix, scaled with the tickets (the shares of the earlier
     # 200-ticket demo): ~520 support-task examples in all.
-    product_qa: int = 68
+    # product_qa 68 -> 50 made room for the knowledge examples (train stays ~320)
+    product_qa: int = 50
     recommend: int = 34
     grounded: int = 34
     no_info: int = 16
     lookalikes: int = 16
+    # help-center answers and no-answers from the sample help center: a few knowledge
+    # questions reach the test split (whole phrasing families) without growing the run
+    knowledge: int = 20
+    knowledge_no_answer: int = 6
     # hand-overs are short and what the router learns must-hand-over kinds from
     escalation: int = 90
     safety_share: float = 0.08
@@ -61,6 +66,8 @@ QUICK = DemoBudget(
     grounded=8,
     no_info=4,
     lookalikes=4,
+    knowledge=6,
+    knowledge_no_answer=2,
     escalation=8,
     task_examples=8,
     split=(0.8, 0.1, 0.1),
@@ -82,6 +89,8 @@ def apply_budget(ws: Workspace, budget: DemoBudget, base_model: str | None) -> N
             "grounded": budget.grounded,
             "no_info": budget.no_info,
             "lookalikes": budget.lookalikes,
+            "knowledge": budget.knowledge,
+            "knowledge_no_answer": budget.knowledge_no_answer,
             "escalation": budget.escalation,
             "safety": {"share": budget.safety_share},
             "tasks": {"classify": n, "query_rewrite": n, "review_extract": n, "description": n},
