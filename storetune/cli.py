@@ -418,13 +418,14 @@ def index(
         bool, typer.Option(help="Also embed past tickets for the routing classifier.")
     ] = True,
 ) -> None:
-    """Build or refresh the catalog search index (only changed products are embedded)."""
+    """Build or refresh the catalog and help-center index (only changed texts are embedded)."""
     from storetune.retrieval.index import build_index
 
     r = build_index(ws().db_path, tickets=tickets)
     console.print(
         f"indexed {r.products} active products: {r.embedded} embedded, {r.reused} reused, "
-        f"{r.removed} removed; {r.tickets} past tickets ({r.tickets_embedded} embedded) "
+        f"{r.removed} removed; {r.tickets} past tickets ({r.tickets_embedded} embedded); "
+        f"{r.passages} help-center passages ({r.passages_embedded} embedded) "
         f"in {r.seconds:.1f}s with {r.model}"
     )
 
