@@ -25,7 +25,7 @@ CONTRACTS = {
 }  # fmt: skip
 STAGES = {
     "cli", "demo", "serve", "eval", "train", "dataset", "ingest", "retrieval", "models",
-    "clean", "monitor", "feedback",
+    "clean", "monitor", "ops", "feedback",
 }  # fmt: skip
 # Only the command line and the demo itself may run the demo or a benchmark.
 MAY_IMPORT_DEMO = {"cli", "demo"}

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from storetune.store.review import APPROVED, EDITED, SENT, _SharedConnection, now
+from storetune.store.review import APPROVED, EDITED, SENT, SharedConnection, now
 
 NOTE, TAGS, REPLY = "note", "tags", "reply"  # outbox purposes
 NONE, QUEUED, POSTED, FROM_HELPDESK = "none", "queued", "posted", "from_helpdesk"
@@ -74,7 +74,7 @@ class OwedReply:
     text: str
 
 
-class HelpdeskStore(_SharedConnection):
+class HelpdeskStore(SharedConnection):
     """store.db access for the integrations; safe to share between a server's threads."""
 
     # ---- incoming tickets ----

@@ -142,7 +142,7 @@ def now() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds")
 
 
-class _SharedConnection:
+class SharedConnection:
     """One store.db connection shared by a server's threads, one thread at a time."""
 
     def __init__(self, db_path: Path | str) -> None:
@@ -158,7 +158,7 @@ class _SharedConnection:
             yield self.conn
 
 
-class ReviewQueue(_SharedConnection):
+class ReviewQueue(SharedConnection):
     """store.db access for the queue; safe to share between a server's threads."""
 
     # ---- writes ----------------------------------------------------------------------
@@ -306,7 +306,7 @@ class ReviewSession:
     expires: int  # unix seconds
 
 
-class ReviewSessions(_SharedConnection):
+class ReviewSessions(SharedConnection):
     """Server-side review logins (`review_sessions`): a session exists only while its row
     does, so deleting the row (logout, agent removed, password changed) ends it at once.
     Rows are keyed by the SHA-256 of the cookie, never the cookie itself."""
