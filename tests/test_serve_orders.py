@@ -246,3 +246,77 @@ def _ship(status: str) -> Fulfillment:
 
 def _with(o: Order, **changes) -> Order:
     return replace(o, **changes)
+
+
+# ---- recommendations from behaviour ---------------------------------------------------------
+
+TENT = "Larch 1P Dome Tent"
+
+
+def _products(workspace) -> list:
+    conn = db.connect(workspace.db_path)
+    try:
+        return db.load_products(conn)
+    finally:
+        conn.close()
+
+
+@pytest.fixture(scope="module")
+def bought_together(workspace):
+    """Orders where the tent goes with one in-stock product (three times) and, more
+    often, with one the store no longer sells (inactive or out of stock)."""
+    products = _products(workspace)
+    tent = next(p for p in products if p.title == TENT)
+    in_stock = [
+        p for p in products
+        if p.active and p.handle != tent.handle and all(v.in_stock for v in p.variants)
+    ]  # fmt: skip
+    gone = next(p for p in products if not p.active or not any(v.in_stock for v in p.variants))
+    partner = in_stock[0]
+
+    def order(n: int, other, email: str) -> Order:
+        lines = [OrderLine(tent.title, 1, None, tent.variants[0].sku)]
+        lines.append(OrderLine(other.title, 1, None, other.variants[0].sku))
+        return Order(
+            name=f"#7810{n}", email=email, created_at=f"2025-05-0{n}T10:00:00Z", lines=lines
+        )
+
+    orders = [order(n, partner, f"p{n}@example.com") for n in range(1, 4)]
+    orders += [order(n, gone, f"g{n}@example.com") for n in range(4, 9)]
+    conn = db.connect(workspace.db_path)
+    order_store.upsert_orders(conn, orders)
+    conn.close()
+    return tent, partner, gone
+
+
+def test_recommendation_adds_what_customers_also_bought(client, scripted, bought_together):
+    tent, partner, gone = bought_together
+    post(client, f"What would you recommend to go with the {TENT}?")
+    system = scripted.prompts[-1][0][0]["content"]
+    assert f"* {partner.title} (" in system
+    assert f"often bought with the {TENT}" in system
+    assert f"* {gone.title} (" not in system  # not active or not in stock: never suggested
+
+
+def test_a_verified_customer_gets_suggestions_from_their_own_order(
+    client, scripted, workspace, bought_together
+):
+    tent, partner, _ = bought_together
+    solo = Order(
+        name="#78109",
+        email="solo@example.com",
+        created_at="2025-05-09T10:00:00Z",
+        lines=[OrderLine(tent.title, 1, None, tent.variants[0].sku)],
+    )
+    conn = db.connect(workspace.db_path)
+    order_store.upsert_orders(conn, [solo])
+    conn.close()
+    message = "About my order #78109: what else would you suggest for that trip?"
+    post(client, message, customer={"email": "Solo@example.com"})
+    system = scripted.prompts[-1][0][0]["content"]
+    assert "Order information:" in system
+    assert f"* {partner.title} (" in system
+    assert f"often bought with the {TENT} you ordered" in system
+    # someone else asking about that order gets no order, and no suggestion from it
+    body = post(client, message, customer={"email": "p1@example.com"})
+    assert body["response"] == ASK_FOR_ORDER

@@ -17,9 +17,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from storetune.chat.card import OrderCard
+from storetune.chat.card import MAX_FACTS, OrderCard, ProductCard
 from storetune.facts import EMAIL, order_numbers
 from storetune.store import orders as order_store
+from storetune.store.records import Product
 
 ASK_FOR_ORDER = (
     "I can look up an order once I have its order number (it's on your confirmation email) "
@@ -39,6 +40,12 @@ _ABOUT_ORDER = re.compile(
     re.I,
 )
 ORDER_KINDS = ("order_status", "damaged_missing")  # router kinds that ask about an order
+# Without a router: a request for a suggestion ("what goes with it?").
+_SUGGEST = re.compile(
+    r"\b(?:recommend|suggest|goes? (?:well )?with|go(?:es)? together|pair (?:it|with)|"
+    r"what else|also (?:need|get|buy)|bought with)\b",
+    re.I,
+)
 
 
 @dataclass
@@ -88,8 +95,10 @@ def named_orders(texts: Sequence[str]) -> list[str]:
 
 
 def about_order(texts: Sequence[str], kind: str | None = None) -> bool:
-    return bool(named_orders(texts)) or kind in ORDER_KINDS or any(
-        _ABOUT_ORDER.search(t) for t in texts
+    return (
+        bool(named_orders(texts))
+        or kind in ORDER_KINDS
+        or any(_ABOUT_ORDER.search(t) for t in texts)
     )
 
 
@@ -112,3 +121,15 @@ def look_up(
         if owner and owner == email:
             return OrderContext("verified", OrderCard.from_order(order))
     return OrderContext("unverified")
+
+
+def asks_for_suggestion(texts: Sequence[str]) -> bool:
+    return bool(texts) and _SUGGEST.search(texts[-1]) is not None
+
+
+def often_bought_card(p: Product, base: Product, theirs: bool) -> ProductCard:
+    """A suggestion's card, saying which product it is often bought with."""
+    card = ProductCard.from_product(p)
+    note = f"often bought with the {base.title}" + (" you ordered" if theirs else "")
+    card.facts = [note, *card.facts][:MAX_FACTS]
+    return card

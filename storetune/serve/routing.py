@@ -30,11 +30,19 @@ from storetune.config import StoreConfig
 from storetune.errors import StoretuneError
 from storetune.kinds import HAND_OVER, focus, sections_for
 from storetune.models.router import ROUTER_DIR, RouterModel, RouterPrediction, features
+from storetune.retrieval.also_bought import AlsoBought, bought_handles
 from storetune.retrieval.index import HybridIndex, Retrieval, index_exists
 from storetune.retrieval.knn import KnnOpinion, TicketClassifier
 from storetune.retrieval.passages import PassageHit
 from storetune.serve.guard import Evidence, Finding, Guard, redact
-from storetune.serve.orders import ASK_FOR_ORDER, OrderContext, look_up
+from storetune.serve.orders import (
+    ASK_FOR_ORDER,
+    OrderContext,
+    asks_for_suggestion,
+    look_up,
+    often_bought_card,
+    requester_email,
+)
 from storetune.serve.rules import asks_for_person, degenerate, handover_line
 from storetune.store import db
 from storetune.store.review import NewTicket, ReviewQueue, conversation, thread_turns
@@ -318,6 +326,7 @@ class TicketRouter:
         cards += [card for card, _ in passages]
         reading = self._read(router, ticket.message, customer_texts)
         order = self._order(customer_texts, ticket.customer, reading)
+        cards += self._often_bought(customer_texts, retrieval, reading, order, ticket.customer)
         sections = self._sections(router, reading)
         if order.card is not None:  # the requester's own order, verified
             cards.append(order.card)
@@ -357,6 +366,39 @@ class TicketRouter:
             return []
         found = self.index.retrieve_passages(message, self.k_passages)
         return [(PassageCard.from_passage(p), hit) for p, hit in found]
+
+    def _often_bought(
+        self,
+        texts: list[str],
+        retrieval: Retrieval,
+        reading: RouterPrediction | None,
+        order: OrderContext,
+        customer: dict[str, Any],
+    ) -> list[Card]:
+        """For a recommendation, one in-stock product customers often bought with what
+        the ticket is about (or, for a verified customer, with what they bought), its
+        card saying so."""
+        wanted = reading.label == "recommendation" if reading else asks_for_suggestion(texts)
+        if not wanted:
+            return []
+        conn = db.connect(self.ws.db_path)
+        try:
+            mine = bought_handles(conn, requester_email(customer)) if order.card else []
+            shown = [p.handle for p in retrieval.products]
+            also = self._also_bought(conn)
+            # what they bought themselves first, then what the ticket is about
+            found = also.suggest(conn, mine, 1, exclude=shown) or also.suggest(conn, shown, 1)
+        finally:
+            conn.close()
+        return [often_bought_card(p, base, base.handle in mine) for p, base in found]
+
+    def _also_bought(self, conn: sqlite3.Connection) -> AlsoBought:
+        """Co-purchase counts, re-read when the orders in store.db change."""
+        stamp = tuple(conn.execute("SELECT COUNT(*), MAX(updated_at) FROM orders").fetchone())
+        with self._lock:
+            if getattr(self, "_also_stamp", None) != stamp:
+                self._also, self._also_stamp = AlsoBought.load(conn), stamp
+            return self._also
 
     def _order(
         self, texts: list[str], customer: dict[str, Any], reading: RouterPrediction | None
