@@ -208,3 +208,12 @@ def test_templates_use_store_facts_only():
     assert handover_line(cfg, "complaint") == fill(cfg.escalation.handover, cfg)
     with pytest.raises(Exception, match="unknown placeholder"):
         StoreConfig.model_validate({**STORE, "escalation": {"templates": {"x": "Call {manager}"}}})
+
+
+def test_a_draft_answering_another_question_is_never_high():
+    """The reply check's verdict is a reason, and it keeps an otherwise sure draft from
+    being sent without a person."""
+    off = "the draft reads as a 'shipping' answer, not one about returns (agreement 0.03 < 0.20)"
+    decision = decide(Signals(False, -0.01, -0.1, "stop", off_topic=off), Thresholds())
+    assert decision.confidence == "medium" and off in decision.reasons
+    assert not decision.escalate

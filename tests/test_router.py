@@ -187,3 +187,68 @@ def test_real_embedder_generalises_to_unseen_wordings():
     x = features(embed([t for t, _ in probes]), embed([t for t, _ in probes]))
     right = sum(p.label == k for p, (_, k) in zip(model.predict(x), probes, strict=True))
     assert right >= 7, f"{right}/8 unseen wordings routed to their kind"
+
+
+REPLIES = {
+    "returns": "you can return it within 30 days for a refund",
+    "shipping": "shipping costs 6.95 and takes 3 to 5 days",
+    "human_request": "[ESCALATE] a teammate will follow up",
+}
+
+
+def with_replies(items: list[Labeled]) -> list[Labeled]:
+    return [Labeled(i.last, i.thread, i.kind, REPLIES[i.kind]) for i in items]
+
+
+def test_reply_check_reads_which_question_a_reply_answers(tmp_path):
+    """Trained on reference replies, the check reads an on-topic reply as its kind; the
+    agreement with the router's reading separates a draft answering the question asked
+    from one answering another; it is saved and loaded with the router."""
+    from storetune.models.router import REPLY_CHECK_DIR, agreement
+    from storetune.train.router import agreement_threshold, reply_text, train_reply_check
+
+    train, val = with_replies(toy_items()), with_replies(toy_items(4))
+    router, _ = train_router(train, val, bag_of_words)
+    check, report = train_reply_check(train, val, bag_of_words, "[ESCALATE]")
+    assert report["val_accuracy"] == 1.0
+    assert reply_text("[ESCALATE] a teammate", "[ESCALATE]") == "a teammate"
+    reading = router.predict(features(bag_of_words(["refund my return"]), bag_of_words(["x"])))[0]
+    assert reading.label == "returns"
+    on = check.predict(bag_of_words(["a return within 30 days gets a refund"]))[0]
+    off = check.predict(bag_of_words(["shipping takes 3 to 5 days"]))[0]
+    assert agreement(reading, on) > 0.5 > agreement(reading, off)
+    threshold = agreement_threshold(router, check, val, bag_of_words, "[ESCALATE]")
+    assert agreement(reading, off) < threshold <= agreement(reading, on)
+
+    router.save(tmp_path / "router")
+    check.save(tmp_path / "router" / REPLY_CHECK_DIR)
+    loaded = RouterModel.load(tmp_path / "router")
+    assert loaded.reply_check is not None and loaded.reply_check.classes == check.classes
+    (tmp_path / "old").mkdir()
+    router.save(tmp_path / "old")
+    assert RouterModel.load(tmp_path / "old").reply_check is None  # versions before the check
+
+
+def test_routing_flags_a_draft_that_answers_another_question():
+    """The ticket router's hook: the version's reply check against the router's reading,
+    with the threshold chosen at training time; no check (older versions), no verdict."""
+    from types import SimpleNamespace
+
+    from storetune.serve.routing import TicketRouter
+    from storetune.train.router import agreement_threshold, train_reply_check
+
+    train, val = with_replies(toy_items()), with_replies(toy_items(4))
+    router, _ = train_router(train, val, bag_of_words)
+    check, _ = train_reply_check(train, val, bag_of_words, "[ESCALATE]")
+    check.info["agree_threshold"] = agreement_threshold(
+        router, check, val, bag_of_words, "[ESCALATE]"
+    )
+    embedder = SimpleNamespace(embed_query=lambda text: bag_of_words([text])[0])
+    ticket_router = TicketRouter.__new__(TicketRouter)
+    ticket_router.index = SimpleNamespace(embedder=embedder)
+    reading = router.predict(features(bag_of_words(["refund my return"]), bag_of_words(["x"])))[0]
+    p = SimpleNamespace(reading=reading, reply_check=check)
+    assert ticket_router._off_topic(p, "a return within 30 days gets a refund") is None
+    why = ticket_router._off_topic(p, "shipping takes 3 to 5 days")
+    assert why and "'shipping' answer" in why and "returns" in why
+    assert ticket_router._off_topic(SimpleNamespace(reading=reading, reply_check=None), "x") is None

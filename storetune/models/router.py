@@ -23,8 +23,10 @@ from pathlib import Path
 import numpy as np
 
 from storetune.errors import StoretuneError
+from storetune.kinds import focus
 
 ROUTER_DIR = "router"
+REPLY_CHECK_DIR = "reply"  # under ROUTER_DIR: which kind a reply answers (the reply check)
 _WEIGHTS = "router.npz"
 _META = "router.json"
 
@@ -52,6 +54,12 @@ class RouterPrediction:
         }
 
 
+def agreement(reading: RouterPrediction, check: RouterPrediction) -> float:
+    """How far the reply check reads a reply as one of the kinds the router put in the
+    focused context: the reply check's probability mass on those kinds."""
+    return check.mass(focus(reading.top(3)))
+
+
 def features(last: np.ndarray, thread: np.ndarray) -> np.ndarray:
     """One row per ticket: [newest message | whole customer thread] embeddings."""
     return np.concatenate([np.atleast_2d(last), np.atleast_2d(thread)], axis=1).astype(np.float32)
@@ -69,6 +77,8 @@ class RouterModel:
         self.coef = coef.astype(np.float32)
         self.intercept = intercept.astype(np.float32)
         self.info = info or {}
+        # which kind a reply answers, trained beside the router (None for older versions)
+        self.reply_check: RouterModel | None = None
 
     # ---- fitting ----
 
@@ -134,9 +144,12 @@ class RouterModel:
         try:
             meta = json.loads(meta_path.read_text(encoding="utf-8"))
             with np.load(weights_path, allow_pickle=False) as w:
-                return cls(meta["classes"], w["coef"], w["intercept"], meta.get("info"))
+                model = cls(meta["classes"], w["coef"], w["intercept"], meta.get("info"))
         except (ValueError, KeyError, OSError) as e:
             raise StoretuneError(f"{directory}: the router files are damaged ({e})") from None
+        if (directory / REPLY_CHECK_DIR / _META).exists():
+            model.reply_check = cls.load(directory / REPLY_CHECK_DIR)
+        return model
 
 
 def _counts(labels: Sequence[str]) -> dict[str, int]:

@@ -1,6 +1,6 @@
 """Ticket routing: retrieve, prompt as in training, generate, then decide.
 
-The decision combines five signals, none trusted alone:
+The decision combines these signals, none trusted alone:
 
 - the escalation marker the model was trained to emit;
 - token log-probs (mean and minimum over the reply), against thresholds that
@@ -9,7 +9,12 @@ The decision combines five signals, none trusted alone:
 - the grounding check (any blocked fact: confidence `low`, the sentence removed);
 - the always-escalate topics of store.yaml, matched on the customer's words;
 - a nearest-neighbour classifier over past tickets (escalated or not), a second
-  opinion that generalises across phrasing where a small generator does not.
+  opinion that generalises across phrasing where a small generator does not;
+- the learned router's reading (must-hand-over kinds) and the rules in code;
+- the reply check: a classifier trained beside the router on the dataset's reference
+  replies reads which kind of question the draft answers; a draft that answers none
+  of the kinds the router chose the context for ("I can't see your order" to a
+  refund-policy question) is never `high`.
 """
 
 from __future__ import annotations
@@ -29,7 +34,13 @@ from storetune.clean import human_only_reason
 from storetune.config import StoreConfig
 from storetune.errors import StoretuneError
 from storetune.kinds import HAND_OVER, focus, sections_for
-from storetune.models.router import ROUTER_DIR, RouterModel, RouterPrediction, features
+from storetune.models.router import (
+    ROUTER_DIR,
+    RouterModel,
+    RouterPrediction,
+    agreement,
+    features,
+)
 from storetune.retrieval.also_bought import AlsoBought, bought_handles
 from storetune.retrieval.index import HybridIndex, Retrieval, index_exists
 from storetune.retrieval.knn import KnnOpinion, TicketClassifier
@@ -115,6 +126,7 @@ class Signals:
     hand_over: str | None = None  # why the router or a rule hands over
     degenerate: str | None = None  # why the draft must not be sent
     order: str = "none"  # none | verified | unverified: never which order, nor if it exists
+    off_topic: str | None = None  # why the draft seems to answer another question
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -122,6 +134,7 @@ class Signals:
             "hand_over": self.hand_over,
             "degenerate": self.degenerate,
             "order": self.order,
+            "off_topic": self.off_topic,
             "marker": self.marker,
             "mean_logprob": _round(self.mean_logprob),
             "min_logprob": _round(self.min_logprob),
@@ -191,6 +204,9 @@ def decide(s: Signals, t: Thresholds, marker: str = "[ESCALATE]") -> Decision:
         if s.min_logprob is not None and s.min_logprob < t.min_high:
             sure = False
             reasons.append(f"an unlikely token (log-prob {s.min_logprob:.2f} < {t.min_high:.2f})")
+    if s.off_topic:
+        sure = False
+        reasons.append(s.off_topic)
     if s.finish_reason == "length":
         sure = False
         reasons.append("the reply was cut at the token limit")
@@ -233,6 +249,7 @@ class Prepared:
     template: str | None = None  # the store's fixed reply for this kind: sent, not generated
     order: str = "none"  # none | verified | unverified (serve.orders)
     passages: list[tuple[PassageCard, PassageHit]] = field(default_factory=list)
+    reply_check: RouterModel | None = None  # which kind a draft answers (the version's)
 
 
 @dataclass
@@ -357,6 +374,7 @@ class TicketRouter:
             template,
             order.state,
             passages,
+            router.reply_check if router is not None else None,
         )
 
     def _passages(self, message: str) -> list[tuple[PassageCard, PassageHit]]:
@@ -484,6 +502,7 @@ class TicketRouter:
             p.hand_over,
             None if p.template else degenerate(draft),
             p.order,
+            None if p.template else self._off_topic(p, draft),
         )
         decision = decide(signals, thresholds, marker)
         if p.template is not None:
@@ -516,6 +535,21 @@ class TicketRouter:
         )
         return Routed(
             ticket_id, "sent" if auto else "waiting", response, decision, sources, signals, model
+        )
+
+    def _off_topic(self, p: Prepared, draft: str) -> str | None:
+        """Why the draft seems to answer another question than the one the router read:
+        the reply check reads it as none of the kinds the focused context was chosen for."""
+        if p.reply_check is None or p.reading is None or self.index is None or not draft:
+            return None
+        check = p.reply_check.predict(self.index.embedder.embed_query(draft))[0]
+        score = agreement(p.reading, check)
+        threshold = float(p.reply_check.info.get("agree_threshold", 0.2))
+        if score >= threshold:
+            return None
+        return (
+            f"the draft reads as a '{check.label}' answer, not one about "
+            f"{' / '.join(focus(p.reading.top(3)))} (agreement {score:.2f} < {threshold:.2f})"
         )
 
     def _sources(self, p: Prepared) -> list[dict]:

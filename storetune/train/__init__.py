@@ -86,7 +86,7 @@ def train_model(
     if (run_dir / "tensorboard").is_dir():
         shutil.move(run_dir / "tensorboard", staging / "tensorboard")
     dataset = {"id": data_dir.name, "train": train_tasks, "val": val_tasks}
-    router = _train_router(data_dir, staging, cfg, log)
+    router = _train_router(data_dir, staging, cfg, log, ws.config().escalation.marker)
     _write_version_files(staging, name, version, cfg, base, data_dir, dataset, result, router)
     final = registry.publish(name, version, staging)
     shutil.rmtree(run_dir, ignore_errors=True)
@@ -159,20 +159,24 @@ def _params(cfg: TrainConfig) -> dict:
     return {k: ",".join(v) if isinstance(v, list) else v for k, v in cfg.model_dump().items()}
 
 
-def _train_router(data_dir: Path, staging: Path, cfg: TrainConfig, log) -> dict | None:
+def _train_router(
+    data_dir: Path, staging: Path, cfg: TrainConfig, log, marker: str = "[ESCALATE]"
+) -> dict | None:
     """The router beside a support adapter (seconds): it reads every ticket first and
     decides the focused context and hand-overs. Catalog-task adapters need none."""
     from storetune.train.router import embed_texts, train_router_for_version
 
     if not set(cfg.tasks) & set(SUPPORT_TASKS) and cfg.tasks != ["all"]:
         return None
-    report = train_router_for_version(data_dir, staging, embed_texts, seed=cfg.seed)
+    report = train_router_for_version(data_dir, staging, embed_texts, cfg.seed, marker)
     if report is not None:
         acc = report.get("val_accuracy")
+        check = report.get("reply_check", {}).get("val_accuracy")
         log(
             f"router: {report['train_examples']} examples"
             + (f", val accuracy {acc:.1%}" if acc is not None else "")
             + f", hand-over threshold {report['hand_over_threshold']:.2f}"
+            + (f"; reply check val accuracy {check:.1%}" if check is not None else "")
         )
     return report
 

@@ -21,7 +21,13 @@ import numpy as np
 
 from storetune.io import read_jsonl
 from storetune.kinds import HAND_OVER, kind_of
-from storetune.models.router import ROUTER_DIR, RouterModel, features
+from storetune.models.router import (
+    REPLY_CHECK_DIR,
+    ROUTER_DIR,
+    RouterModel,
+    agreement,
+    features,
+)
 
 RECALL_TARGET = 0.95
 DEFAULT_THRESHOLD = 0.5
@@ -32,6 +38,7 @@ class Labeled:
     last: str  # the customer's newest message
     thread: str  # everything the customer wrote
     kind: str
+    reply: str = ""  # the reference reply (what the reply check learns kinds from)
 
 
 def labeled_from_rows(rows: list[dict], meta: list[dict]) -> list[Labeled]:
@@ -42,8 +49,9 @@ def labeled_from_rows(rows: list[dict], meta: list[dict]) -> list[Labeled]:
         if kind is None:
             continue
         users = [t["content"] for t in row["messages"] if t["role"] == "user"]
+        reply = row["messages"][-1]["content"] if row["messages"][-1]["role"] == "assistant" else ""
         if users:
-            out.append(Labeled(users[-1], "\n".join(users), kind))
+            out.append(Labeled(users[-1], "\n".join(users), kind, reply))
     return out
 
 
@@ -138,6 +146,62 @@ def train_router(
     return model, report
 
 
+def train_reply_check(
+    train: list[Labeled],
+    val: list[Labeled],
+    embed: Callable[[list[str]], np.ndarray],
+    marker: str,
+    seed: int = 0,
+) -> tuple[RouterModel | None, dict]:
+    """The reply check: which kind of ticket a reply answers, learned from the dataset's
+    reference replies. Serving compares it with the router's reading of the ticket, so a
+    draft that answers another question than the one asked ("I can't see your order" to
+    a refund-policy question) is not sent without a person."""
+    items = [i for i in train if i.reply.strip()]
+    if len({i.kind for i in items}) < 2:
+        return None, {}
+    model = RouterModel.fit(
+        embed([reply_text(i.reply, marker) for i in items]), [i.kind for i in items], seed=seed
+    )
+    report: dict = {"train_examples": len(items)}
+    held = [i for i in val if i.reply.strip()]
+    if held:
+        preds = model.predict(embed([reply_text(i.reply, marker) for i in held]))
+        report["val_accuracy"] = float(
+            np.mean([p.label == i.kind for p, i in zip(preds, held, strict=True)])
+        )
+    model.info |= {"report": report, "marker": marker}
+    return model, report
+
+
+AGREE_KEEP = 0.9  # share of validation reference replies the reply check must pass
+AGREE_DEFAULT = 0.2
+
+
+def agreement_threshold(
+    router: RouterModel,
+    check: RouterModel,
+    val: list[Labeled],
+    embed: Callable[[list[str]], np.ndarray],
+    marker: str,
+) -> float:
+    """The agreement below which a draft is not sent unreviewed: the level that
+    AGREE_KEEP of the validation split's reference replies reach with the router's
+    reading of their tickets (a right answer is rarely held back for it)."""
+    held = [i for i in val if i.reply.strip() and i.kind not in HAND_OVER]
+    if len(held) < 10:
+        return AGREE_DEFAULT
+    readings = router.predict(embed_items(held, embed))
+    checks = check.predict(embed([reply_text(i.reply, marker) for i in held]))
+    scores = np.array([agreement(r, c) for r, c in zip(readings, checks, strict=True)])
+    return float(min(0.5, max(0.05, np.quantile(scores, 1 - AGREE_KEEP))))
+
+
+def reply_text(reply: str, marker: str) -> str:
+    """A reply as the check reads it: without the hand-over marker, as drafts are checked."""
+    return " ".join(reply.replace(marker, " ").split())
+
+
 def read_split(data_dir: Path, split: str) -> list[Labeled]:
     rows = read_jsonl(data_dir / f"{split}.jsonl")
     meta = [m for m in read_jsonl(data_dir / "meta.jsonl") if m["split"] == split]
@@ -145,7 +209,11 @@ def read_split(data_dir: Path, split: str) -> list[Labeled]:
 
 
 def train_router_for_version(
-    data_dir: Path, version_dir: Path, embed: Callable[[list[str]], np.ndarray], seed: int = 0
+    data_dir: Path,
+    version_dir: Path,
+    embed: Callable[[list[str]], np.ndarray],
+    seed: int = 0,
+    marker: str = "[ESCALATE]",
 ) -> dict | None:
     """Train on the dataset's train split, calibrate on val, save under version_dir/router.
 
@@ -158,6 +226,13 @@ def train_router_for_version(
     # serving must give each kind the sections training gave it
     model.info["kind_sections"] = _dataset_notes(data_dir).get("kind_sections")
     model.save(version_dir / ROUTER_DIR)
+    val = read_split(data_dir, "val")
+    check, check_report = train_reply_check(train, val, embed, marker, seed)
+    if check is not None:
+        threshold = agreement_threshold(model, check, val, embed, marker)
+        check.info["agree_threshold"] = check_report["agree_threshold"] = threshold
+        check.save(version_dir / ROUTER_DIR / REPLY_CHECK_DIR)
+        report["reply_check"] = check_report
     return report
 
 
