@@ -62,6 +62,13 @@ class EvalConfig(_Strict):
         description="Also grade the deployed system (router, focused prompt, draft, guard, "
         "hand-over rules, confidence) on the same tickets; needs an indexed store.db.",
     )
+    order_tickets: int = Field(
+        30,
+        ge=0,
+        description="Verified order tickets the system pass drafts, asked about the store's own "
+        "orders in store.db (at most 8 per status kind; never written to a dataset); up to 8 "
+        "unverified ones per kind get routing's fixed reply, with no generation. 0: none.",
+    )
 
 
 def eval_config(raw: Any, source: str = "store.yaml") -> EvalConfig:

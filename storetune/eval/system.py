@@ -82,9 +82,10 @@ class SystemRun:
     so the comparison is of drafts, not of prompts; only the version's drafts are judged
     against its calibrated thresholds, the base model's against the defaults."""
 
-    def __init__(self, ws, router, reader, thresholds, cases, prepared) -> None:
+    def __init__(self, ws, router, reader, thresholds, cases, prepared, orders=()) -> None:
         self.ws, self.router, self.reader = ws, router, reader
         self.thresholds, self.cases, self.prepared = thresholds, cases, prepared
+        self.orders = list(orders)  # order tickets from store.db (order_tickets.py)
 
     @classmethod
     def open(cls, ws, version_dir, info, cases) -> SystemRun | None:
@@ -109,12 +110,12 @@ class SystemRun:
         reader = router_for(version_dir)
         prepared = [router.prepare(TicketInput(*ticket_of(c)), reader) for c in conv]
         thresholds = load_thresholds(ws, info["name"], info["version"])
-        return cls(ws, router, reader, thresholds, conv, prepared)
+        orders = _order_tickets(ws, router, reader)
+        return cls(ws, router, reader, thresholds, conv, prepared, orders)
 
     def run(self, generate, grader, calibrated: bool) -> dict:
         """Draft every ticket with `generate`, decide as serving does, grade what is sent."""
         from storetune.serve.routing import Thresholds
-        from storetune.serve.rules import fill
 
         todo = [i for i, p in enumerate(self.prepared) if p.template is None]
         drafts = dict(
@@ -123,28 +124,75 @@ class SystemRun:
         thresholds = self.thresholds if calibrated else Thresholds()
         outcomes, shown = [], []
         for i, (case, p) in enumerate(zip(self.cases, self.prepared, strict=True)):
-            d = drafts.get(i) or {
-                "text": fill(p.template, self.router.cfg),
-                "logprobs": [0.0],
-                "finish_reason": "stop",
-            }
-            routed = self.router.finish(
-                p,
-                d["text"],
-                [("", x) for x in d["logprobs"]],
-                d["finish_reason"],
-                "eval",
-                thresholds,
-                "auto",
-                record=False,
-            )
+            routed = self._finish(p, drafts.get(i), thresholds)
             o = _outcome(case, routed, grader)
             outcomes.append(o)
             shown.append(_example(case, p, routed, o))
-        return {"summary": summarize_system(outcomes), "examples": shown}
+        result = {"summary": summarize_system(outcomes), "examples": shown}
+        if self.orders:
+            result["orders"] = self.run_orders(generate, grader.store.allowed, thresholds)
+        return result
+
+    def run_orders(self, generate, allowed: tuple[str, ...], thresholds) -> dict:
+        """The store's own orders asked about (order_tickets.py). Only tickets routing
+        drafts reach `generate`: verified ones; an unverified one gets the fixed reply
+        (and would be drafted, and counted as such, only if routing ever drafted it)."""
+        from storetune.eval.order_tickets import grade, shown, summarize_orders
+
+        todo = [i for i, t in enumerate(self.orders) if t.prepared.template is None]
+        messages = [self.orders[i].prepared.messages for i in todo]
+        drafts = dict(zip(todo, generate(messages, "orders") if todo else [], strict=True))
+        rows = []
+        for i, t in enumerate(self.orders):
+            routed = self._finish(t.prepared, drafts.get(i), thresholds)
+            verdict, reasons = grade(t, routed.response, allowed)
+            outcome = outcome_of(routed.decision.confidence, routed.decision.escalate)
+            rows.append(shown(t, routed.response, outcome, verdict, reasons))
+        drafted = sum(not self.orders[i].verified for i in todo)
+        return {"summary": summarize_orders(rows, drafted), "examples": rows}
+
+    def _finish(self, p, draft: dict | None, thresholds):
+        """What serving does with a draft (or the store's fixed reply), recording nothing."""
+        from storetune.serve.rules import fill
+
+        d = draft or {
+            "text": fill(p.template, self.router.cfg),
+            "logprobs": [0.0],
+            "finish_reason": "stop",
+        }
+        return self.router.finish(
+            p,
+            d["text"],
+            [("", x) for x in d["logprobs"]],
+            d["finish_reason"],
+            "eval",
+            thresholds,
+            "auto",
+            record=False,
+        )
 
     def close(self) -> None:
         self.router.queue.close()
+
+
+def _order_tickets(ws, router, reader) -> list:
+    """Order tickets about store.db's own orders, routed as POST /v1/tickets would
+    (`eval.order_tickets` verified ones; none when the store has no orders)."""
+    from storetune.eval.order_tickets import sample_orders
+    from storetune.serve.routing import TicketInput
+    from storetune.store import db
+
+    n = router.cfg.eval.order_tickets
+    if not n:
+        return []
+    conn = db.connect(ws.db_path)
+    try:
+        tickets = sample_orders(conn, router.cfg.seed, n)
+    finally:
+        conn.close()
+    for t in tickets:
+        t.prepared = router.prepare(TicketInput(t.message, [], t.customer), reader)
+    return tickets
 
 
 def held_out_tickets(ws, dataset_id: str) -> set[str]:
