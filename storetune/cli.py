@@ -155,7 +155,15 @@ def ingest(
         Path | None,
         typer.Option(help="Help-center export or Markdown/HTML folder (default: store.yaml)."),
     ] = None,
-    fmt: Annotated[str, typer.Option("--format", help="Ticket format, or auto.")] = "auto",
+    fmt: Annotated[
+        str,
+        typer.Option(
+            "--format",
+            help="Reader to use instead of detecting by content (auto): a product, ticket or "
+            "help-center format, e.g. shopify_csv, zendesk, zendesk_hc, knowledge_files. "
+            "Order exports are always detected by content.",
+        ),
+    ] = "auto",
     policies: Annotated[
         Path | None, typer.Option(help="Policy rules file (JSON/YAML); recorded in store.yaml.")
     ] = None,
@@ -307,6 +315,7 @@ def eval_cmd(
     console.print(headline_table(report))
     if any("system" in r for r in report["results"].values()):
         console.print(system_table(report))
+    _print_summary_lines(report)
     failed = [g for g in report["gates"] if not g["passed"]]
     for g in report["gates"]:
         style = "green" if g["passed"] else "bold red"
@@ -377,6 +386,7 @@ def demo(
     console.print(headline_table(result["eval"], result["train"].seconds))
     if any("system" in r for r in result["eval"]["results"].values()):
         console.print(system_table(result["eval"]))
+    _print_summary_lines(result["eval"])
     console.print(f"stage times (s): {result['timings']}\nworkspace: {result['workspace']}")
     console.print(f"eval report: {result['eval']['html']}", soft_wrap=True)
 
@@ -699,6 +709,14 @@ def system_table(report: dict) -> Table:
         if s:
             table.add_row(name, str(s["n"]), *(format_rate(s.get(key)) for key, _ in columns))
     return table
+
+
+def _print_summary_lines(report: dict) -> None:
+    """Order tickets and knowledge questions, one line each (eval.report.summary_lines)."""
+    from storetune.eval.report import summary_lines
+
+    for line in summary_lines(report):
+        console.print(line, highlight=False, soft_wrap=True)
 
 
 def run() -> None:

@@ -66,11 +66,13 @@ def sample_orders(conn: sqlite3.Connection, seed: int, verified: int) -> list[Or
     for kind in kinds:
         pool = by_kind[kind]
         mine, theirs = pool[:per_kind], pool[per_kind : per_kind + PER_KIND_MAX] or pool
-        out += [_ticket(o, kind, True, {"email": o.email}, len(out)) for o in mine]
+        for o in mine:
+            out.append(_ticket(o, kind, True, {"email": o.email}, len(out)))
         for o in theirs[:PER_KIND_MAX]:
             other = next((e for e in emails if e != o.email.casefold()), "")
             # half ask from another customer's address, half with no address at all
-            customer = {"email": other} if len(out) % 2 and other else {}
+            asked = sum(not t.verified for t in out)
+            customer = {"email": other} if asked % 2 and other else {}
             out.append(_ticket(o, kind, False, customer, len(out)))
     return out
 
@@ -146,3 +148,15 @@ def shown(t: OrderTicket, response: str, outcome: str, verdict: str, reasons: li
         "verdict": verdict,
         "reasons": [masked(r) for r in reasons],
     }
+
+
+def order_block(results: dict) -> dict | None:
+    """The report's "Order tickets" block: per model, the system pass's order tickets
+    and the model pass's test-split order examples (fictional cards), where there are any."""
+    out = {}
+    for name, r in results.items():
+        system = (r.get("system") or {}).get("orders")
+        model = r["summary"]["by_task"].get("order")
+        if system or model:
+            out[name] = {"system": system["summary"] if system else None, "model": model}
+    return out or None

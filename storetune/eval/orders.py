@@ -109,14 +109,20 @@ def grade_verified(card: OrderCard, reply: str, allowed: tuple[str, ...] = ()) -
     """A reply to the order's owner: the card's status (carrier and tracking number once
     shipped, the refund amount when it names one) and nothing the card does not say."""
     kind = kind_of(card)
-    claims = status_claims(reply)
-    wrong = _contradictions(card, kind, claims) + _foreign(card, reply, allowed)
+    wrong = fact_errors(card, reply, allowed)
     if wrong:
         return OrderGrade("wrong", wrong)
-    if not _states_status(kind, claims):
+    if not _states_status(kind, status_claims(reply)):
         return OrderGrade("wrong", [f"does not say the order is {card.status}"])
     missing = _missing_shipment(card, kind, reply)
     return OrderGrade("partial", missing) if missing else OrderGrade("correct")
+
+
+def fact_errors(card: OrderCard, reply: str, allowed: tuple[str, ...] = ()) -> list[str]:
+    """What a reply gets wrong about the order: a status the card contradicts, or a
+    fact of another order (a hand-over may leave the status out, never get it wrong)."""
+    claims = status_claims(reply)
+    return _contradictions(card, kind_of(card), claims) + _foreign(card, reply, allowed)
 
 
 def _contradictions(card: OrderCard, kind: str, claims: set[str]) -> list[str]:

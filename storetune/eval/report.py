@@ -36,6 +36,15 @@ SYSTEM_COLUMNS = [
 ]
 
 
+# The "Order tickets" block: the system pass on store.db's own orders (order_tickets.py).
+ORDER_COLUMNS = [
+    ("verified", "status_correct", "verified: status facts correct"),
+    ("verified", "wrong", "verified: wrong"),
+    ("verified", "wrong_and_sent", "verified: wrong and sent"),
+    ("unverified", "nothing_revealed", "unverified: nothing revealed"),
+]
+
+
 def ci(entry: dict | None) -> str:
     if not entry or not entry.get("ci"):
         return ""
@@ -65,6 +74,14 @@ def worst_examples(report: dict, limit: int) -> list[dict]:
         row["base_verdict"] = base[i]["verdict"] if base else None
         out.append(row)
     return out
+
+
+def order_examples(report: dict, limit: int) -> list[dict]:
+    """The version's order tickets, wrong first, then partial (emails already masked)."""
+    system = report["results"][report["model"]].get("system") or {}
+    rows = (system.get("orders") or {}).get("examples", [])
+    rank = {"wrong": 0, "partial": 1, "correct": 2}
+    return sorted(rows, key=lambda r: rank[r["verdict"]])[:limit]
 
 
 def _charts(report: dict) -> list[tuple[str, str]]:
@@ -118,6 +135,9 @@ def render_html(report: dict, worst: int = 12) -> str:
             if r.get("system")
         ],
         system_columns=SYSTEM_COLUMNS,
+        order_columns=ORDER_COLUMNS,
+        order_examples=order_examples(report, worst),
+        tasks=sorted({t for r in report["results"].values() for t in r["summary"]["by_task"]}),
     )
 
 
@@ -128,3 +148,34 @@ def write_report(report: dict, reports_dir: Path, stem: str, worst: int = 12) ->
     atomic_write_json(json_path, report, default=str)
     atomic_write_text(html_path, render_html(report, worst))
     return json_path, html_path
+
+
+def summary_lines(report: dict) -> list[str]:
+    """One line each for the order tickets and the knowledge questions, base vs
+    version, as `storetune eval` and `storetune demo` print them under the tables."""
+    results = report["results"]
+    out = []
+    orders = report.get("order_tickets") or {}
+    systems = {name: o["system"] for name, o in orders.items() if o.get("system")}
+    if systems:
+        any_s = next(iter(systems.values()))
+        ver = " · ".join(
+            f"{n} {format_rate(s['verified']['status_correct'])}" for n, s in systems.items()
+        )
+        unv = " · ".join(
+            f"{n} {format_rate(s['unverified']['nothing_revealed'])}" for n, s in systems.items()
+        )
+        drafted = max(s["unverified"]["generated"] for s in systems.values())
+        out.append(
+            f"order tickets (store's own orders): verified, status right: {ver} "
+            f"(n={any_s['verified']['n']}); unverified, nothing revealed: {unv} "
+            f"(n={any_s['unverified']['n']}, {drafted} drafted)"
+        )
+    knowledge = {n: r["summary"]["by_task"].get("knowledge") for n, r in results.items()}
+    if any(knowledge.values()):
+        figures = " · ".join(
+            f"{n} {format_rate(k.get('correct_ci'))}" for n, k in knowledge.items() if k
+        )
+        n = next(k["n"] for k in knowledge.values() if k)
+        out.append(f"knowledge questions (help center), correct: {figures} (n={n})")
+    return out

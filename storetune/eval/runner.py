@@ -22,6 +22,7 @@ from storetune.eval.gates import check_gates
 from storetune.eval.graders import Grader
 from storetune.eval.history import regression_table
 from storetune.eval.metrics import summarize
+from storetune.eval.order_tickets import order_block
 from storetune.eval.records import Case, Grade, StoreFacts
 from storetune.eval.report import write_report
 from storetune.eval.system import SystemRun
@@ -80,6 +81,7 @@ def evaluate(
     report["gates"] = [
         g.to_dict() for g in check_gates(report["results"][label]["summary"], ecfg.gates)
     ]
+    report["order_tickets"] = order_block(report["results"])
     if ecfg.judge.enabled:
         report["judge"] = _judge(ecfg, cfg.escalation.marker, cases, results, progress)
     report["regression"] = regression_table(ws.reports_dir, ref.name, report, info["version"])

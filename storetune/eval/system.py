@@ -110,7 +110,7 @@ class SystemRun:
         reader = router_for(version_dir)
         prepared = [router.prepare(TicketInput(*ticket_of(c)), reader) for c in conv]
         thresholds = load_thresholds(ws, info["name"], info["version"])
-        orders = _order_tickets(ws, router, reader)
+        orders = prepare_order_tickets(ws, router, reader)
         return cls(ws, router, reader, thresholds, conv, prepared, orders)
 
     def run(self, generate, grader, calibrated: bool) -> dict:
@@ -175,7 +175,7 @@ class SystemRun:
         self.router.queue.close()
 
 
-def _order_tickets(ws, router, reader) -> list:
+def prepare_order_tickets(ws, router, reader) -> list:
     """Order tickets about store.db's own orders, routed as POST /v1/tickets would
     (`eval.order_tickets` verified ones; none when the store has no orders)."""
     from storetune.eval.order_tickets import sample_orders
