@@ -119,6 +119,10 @@ def test_demo_ends_with_the_headline_table_and_the_report_path(
         str(tiny_model_dir),
     ).output
     assert "correct" in out and "wrong" in out and "support-v1" in out
+    # the sample store's own orders, asked about by their owners and by others
+    line = next(x for x in out.splitlines() if x.startswith("order tickets"))
+    assert "verified, status right" in line and "nothing revealed" in line, line
+    assert "(n=0" not in line and "0 drafted" in line, line
     report = Path(out.split("eval report:")[1].split()[0])
     assert report.suffix == ".html" and report.exists()
     assert "support" in report.read_text(encoding="utf-8")

@@ -38,6 +38,9 @@ class DemoBudget:
     # questions reach the test split (whole phrasing families) without growing the run
     knowledge: int = 20
     knowledge_no_answer: int = 6
+    # order-status answers from synthetic order cards: the build's default (140) would
+    # add a quarter to the demo's training and eval time
+    orders: int = 30
     # hand-overs are short and what the router learns must-hand-over kinds from
     escalation: int = 90
     safety_share: float = 0.08
@@ -55,6 +58,10 @@ class DemoBudget:
     batch_tokens: int = 2048
     eval_limit: int | None = None  # every support-task test example
     max_new_tokens: int = 96
+    # verified order tickets on the sample store's own orders, drafted by both models in
+    # the system pass (unverified ones cost no generation): 30 is ~60 drafts beside
+    # the ~700 of the rest of the eval
+    order_tickets: int = 30
 
 
 QUICK = DemoBudget(
@@ -68,12 +75,14 @@ QUICK = DemoBudget(
     lookalikes=4,
     knowledge=6,
     knowledge_no_answer=2,
+    orders=6,
     escalation=8,
     task_examples=8,
     split=(0.8, 0.1, 0.1),
     epochs=1.0,
     eval_limit=12,
     max_new_tokens=32,
+    order_tickets=6,  # one per status kind: a smoke test, not a measurement
 )
 
 
@@ -91,12 +100,14 @@ def apply_budget(ws: Workspace, budget: DemoBudget, base_model: str | None) -> N
             "lookalikes": budget.lookalikes,
             "knowledge": budget.knowledge,
             "knowledge_no_answer": budget.knowledge_no_answer,
+            "orders": budget.orders,
             "escalation": budget.escalation,
             "safety": {"share": budget.safety_share},
             "tasks": {"classify": n, "query_rewrite": n, "review_extract": n, "description": n},
             "split": list(budget.split),
         }
     )
+    raw.setdefault("eval", {})["order_tickets"] = budget.order_tickets
     train = raw.setdefault("train", {})
     train.update({"epochs": budget.epochs, "lr": budget.lr, "batch_tokens": budget.batch_tokens})
     if budget.train_steps:

@@ -16,6 +16,7 @@ the store gains and whether it can trust the hand-over.
 from __future__ import annotations
 
 import json
+import time
 from dataclasses import dataclass
 
 from storetune.eval.stats import rate_ci
@@ -139,6 +140,7 @@ class SystemRun:
         (and would be drafted, and counted as such, only if routing ever drafted it)."""
         from storetune.eval.order_tickets import grade, shown, summarize_orders
 
+        start = time.time()
         todo = [i for i, t in enumerate(self.orders) if t.prepared.template is None]
         messages = [self.orders[i].prepared.messages for i in todo]
         drafts = dict(zip(todo, generate(messages, "orders") if todo else [], strict=True))
@@ -149,7 +151,9 @@ class SystemRun:
             outcome = outcome_of(routed.decision.confidence, routed.decision.escalate)
             rows.append(shown(t, routed.response, outcome, verdict, reasons))
         drafted = sum(not self.orders[i].verified for i in todo)
-        return {"summary": summarize_orders(rows, drafted), "examples": rows}
+        summary = summarize_orders(rows, drafted)
+        summary["seconds"] = round(time.time() - start, 1)  # what the order tickets cost
+        return {"summary": summary, "examples": rows}
 
     def _finish(self, p, draft: dict | None, thresholds):
         """What serving does with a draft (or the store's fixed reply), recording nothing."""
