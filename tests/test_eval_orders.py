@@ -108,6 +108,8 @@ def test_verified_reply_is_right_only_with_the_cards_status_facts():
     refunded = OrderCard.from_order(ORDERS[5])
     assert grade_verified(refunded, right_reply(refunded)).verdict == "correct"
     assert grade_verified(refunded, "Order #70006 was refunded: $55.00.").verdict == "wrong"
+    policy = right_reply(refunded) + " Orders over $75.00 ship free."  # not about the refund
+    assert grade_verified(refunded, policy).verdict == "correct"
 
 
 def test_status_claims_read_negation_and_promises():
@@ -282,3 +284,20 @@ def test_eval_report_has_the_order_tickets_block(store):
         assert not any(e in text for e in EMAILS)
     line = summary_lines(report)[0]
     assert line.startswith("order tickets") and "support-v1" in line and "n=7" in line
+
+
+def test_knowledge_questions_get_their_own_summary_line_with_an_interval():
+    from storetune.eval.metrics import summarize
+    from storetune.eval.records import Grade
+    from storetune.eval.report import summary_lines
+
+    def graded(*verdicts: str) -> dict:
+        grades = [Grade(v, "knowledge", "answer") for v in verdicts]
+        return {"summary": summarize(grades + [Grade("correct", "support", "returns")])}
+
+    report = {
+        "results": {"base": graded("wrong", "wrong"), "support-v1": graded("correct", "wrong")}
+    }
+    (line,) = summary_lines(report)  # no order tickets: only the knowledge line
+    assert line.startswith("knowledge questions") and "(n=2)" in line
+    assert "support-v1 50.0% (9–91%)" in line and "base 0.0%" in line

@@ -180,11 +180,10 @@ def _foreign(card: OrderCard, reply: str, allowed: tuple[str, ...]) -> list[str]
         for m in _CARRIERS.finditer(reply)
         if m.group().lower() not in carriers
     ]
-    if (
-        card.refund
-        and money_amounts(reply)
-        and str(Decimal(card.refund)) not in money_amounts(reply)
-    ):
+    # an amount in a sentence about the refund is the refund (a policy's "$75" is not)
+    refund_talk = " ".join(x for x in re.split(r"(?<=[.!?])\s+", reply) if "refund" in x.lower())
+    said = money_amounts(refund_talk)
+    if card.refund and said and str(Decimal(card.refund)) not in said:
         out.append("a refund amount not on the order")
     keep = {a.lower() for a in allowed}
     out += ["an email address" for e in emails(reply) if e.value not in keep]
