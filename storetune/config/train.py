@@ -28,6 +28,7 @@ SUPPORT_TASKS = (
     "grounded",  # answer from retrieved snippets, category = question kind
     "no_info",  # category = irrelevant_context|missing_context
     "knowledge",  # from help-center passages, category = answer|no_answer
+    "order",  # from synthetic order cards, category = the order's state (or unverified)
     "safety",  # category = fake_product|manipulation|off_topic|injection|negotiation
 )
 ALL_TASKS = SUPPORT_TASKS + CATALOG_TASKS

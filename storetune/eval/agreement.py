@@ -3,7 +3,9 @@
 The labeled set (labeled/rubric_labeled.jsonl, stores in labeled/stores.json) holds
 responses written and scored 3/2/1 by hand from the rubric's definition, covering every
 task and safety category and the tricky cases. Each line: id, task, category, store,
-context (product cards), messages (the customer's turns), gold, response, label, note.
+context (product cards; optional passages and order: help-center passages and a verified
+order card, rendered as their prompt blocks), messages (the customer's turns), gold,
+response, label, note.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from storetune.chat.card import Card
 from storetune.errors import StoretuneError
 from storetune.eval.graders import Grader
 from storetune.eval.records import SCORE, Case, Grade, StoreFacts
@@ -20,6 +23,13 @@ from storetune.eval.records import SCORE, Case, Grade, StoreFacts
 LABELED_DIR = Path(__file__).parent / "labeled"
 LABELED_SET = LABELED_DIR / "rubric_labeled.jsonl"
 _FIELDS = ("id", "task", "category", "store", "messages", "gold", "response", "label")
+# optional context fields: help-center passages (text), a verified order card (a card
+# dict, as meta.jsonl records it), product cards (text)
+_BLOCKS = (
+    ("passages", "Help center:"),
+    ("order", "Order information:"),
+    ("context", "Product information:"),
+)
 
 
 @dataclass
@@ -94,14 +104,19 @@ def _labeled(raw: dict, stores: dict, path: Path, n: int) -> Labeled:
     if raw["store"] not in stores:
         raise StoretuneError(f"{path} line {n}: store '{raw['store']}' is not in stores.json")
     system = stores[raw["store"]]["system"]
-    if raw.get("context"):
-        system += "\nProduct information:\n" + raw["context"]
+    cards = [Card.from_dict(raw["order"])] if raw.get("order") else None
+    blocks = {**raw, "order": cards[0].render() if cards else None}
+    # the blocks in the order the prompt renderer puts them (storetune.chat.prompt)
+    for key, title in _BLOCKS:
+        if blocks.get(key):
+            system += f"\n{title}\n" + blocks[key]
     case = Case(
         [{"role": "system", "content": system}, *raw["messages"]],
         raw["gold"],
         raw["task"],
         raw["category"],
         "labeled",
+        cards,
     )
     return Labeled(
         raw["id"], case, raw["response"], raw["label"], raw.get("note", ""), raw["store"]
