@@ -8,7 +8,8 @@ reports/cache and nothing is generated here (a draft missing from the cache is a
 error). Each row keeps a subset of the hand-over signals — the model's own marker, the
 rules in code (an explicit request for a person, store.yaml's always-escalate topics),
 the learned router, the nearest past tickets — and grades what the system would then
-send, with the held-out tickets removed from the neighbours as `storetune eval` does.
+send, with the held-out tickets removed from the neighbours as `storetune eval` does;
+the last row adds the reply check (a draft answering another question is not sent).
 Rows go to reports/bench/handover.json.
 """
 
@@ -25,7 +26,8 @@ VARIANTS = {
     "marker only": {"marker"},
     "marker + rules": {"marker", "rules"},
     "marker + rules + router": {"marker", "rules", "router"},
-    "all (+ neighbours), as served": {"marker", "rules", "router", "knn"},
+    "+ neighbours (served before the reply check)": {"marker", "rules", "router", "knn"},
+    "+ reply check, as served": {"marker", "rules", "router", "knn", "reply_check"},
 }
 
 
@@ -42,6 +44,8 @@ def _keep(signals, kept: set[str]):
         s.hand_over = None
     if "knn" not in kept:
         s.knn = None
+    if "reply_check" not in kept:
+        s.off_topic = None
     return s
 
 
@@ -77,8 +81,14 @@ def run(root: Path, model: str = "support") -> dict:
             raise SystemExit(f"no cached draft for a system prompt: run 'storetune eval {model}'")
         d = drafts[key]
         routed = system.router.finish(
-            p, d["text"], [("", x) for x in d["logprobs"]], d["finish_reason"], "x",
-            thresholds, "auto", record=False,
+            p,
+            d["text"],
+            [("", x) for x in d["logprobs"]],
+            d["finish_reason"],
+            "x",
+            thresholds,
+            "auto",
+            record=False,
         )
         must = marker in case.gold
         sent_text = redact(
@@ -90,9 +100,7 @@ def run(root: Path, model: str = "support") -> dict:
             verdict = grader.grade(case, sent_text).verdict if outcome == "sent" else "n/a"
             if must and outcome == "sent":
                 verdict = "wrong"
-            rows[name].append(
-                Outcome(outcome, verdict, must, not must and case.task != "safety")
-            )
+            rows[name].append(Outcome(outcome, verdict, must, not must and case.task != "safety"))
     system.close()
     result = {
         "workspace": str(root),
