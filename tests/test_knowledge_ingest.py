@@ -294,3 +294,24 @@ def test_markdown_folder_via_cli_path(tmp_path):
     assert src["counts"]["article"] == {"read": 3, "accepted": 2, "quarantined": 1}
     assert src["rejects"] == [f"{folder / 'broken.md'} line 3: not UTF-8 text (byte 0xe9)"]
     assert [Path(f).name for f, _ in src["skipped"]] == ["notes.txt"]
+
+
+def test_articles_restricted_to_a_user_segment_are_never_stored(tmp_path):
+    """An agents-only (or signed-in-only) article must not be quoted to customers: it is
+    skipped and counted, and one stored before it was restricted is removed."""
+    export = tmp_path / "ws" / "hc"
+    public = hc_article(1, "Sizing guide", SIZING)
+    internal = hc_article(2, "Warranty", WARRANTY)
+    write_json(export / "articles.json", hc_export(public, internal))
+    ws = workspace(tmp_path / "ws", knowledge="hc")
+    assert (
+        ingest_workspace(ws, progress=False).source("knowledge").dropped.get("restricted", 0) == 0
+    )
+    assert set(stored(ws)) == {"Sizing guide", "Warranty"}
+
+    internal = hc_article(2, "Warranty", WARRANTY, user_segment_id=360001234)
+    write_json(export / "articles.json", hc_export(public, internal))
+    src = ingest_workspace(ws, progress=False).source("knowledge")
+    assert src.dropped["restricted"] == 1 and src.reconciles
+    assert src.upserts["removed"] == 1
+    assert set(stored(ws)) == {"Sizing guide"}

@@ -4,7 +4,8 @@ Formats (docs in README, "Knowledge base"):
 
 - zendesk_hc: Zendesk Help Center API pages, {"articles": [{"id", "title", "body" (HTML),
   "section_id", "locale", "updated_at", "html_url", "draft"}], "next_page": ...}; one
-  file or a folder of pages. Drafts are skipped.
+  file or a folder of pages. Drafts and articles restricted to a user segment
+  (`user_segment_id` set: signed-in users or agents only) are skipped.
 - shopify_pages / shopify_blog: Shopify Admin REST {"pages": [...]} and blog
   {"articles": [...]} with "title", "body_html", "handle", "updated_at",
   "published_at"; a null published_at (hidden) is skipped.
@@ -130,9 +131,10 @@ def _one_record(f: Path, n: int, record: Any, fmt: str, website: str, out: Knowl
         out.reject(f, where, f"{f.name} {where}: {problem}", record)
         return
     source, source_id = _identity(record, fmt)
-    if not _published(record, fmt):
-        out.read -= 1  # a draft is not published content: counted apart
-        out.dropped["draft" if fmt == "zendesk_hc" else "unpublished"] += 1
+    hidden = _hidden(record, fmt)
+    if hidden:
+        out.read -= 1  # not public content: counted apart, and removed if stored before
+        out.dropped[hidden] += 1
         out.unpublished.append((source, source_id))
         return
     body_key = "body" if fmt == "zendesk_hc" else "body_html"
@@ -176,13 +178,19 @@ def _identity(record: dict[str, Any], fmt: str) -> tuple[str, str]:
     return "shopify_article", sid(record["id"])
 
 
-def _published(record: dict[str, Any], fmt: str) -> bool:
+def _hidden(record: dict[str, Any], fmt: str) -> str:
+    """Why a customer cannot read this article ("" when anyone can): a reply must not
+    quote what the store keeps from its customers."""
     if fmt == "zendesk_hc":
-        return record.get("draft") is not True
+        if record.get("draft") is True:
+            return "draft"
+        # an article visible only to a user segment (signed-in users, agents): Zendesk
+        # sets user_segment_id to null for articles everyone can see
+        return "restricted" if record.get("user_segment_id") is not None else ""
     if record.get("published") is False:
-        return False
+        return "unpublished"
     # Shopify writes published_at: null for a hidden page or article.
-    return not ("published_at" in record and not record["published_at"])
+    return "unpublished" if "published_at" in record and not record["published_at"] else ""
 
 
 def _article(
