@@ -513,6 +513,8 @@ def _print_ops(ops) -> None:
         f"{c.monthly_tickets:,.0f} tickets a month: hosted API {c.hosted_monthly:,.2f} vs local "
         f"{c.local_monthly:,.2f} {c.assumptions.currency} (assumptions in the HTML report)"
     )
+    for note in ops.notes:
+        console.print(f"note: {note}")
 
 
 @app.command()

@@ -206,7 +206,38 @@ def ops_report(
         report.notes.append(
             "time to draft is measured on helpdesk tickets (webhook to note); none in the window"
         )
+    report.notes += _undelivered(conn)
     return report
+
+
+def _undelivered(conn: sqlite3.Connection) -> list[str]:
+    """Notes and replies a helpdesk has refused so far: the worker retries them with
+    backoff (nothing is dropped), and a refusal that will not heal by waiting (bad
+    credentials, a deleted ticket) needs a person to see it here."""
+    if not _has_table(conn, "helpdesk_outbox"):
+        return []
+    rows = conn.execute(
+        """SELECT helpdesk, COUNT(*), MAX(attempts) FROM helpdesk_outbox
+           WHERE sent_at IS NULL AND attempts > 0 GROUP BY helpdesk ORDER BY helpdesk"""
+    ).fetchall()
+    notes = []
+    for helpdesk, n, attempts in rows:
+        (error,) = conn.execute(
+            """SELECT last_error FROM helpdesk_outbox WHERE helpdesk = ? AND sent_at IS NULL
+               AND attempts > 0 ORDER BY id DESC LIMIT 1""",
+            (helpdesk,),
+        ).fetchone()
+        notes.append(
+            f"{helpdesk}: {n} request(s) not delivered yet, up to {attempts} attempt(s); "
+            f"last error: {error} (retried with backoff; check the credentials if it is 401/403)"
+        )
+    return notes
+
+
+def _has_table(conn: sqlite3.Connection, name: str) -> bool:
+    return bool(
+        conn.execute("SELECT COUNT(*) FROM sqlite_master WHERE name = ?", (name,)).fetchone()[0]
+    )
 
 
 def _topic(signals: str) -> str:
@@ -221,10 +252,7 @@ def _topic(signals: str) -> str:
 def _draft_seconds(conn: sqlite3.Connection, start: date, today: date) -> list[float]:
     """Helpdesk tickets: from their creation in the helpdesk (or the webhook, when the
     helpdesk sent no time) to the moment the helpdesk accepted storetune's note."""
-    has_tables = conn.execute(
-        "SELECT COUNT(*) FROM sqlite_master WHERE name = 'helpdesk_outbox'"
-    ).fetchone()[0]
-    if not has_tables:
+    if not _has_table(conn, "helpdesk_outbox"):
         return []
     rows = conn.execute(
         """SELECT COALESCE(h.ticket_created, h.received), o.sent_at FROM helpdesk_tickets h

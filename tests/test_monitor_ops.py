@@ -129,3 +129,25 @@ def test_monitor_command_prints_the_ops_numbers_and_takes_cost_options(ws):
     assert saved["local_energy_monthly"] == 0 and saved["assumptions"]["currency"] == "EUR"
     bad = CliRunner().invoke(app, [*args, "--cost", "pricey=1"])
     assert bad.exit_code != 0 and "--cost" in str(bad.exception or bad.output)
+
+
+def test_requests_a_helpdesk_keeps_refusing_are_shown_to_a_person(ws):
+    """The worker retries refused notes forever (nothing dropped); a refusal waiting
+    will not heal (bad credentials) must reach a person through the monitor."""
+    from typer.testing import CliRunner
+
+    from storetune.cli import app
+
+    ReviewQueue(ws.db_path)
+    store = HelpdeskStore(ws.db_path)
+    store.enqueue("zendesk", "7", NOTE, "PUT", "/api/v2/tickets/7.json", {})
+    store.enqueue("zendesk", "8", NOTE, "PUT", "/api/v2/tickets/8.json", {})
+    assert monitor(ws, weeks=1, today=TODAY, plot=False).ops.notes[-1].startswith("time to")
+    for item in store.due(1e12, ["zendesk"]):
+        store.failed(item, "HTTP 401: Couldn't authenticate you", 0.0)
+    store.failed(store.due(1e12, ["zendesk"])[0], "HTTP 401: Couldn't authenticate you", 0.0)
+    notes = monitor(ws, weeks=1, today=TODAY, plot=False).ops.notes
+    assert any("zendesk: 2 request(s) not delivered yet, up to 2 attempt(s)" in n for n in notes)
+    assert any("HTTP 401" in n for n in notes)
+    result = CliRunner().invoke(app, ["-w", str(ws.root), "monitor", "--weeks", "1"])
+    assert result.exit_code == 0 and "not delivered yet" in " ".join(result.output.split())
