@@ -320,3 +320,102 @@ def test_a_verified_customer_gets_suggestions_from_their_own_order(
     # someone else asking about that order gets no order, and no suggestion from it
     body = post(client, message, customer={"email": "p1@example.com"})
     assert body["response"] == ASK_FOR_ORDER
+
+
+# ---- status replies read off the card -------------------------------------------------------
+
+
+def _order(name: str, **changes) -> Order:
+    return replace(ana_order(), name=name, **changes)
+
+
+TWO_LINES = [
+    OrderLine("Granite Trail Thermos", 1, Decimal("29.00"), "THERM-1", "", "fulfilled"),
+    OrderLine("Quiet Pines Hammock", 1, Decimal("59.00"), "HAM-2", "", ""),
+]
+STATUS_ORDERS = {
+    "shipped": _order("#78001"),
+    "delivered": _order(
+        "#78002",
+        fulfillments=[
+            replace(
+                ana_order().fulfillments[0],
+                shipment_status="delivered",
+                delivered_at="2025-03-05T12:00:00Z",
+            )
+        ],
+    ),  # fmt: skip
+    "processing": _order("#78003", fulfillment_status="", fulfillments=[]),
+    "cancelled": _order(
+        "#78004",
+        fulfillments=[],
+        cancelled_at="2025-03-01T18:00:00Z",
+        financial_status="refunded",
+        refunded_amount=Decimal("129.00"),
+    ),  # fmt: skip
+    "refunded": _order(
+        "#78005", fulfillments=[], financial_status="refunded", refunded_amount=Decimal("129.00")
+    ),
+    "partial": _order("#78006", fulfillment_status="partial", lines=TWO_LINES),
+}
+
+
+@pytest.mark.parametrize("kind", sorted(STATUS_ORDERS))
+def test_status_reply_states_the_cards_status_and_nothing_else(kind, workspace):
+    from storetune.eval.orders import grade_verified, kind_of
+    from storetune.serve.order_reply import status_reply
+
+    card = OrderCard.from_order(STATUS_ORDERS[kind])
+    assert kind_of(card) == kind
+    reply = status_reply(card, workspace.config())
+    # graded by the eval's order grader: the status said, tracking once shipped, no foreign fact
+    assert grade_verified(card, reply).verdict == "correct", reply
+    assert card.number in reply
+
+
+def test_status_reply_takes_policy_numbers_from_store_yaml(workspace):
+    from storetune.serve.order_reply import status_reply
+
+    cfg = workspace.config().model_copy(deep=True)
+    cfg.policies.shipping.processing_days = 3
+    card = OrderCard.from_order(STATUS_ORDERS["processing"])
+    assert "within 3 business day(s)" in status_reply(card, cfg)
+
+
+@pytest.fixture
+def reads_as(monkeypatch):
+    """Routing as if the version's router read every ticket as `kind`."""
+    from storetune.models.router import RouterPrediction
+    from storetune.serve.routing import TicketRouter
+
+    def set_kind(kind: str) -> None:
+        reading = RouterPrediction(kind, 0.9, {kind: 0.9, "returns": 0.1})
+        monkeypatch.setattr(TicketRouter, "_read", lambda self, *a: reading)
+
+    return set_kind
+
+
+def test_a_status_question_on_a_verified_order_is_answered_from_the_card(
+    client, scripted, reads_as, workspace
+):
+    from storetune.serve.order_reply import status_reply
+
+    reads_as("order_status")
+    body = post(client, "any news on #77001?", customer={"email": ANA})
+    assert scripted.prompts == []  # no generation: a lookup, read off the card
+    card = OrderCard.from_order(ana_order())
+    assert body["response"] == status_reply(card, workspace.config())
+    assert TRACKING in body["response"] and URL in body["response"]
+    assert body["escalate"] is False and body["confidence"] == "high"
+    # an unverified requester still gets the fixed ask, whatever the router reads
+    other = post(client, "any news on #77001?", customer={"email": BO})
+    assert other["response"] == ASK_FOR_ORDER and TRACKING not in json.dumps(other)
+
+
+def test_other_questions_about_a_verified_order_still_go_to_the_model(client, scripted, reads_as):
+    scripted.reply = quote_the_card
+    reads_as("damaged_missing")
+    body = post(client, "order #77001 arrived broken", customer={"email": ANA})
+    assert len(scripted.prompts) == 1  # judgement: the model drafts, with the card shown
+    assert "Order information:" in scripted.prompts[-1][0][0]["content"]
+    assert body["signals"]["order"] == "verified"

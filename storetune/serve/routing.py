@@ -46,6 +46,7 @@ from storetune.retrieval.index import HybridIndex, Retrieval, index_exists
 from storetune.retrieval.knn import KnnOpinion, TicketClassifier
 from storetune.retrieval.passages import PassageHit
 from storetune.serve.guard import Evidence, Finding, Guard, redact
+from storetune.serve.order_reply import asks_status, status_reply
 from storetune.serve.orders import (
     ASK_FOR_ORDER,
     OrderContext,
@@ -361,6 +362,12 @@ class TicketRouter:
             template = self.cfg.escalation.templates.get(reading.label)
         elif order.ask and not hand_over and not topic:
             template = ASK_FOR_ORDER  # fixed: the same words whatever the order database holds
+        elif order.card is not None and not hand_over and not topic and asks_status(reading):
+            # read off the card (serve.order_reply); braces doubled so `fill` keeps a URL's
+            template = status_reply(order.card, self.cfg).replace("{", "{{").replace("}", "}}")
+            # past order tickets went to a person because only a person could look the
+            # order up; this reply is that lookup, so their hand-overs are not a signal here
+            knn = None
         return Prepared(
             ticket,
             retrieval,
