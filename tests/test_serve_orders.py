@@ -388,8 +388,8 @@ def reads_as(monkeypatch):
     from storetune.models.router import RouterPrediction
     from storetune.serve.routing import TicketRouter
 
-    def set_kind(kind: str) -> None:
-        reading = RouterPrediction(kind, 0.9, {kind: 0.9, "returns": 0.1})
+    def set_kind(kind: str, p: float = 0.9) -> None:
+        reading = RouterPrediction(kind, p, {kind: p, "returns": 1 - p})
         monkeypatch.setattr(TicketRouter, "_read", lambda self, *a: reading)
 
     return set_kind
@@ -419,3 +419,13 @@ def test_other_questions_about_a_verified_order_still_go_to_the_model(client, sc
     assert len(scripted.prompts) == 1  # judgement: the model drafts, with the card shown
     assert "Order information:" in scripted.prompts[-1][0][0]["content"]
     assert body["signals"]["order"] == "verified"
+
+
+def test_a_weak_order_reading_alone_does_not_ask_for_an_order_number(client, scripted, reads_as):
+    reads_as("order_status", 0.21)  # what the demo's router read for this very message
+    body = post(client, "Hi! Can I order the Highline Socks in XL / Ochre today?")
+    assert body["signals"]["order"] == "none" and body["response"] != ASK_FOR_ORDER
+    assert len(scripted.prompts) == 1
+    reads_as("order_status", 0.6)
+    sure = post(client, "it still says label created, is it actually shipped?")
+    assert sure["signals"]["order"] == "unverified" and sure["response"] == ASK_FOR_ORDER

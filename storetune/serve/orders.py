@@ -40,6 +40,9 @@ _ABOUT_ORDER = re.compile(
     re.I,
 )
 ORDER_KINDS = ("order_status", "damaged_missing")  # router kinds that ask about an order
+# How sure the router must be that a ticket is about an order before its reading alone
+# (no number named, no "where is my order") makes routing look for one.
+ORDER_READING_MIN = 0.4
 # Without a router: a request for a suggestion ("what goes with it?").
 _SUGGEST = re.compile(
     r"\b(?:recommend|suggest|goes? (?:well )?with|go(?:es)? together|pair (?:it|with)|"
