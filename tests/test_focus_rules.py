@@ -217,3 +217,34 @@ def test_a_draft_answering_another_question_is_never_high():
     decision = decide(Signals(False, -0.01, -0.1, "stop", off_topic=off), Thresholds())
     assert decision.confidence == "medium" and off in decision.reasons
     assert not decision.escalate
+
+
+@pytest.mark.parametrize(
+    ("texts", "ceiling"),
+    [
+        (["what jackets do you hvae below $150? cheers"], "150"),
+        (["hi there - any boots for less than 250 bucks?"], "250"),
+        (["tents up to 1,200 dollars", "and a stove under €80"], "80"),  # the latest wins
+        (["a bag rated below 20 degrees, under 2 kg"], None),  # not money
+        (["how much is the Tamarack jacket?"], None),
+    ],
+)
+def test_the_customers_price_ceiling_is_read_from_their_words(texts, ceiling):
+    from decimal import Decimal
+
+    from storetune.serve.rules import budget
+
+    assert budget(texts) == (Decimal(ceiling) if ceiling else None)
+
+
+def test_a_suggestion_over_the_customers_budget_is_not_sent_unread():
+    from storetune.serve.rules import over_budget
+
+    ask = ["Which jackets do you have below $150?"]
+    why = over_budget(ask, "The Stillwater 800-Fill Hoody is $199.00.")
+    assert why and "199.00" in why and "150" in why
+    assert over_budget(ask, "The Pika Storm Shell is $139.00.") is None
+    assert over_budget(["any jackets?"], "The Stillwater Hoody is $199.00.") is None
+    s = Signals(False, -0.01, -0.1, "stop", over_budget=why)
+    decision = decide(s, Thresholds())
+    assert decision.confidence == "medium" and why in decision.reasons

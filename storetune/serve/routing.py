@@ -57,7 +57,7 @@ from storetune.serve.orders import (
     often_bought_card,
     requester_email,
 )
-from storetune.serve.rules import asks_for_person, degenerate, handover_line
+from storetune.serve.rules import asks_for_person, degenerate, handover_line, over_budget
 from storetune.store import db
 from storetune.store.review import NewTicket, ReviewQueue, conversation, thread_turns
 from storetune.workspace import Workspace
@@ -130,6 +130,7 @@ class Signals:
     degenerate: str | None = None  # why the draft must not be sent
     order: str = "none"  # none | verified | unverified: never which order, nor if it exists
     off_topic: str | None = None  # why the draft seems to answer another question
+    over_budget: str | None = None  # a price above the ceiling the customer set
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -138,6 +139,7 @@ class Signals:
             "degenerate": self.degenerate,
             "order": self.order,
             "off_topic": self.off_topic,
+            "over_budget": self.over_budget,
             "marker": self.marker,
             "mean_logprob": _round(self.mean_logprob),
             "min_logprob": _round(self.min_logprob),
@@ -210,6 +212,9 @@ def decide(s: Signals, t: Thresholds, marker: str = "[ESCALATE]") -> Decision:
     if s.off_topic:
         sure = False
         reasons.append(s.off_topic)
+    if s.over_budget:
+        sure = False
+        reasons.append(s.over_budget)
     if s.finish_reason == "length":
         sure = False
         reasons.append("the reply was cut at the token limit")
@@ -515,6 +520,7 @@ class TicketRouter:
             None if p.template else degenerate(draft),
             p.order,
             None if p.template else self._off_topic(p, draft),
+            None if p.template else over_budget(_customer_turns(p), draft),
         )
         decision = decide(signals, thresholds, marker)
         if p.template is not None:
@@ -605,6 +611,10 @@ def passage_source(card: PassageCard, hit: PassageHit) -> dict[str, Any]:
 def _guard_from(conn: sqlite3.Connection) -> Guard:
     rows = conn.execute("SELECT title, product_type FROM products").fetchall()
     return Guard([r[0] for r in rows], {r[1] for r in rows if r[1]})
+
+
+def _customer_turns(p: Prepared) -> list[str]:
+    return [m["content"] for m in p.messages[1:] if m["role"] == "user"]
 
 
 def _hand_over(

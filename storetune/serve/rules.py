@@ -12,8 +12,10 @@ from __future__ import annotations
 
 import re
 import string
+from decimal import Decimal
 
 from storetune.config import StoreConfig
+from storetune.facts import money_amounts
 
 # "talk to a human", "speak with someone", "real person pls", "connect me to an agent",
 # "can I call someone", "I want a manager" — the verb and the person, near each other.
@@ -58,6 +60,37 @@ def degenerate(draft: str, max_sentences: int = 12) -> str | None:
     if len(sentences) > max_sentences:
         return f"the draft runs past {max_sentences} sentences"
     return None
+
+
+# "under $150", "less than 250 bucks", "up to 80 euros": a ceiling the customer set. A
+# number needs a currency sign or word, so "under 2 kg" or "below 20 degrees" is none.
+_BUDGET = re.compile(
+    r"\b(?:under|below|less than|no more than|not more than|at most|max(?:imum)?(?: of)?|"
+    r"up to|cheaper than|within)\s+(?:a\s+)?(?:[$€£]\s?(?P<a>\d[\d,]*(?:\.\d+)?)"
+    r"|(?P<b>\d[\d,]*(?:\.\d+)?)\s?(?:bucks|dollars|usd|eur|euros?|pounds|gbp|[$€£]))",
+    re.I,
+)
+
+
+def budget(texts: list[str]) -> Decimal | None:
+    """The customer's latest price ceiling, if a message sets one."""
+    for text in reversed(texts):
+        found = [Decimal((m["a"] or m["b"]).replace(",", "")) for m in _BUDGET.finditer(text)]
+        if found:
+            return min(found)
+    return None
+
+
+def over_budget(customer_texts: list[str], draft: str) -> str | None:
+    """Why a draft must not go out unread: it names a price above the customer's ceiling
+    ("jackets below $150?" answered with a $199 one)."""
+    ceiling = budget(customer_texts)
+    if ceiling is None:
+        return None
+    over = sorted(a for a in (Decimal(x) for x in money_amounts(draft)) if a > ceiling)
+    if not over:
+        return None
+    return f"the draft names a price ({over[0]}) above the customer's budget ({ceiling})"
 
 
 def store_facts(cfg: StoreConfig) -> dict[str, str]:
