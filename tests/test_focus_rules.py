@@ -4,6 +4,7 @@ and serve time, policy changes without retraining, no looping draft sent, fixed 
 from __future__ import annotations
 
 import random
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -248,3 +249,17 @@ def test_a_suggestion_over_the_customers_budget_is_not_sent_unread():
     s = Signals(False, -0.01, -0.1, "stop", over_budget=why)
     decision = decide(s, Thresholds())
     assert decision.confidence == "medium" and why in decision.reasons
+
+
+def test_a_draft_pasting_a_passage_heading_is_never_sent():
+    from storetune.chat.card import PassageCard
+    from storetune.serve.routing import _heads
+    from storetune.serve.rules import pasted_markup
+
+    card = PassageCard(title="Warranty", heading="Damage on arrival", text="Report within 7 days.")
+    heads = _heads(SimpleNamespace(cards=[card]))
+    draft = f"{card.render().splitlines()[0]} Thanks for the information."
+    assert pasted_markup(draft, heads)
+    assert pasted_markup("Report damage within 7 days of delivery.", heads) is None
+    s = Signals(False, -0.01, -0.1, "stop", degenerate=pasted_markup(draft, heads))
+    assert decide(s, Thresholds()).confidence == "low"

@@ -57,7 +57,13 @@ from storetune.serve.orders import (
     often_bought_card,
     requester_email,
 )
-from storetune.serve.rules import asks_for_person, degenerate, handover_line, over_budget
+from storetune.serve.rules import (
+    asks_for_person,
+    degenerate,
+    handover_line,
+    over_budget,
+    pasted_markup,
+)
 from storetune.store import db
 from storetune.store.review import NewTicket, ReviewQueue, conversation, thread_turns
 from storetune.workspace import Workspace
@@ -517,7 +523,7 @@ class TicketRouter:
             "calibrated" if thresholds.calibrated else "default",
             p.reading,
             p.hand_over,
-            None if p.template else degenerate(draft),
+            None if p.template else degenerate(draft) or pasted_markup(draft, _heads(p)),
             p.order,
             None if p.template else self._off_topic(p, draft),
             None if p.template else over_budget(_customer_turns(p), draft),
@@ -611,6 +617,11 @@ def passage_source(card: PassageCard, hit: PassageHit) -> dict[str, Any]:
 def _guard_from(conn: sqlite3.Connection) -> Guard:
     rows = conn.execute("SELECT title, product_type FROM products").fetchall()
     return Guard([r[0] for r in rows], {r[1] for r in rows if r[1]})
+
+
+def _heads(p: Prepared) -> list[str]:
+    """The passage heads the prompt showed, as a draft would copy them."""
+    return [f"[{c.label()}]" for c in p.cards if isinstance(c, PassageCard)]
 
 
 def _customer_turns(p: Prepared) -> list[str]:

@@ -93,6 +93,14 @@ def over_budget(customer_texts: list[str], draft: str) -> str | None:
     return f"the draft names a price ({over[0]}) above the customer's budget ({ceiling})"
 
 
+def pasted_markup(draft: str, heads: list[str]) -> str | None:
+    """Why a draft must not be sent: it copies the prompt's markup (a help-center
+    passage's "[Title > Section]" head) instead of answering in words."""
+    if any(h and h in draft for h in heads):
+        return "the draft pastes a help-center passage's heading"
+    return None
+
+
 def store_facts(cfg: StoreConfig) -> dict[str, str]:
     """The values a template may use, from store.yaml only."""
     contact = cfg.policies.contact
