@@ -28,14 +28,14 @@ def _median(values: list[float]) -> float:
 
 
 def llama_cpp_reference(
-    base_gguf: Path, lora: Path, prompts: list[list[int]], threads: int, eos: int
+    base_gguf: Path, lora: Path | None, prompts: list[list[int]], threads: int, eos: int
 ) -> dict:
     """llama.cpp's high-level loop: prefill, greedy decode, TTFT with the prefix cached."""
     from llama_cpp import Llama
 
     llm = Llama(
         model_path=str(base_gguf),
-        lora_path=str(lora),
+        lora_path=str(lora) if lora else None,
         n_ctx=4096,
         n_threads=threads,
         n_threads_batch=threads,
@@ -126,9 +126,12 @@ def compare(ws, questions: list[str], route_messages: list[str]) -> dict:
             out[f"storetune_{kind}"] = figures
             if kind == "llamacpp":
                 prompts = [chat_ids(engine.tokenizer, c) for c in convs]
+                adapter = engine._lora_files[engine.resolve("support").adapter_key]
+                # the same weights as the engine: the merged copy, or the base + LoRA
+                weights, lora = (adapter, None) if engine.merged else (engine.llama.path, adapter)
                 out["llama_cpp"] = llama_cpp_reference(
-                    engine.llama.path,
-                    engine._lora_files[engine.resolve("support").adapter_key],
+                    weights,
+                    lora,
                     prompts,
                     threads,
                     engine.tokenizer.eos_token_id,

@@ -2,7 +2,9 @@
 batched decoding of several sequences in one context.
 
 One `LlamaModel` holds the base weights once. Each adapter gets its own `Context`
-(its own key/value cache, the LoRA applied by llama.cpp at run time), so a prompt
+(its own key/value cache, the LoRA applied by llama.cpp at run time — or, for a small
+base, its own merged copy of the weights, `merged_gguf`: on the default model 1.3x the
+decode speed with the same greedy tokens), so a prompt
 prefix cached under one adapter is never reused under another (llama.cpp#26207 is
 that bug in llama-server). A context decodes up to `slots` sequences together in
 one `llama_decode` per step, the way llama-server's parallel slots do; one extra
@@ -136,6 +138,39 @@ def adapter_gguf(adapter_dir: Path, base_dir: Path, outtype: str = DEFAULT_OUTTY
     """A registry version's adapter as a GGUF LoRA, converted once, kept beside it."""
     path = Path(adapter_dir) / "gguf" / f"adapter.{outtype}.gguf"
     return _cached(path, lambda tmp: convert_lora_to_gguf(adapter_dir, base_dir, tmp, outtype))
+
+
+def merged_gguf(adapter_dir: Path, base_dir: Path, outtype: str = DEFAULT_OUTTYPE) -> Path:
+    """A registry version with its adapter folded into the base weights (peft's merge in
+    fp32), as GGUF: converted once, kept beside the adapter."""
+    path = Path(adapter_dir) / "gguf" / f"merged.{outtype}.gguf"
+
+    def write(tmp: Path) -> None:
+        import tempfile
+
+        from storetune.runtime import load_merged
+
+        model, tokenizer = load_merged(Path(adapter_dir), Path(base_dir))
+        with tempfile.TemporaryDirectory(prefix="storetune-merge-") as d:
+            model.save_pretrained(d)
+            tokenizer.save_pretrained(d)
+            del model
+            convert_hf_to_gguf(Path(d), tmp, outtype, Path(base_dir).name)
+
+    return _cached(path, write)
+
+
+# Below this size a merged copy per adapter costs little memory (the default model:
+# 270 MB in f16) and decodes faster than the LoRA applied at run time.
+MERGE_BELOW_BYTES = 1 << 30
+
+
+def merge_adapters(mode: str, base: Path) -> bool:
+    """Whether adapters run as merged copies: `mode` yes | no | auto (when the base
+    GGUF is under MERGE_BELOW_BYTES)."""
+    if mode in ("yes", "no"):
+        return mode == "yes"
+    return Path(base).stat().st_size < MERGE_BELOW_BYTES
 
 
 def available() -> bool:

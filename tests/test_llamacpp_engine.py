@@ -61,10 +61,14 @@ def engines(registry, **llama_kwargs):
     return torch_engine, llama_engine
 
 
-def test_llamacpp_engine_decodes_like_torch_for_base_and_each_adapter(registry):
+@pytest.mark.parametrize("merge", ["yes", "no"])
+def test_llamacpp_engine_decodes_like_torch_for_base_and_each_adapter(registry, merge):
     # two caches for three models: each switch empties the least recently used cache
-    # and hands it to the next adapter, so no prefix computed under one serves another
-    torch_engine, llama_engine = engines(registry, max_contexts=2)
+    # and hands it to the next adapter (LoRA), or closes it with its merged weights and
+    # opens the next adapter's, so no prefix computed under one serves another
+    torch_engine, llama_engine = engines(registry, max_contexts=2, merge_adapters=merge)
+    files = {p.name for p in llama_engine._lora_files.values()}
+    assert files == ({"merged.f32.gguf"} if merge == "yes" else {"adapter.f32.gguf"})
     try:
         for model in ("base", "support@v1", "support@v2", "support@v1"):
             for q in QUESTIONS:
@@ -184,3 +188,15 @@ def test_eval_generation_on_llama_cpp_matches_torch(registry):
     for i in same:
         assert got[i]["finish_reason"] == want[i]["finish_reason"]
         assert got[i]["logprobs"] == pytest.approx(want[i]["logprobs"], abs=0.2)
+
+
+def test_adapters_merge_by_default_only_below_the_size_limit(tmp_path, monkeypatch):
+    from storetune import llamacpp
+
+    small = tmp_path / "small.gguf"
+    small.write_bytes(b"x" * 10)
+    assert llamacpp.merge_adapters("auto", small)
+    assert not llamacpp.merge_adapters("no", small)
+    monkeypatch.setattr(llamacpp, "MERGE_BELOW_BYTES", 10)
+    assert not llamacpp.merge_adapters("auto", small)  # a large base: LoRA at run time
+    assert llamacpp.merge_adapters("yes", small)

@@ -82,6 +82,13 @@ class ServeConfig(_Strict):
         description="Weight type of the llamacpp engine's GGUF copies; f16 matches torch's "
         "greedy output, q8_0 is faster and drifts after a few tokens.",
     )
+    merge_adapters: Literal["auto", "yes", "no"] = Field(
+        "auto",
+        description="llamacpp engine: run each adapter as its own GGUF copy with the "
+        "LoRA folded into the weights (faster decode; one copy of the model per adapter "
+        "in memory) instead of applying it at run time; auto: when the base GGUF is "
+        "under 1 GiB.",
+    )
     context_tokens: int = Field(
         8192,
         ge=512,

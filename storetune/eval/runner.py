@@ -132,40 +132,62 @@ def _load_engine(ws, info: dict, version_dir: Path, ecfg, log):
 
     base = Path(info["base_model_path"])
     fingerprint = info["base_model_fingerprint"]
-    gguf_type = ws.config().serve.gguf_type
+    serve = ws.config().serve
+    gguf_type = serve.gguf_type
     kind = llamacpp.choose_engine(ecfg.engine)
     if kind == "llamacpp" and (
         ecfg.engine == "llamacpp" or llamacpp.convertible(base, fingerprint, gguf_type)
     ):
-        log(f"generating with llama.cpp ({gguf_type} GGUF copies of the base and adapter)")
-        return LlamaEval(base, fingerprint, version_dir, gguf_type), load_tokenizer(base)
+        lm = LlamaEval(base, fingerprint, version_dir, gguf_type, serve.merge_adapters)
+        how = "the adapter merged into its own copy" if lm.merged else "the adapter as LoRA"
+        log(f"generating with llama.cpp ({gguf_type} GGUF copies of the base; {how})")
+        return lm, load_tokenizer(base)
     return load_for_inference(base, version_dir, bf16_supported())
 
 
 class LlamaEval:
-    """The base and a version's adapter in llama.cpp, one context each (made on first use)."""
+    """The base and a version's adapter in llama.cpp, one context each (made on first use);
+    the adapter as a run-time LoRA, or folded into its own copy of the weights as serving
+    runs it (`serve.merge_adapters`)."""
 
-    def __init__(self, base: Path, fingerprint: str, version_dir: Path, gguf_type: str) -> None:
+    def __init__(
+        self, base: Path, fingerprint: str, version_dir: Path, gguf_type: str, merge: str = "no"
+    ) -> None:
         from storetune import llamacpp
 
         self.model = llamacpp.LlamaModel(llamacpp.base_gguf(base, fingerprint, gguf_type))
-        self.lora = llamacpp.adapter_gguf(version_dir, base, gguf_type)
+        self.merged = llamacpp.merge_adapters(merge, self.model.path)
+        self.lora = None
+        self.adapted = self.model
+        if self.merged:
+            self.adapted = llamacpp.LlamaModel(llamacpp.merged_gguf(version_dir, base, gguf_type))
+        else:
+            self.lora = llamacpp.adapter_gguf(version_dir, base, gguf_type)
         self.contexts: dict[bool, object] = {}
-        self.label = f"llamacpp-{gguf_type}"  # replies differ slightly from torch's: own cache
+        self.gguf_type = gguf_type
+
+    def label(self, disable_adapter: bool) -> str:
+        """The reply cache's label: replies differ slightly from torch's, and a merged
+        adapter's from a run-time LoRA's, so each keeps its own."""
+        merged = "-merged" if self.merged and not disable_adapter else ""
+        return f"llamacpp-{self.gguf_type}{merged}"
 
     def context(self, disable_adapter: bool, slots: int, n_ctx: int):
+        weights = self.model if disable_adapter else self.adapted
         lora = None if disable_adapter else self.lora
         if disable_adapter not in self.contexts:
-            self.contexts[disable_adapter] = self.model.context(lora, slots, n_ctx)
+            self.contexts[disable_adapter] = weights.context(lora, slots, n_ctx)
         ctx = self.contexts[disable_adapter]
         if ctx.n_ctx < n_ctx:  # longer prompts than the context was made for
             ctx.close()
-            ctx = self.contexts[disable_adapter] = self.model.context(lora, slots, n_ctx)
+            ctx = self.contexts[disable_adapter] = weights.context(lora, slots, n_ctx)
         return ctx
 
     def close(self) -> None:
         for ctx in self.contexts.values():
             ctx.close()
+        if self.adapted is not self.model:
+            self.adapted.close()
         self.model.close()
 
 
@@ -196,7 +218,7 @@ def _generator(ws, lm, tokenizer, cache_label, disable_adapter, max_new_tokens, 
     by conversation so the system pass reuses every draft whose prompt the model pass
     already ran."""
     if isinstance(lm, LlamaEval):
-        cache_label = f"{cache_label}.{lm.label}"
+        cache_label = f"{cache_label}.{lm.label(disable_adapter)}"
     cache = ScoredCache(ws.reports_dir / "cache" / f"{cache_label}.scored.jsonl")
 
     def generate(conversations: list[list[dict]], stage: str) -> list[dict]:

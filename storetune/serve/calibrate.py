@@ -212,6 +212,7 @@ def _engine(ws: Workspace, label: str, version_dir: Path, info: dict):
         gguf_type=serve.gguf_type,
         context_tokens=serve.context_tokens,
         threads=serve.threads,
+        merge_adapters=serve.merge_adapters,
     )
 
 

@@ -203,13 +203,15 @@ class Engine:
         context_tokens: int = 8192,
         max_contexts: int = 2,
         threads: int | None = None,
+        merge_adapters: str = "auto",
     ) -> None:
         """`adapters` maps a served name (e.g. "support" or "support@v2") to an adapter dir.
 
         `engine` is what generates: "torch" (transformers + peft), "llamacpp" (llama.cpp
         on GGUF copies of the base and of each adapter, `gguf_type` weights, one
-        `context_tokens` key/value cache per adapter) or "auto" (llamacpp if installed
-        and able to run this base model)."""
+        `context_tokens` key/value cache per adapter; `merge_adapters` yes/no/auto: each
+        adapter as its own merged copy of the weights instead of a run-time LoRA) or
+        "auto" (llamacpp if installed and able to run this base model)."""
         self.base_path = Path(base_path)
         self.base_name = base_name or self.base_path.name
         self.registry_root = registry_root
@@ -226,6 +228,7 @@ class Engine:
         self.context_tokens = context_tokens
         self.max_contexts = max_contexts
         self.threads = threads
+        self.merge_mode = merge_adapters
         self._load(bf16 if bf16 is not None else default_bf16(), adapters or {}, progress)
         self.default_model = default_model or ("support" if "support" in self._entries else BASE)
         self.resolve(self.default_model)  # fail at start-up, not on the first request
@@ -299,8 +302,9 @@ class Engine:
 
         gguf = llamacpp.base_gguf(self.base_path, self._fingerprint(), self.gguf_type)
         self.llama = llamacpp.LlamaModel(gguf, threads=self.threads)
+        self.merged = llamacpp.merge_adapters(self.merge_mode, gguf)
         self._contexts: OrderedDict[str | None, llamacpp.Context] = OrderedDict()
-        self._lora_files: dict[str, Path] = {}
+        self._lora_files: dict[str, Path] = {}  # adapter key -> its GGUF (LoRA or merged)
         try:
             generation = GenerationConfig.from_pretrained(self.base_path)
         except OSError:  # no generation_config.json: the config's end token is the rule
@@ -312,6 +316,8 @@ class Engine:
         """llama.cpp engine: the adapter's own context (its key/value cache). At most
         `max_contexts` exist; past that the least recently used one is emptied and
         handed to this adapter (memory stays bounded, caches never cross adapters)."""
+        if self.merged:
+            return self._merged_context(adapter_key)
         lora = self._lora_files[adapter_key] if adapter_key is not None else None
         if adapter_key in self._contexts:
             self._contexts.move_to_end(adapter_key)
@@ -324,13 +330,36 @@ class Engine:
             self._contexts[adapter_key] = self.llama.context(lora, self.max_batch, n_ctx)
         return self._contexts[adapter_key]
 
+    def _merged_context(self, adapter_key: str | None):
+        """context_for with merged adapters: each adapter's context is made from its own
+        weights; the least recently used one past `max_contexts` is closed with them."""
+        from storetune import llamacpp
+
+        if adapter_key in self._contexts:
+            self._contexts.move_to_end(adapter_key)
+            return self._contexts[adapter_key]
+        if len(self._contexts) >= self.max_contexts:
+            old, ctx = self._contexts.popitem(last=False)
+            ctx.close()
+            if old is not None:
+                ctx.model.close()
+        weights = (
+            self.llama
+            if adapter_key is None
+            else llamacpp.LlamaModel(self._lora_files[adapter_key], threads=self.threads)
+        )
+        n_ctx = max(self.context_tokens, self.context_length)
+        self._contexts[adapter_key] = weights.context(None, self.max_batch, n_ctx)
+        return self._contexts[adapter_key]
+
     def _attach(self, entry: ModelEntry) -> None:
         """Load an adapter's weights beside the base (worker thread or start-up only)."""
         if entry.adapter_key not in self._loaded:
             if self.kind == "llamacpp":
                 from storetune import llamacpp
 
-                self._lora_files[entry.adapter_key] = llamacpp.adapter_gguf(
+                convert = llamacpp.merged_gguf if self.merged else llamacpp.adapter_gguf
+                self._lora_files[entry.adapter_key] = convert(
                     entry.path, self.base_path, self.gguf_type
                 )
             else:
@@ -368,6 +397,7 @@ class Engine:
         kwargs.setdefault("context_tokens", cfg.serve.context_tokens)
         kwargs.setdefault("max_contexts", cfg.serve.contexts)
         kwargs.setdefault("threads", cfg.serve.threads)
+        kwargs.setdefault("merge_adapters", cfg.serve.merge_adapters)
         return cls(
             base.path,
             adapters,
@@ -545,8 +575,10 @@ class Engine:
             self._cond.notify_all()
         self._worker.join(timeout=30)
         if self.kind == "llamacpp" and not self._worker.is_alive():
-            for ctx in self._contexts.values():
+            for key, ctx in self._contexts.items():
                 ctx.close()
+                if self.merged and key is not None:
+                    ctx.model.close()
             self._contexts.clear()
             self.llama.close()
 
