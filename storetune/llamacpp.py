@@ -148,9 +148,12 @@ def merged_gguf(adapter_dir: Path, base_dir: Path, outtype: str = DEFAULT_OUTTYP
     def write(tmp: Path) -> None:
         import tempfile
 
-        from storetune.runtime import load_merged
+        from storetune.runtime import attach_adapter, load_base, load_tokenizer
 
-        model, tokenizer = load_merged(Path(adapter_dir), Path(base_dir))
+        model = attach_adapter(load_base(Path(base_dir)), Path(adapter_dir)).merge_and_unload()
+        # the tokenizer saved with the version, or the base's when it has none
+        has_own = (Path(adapter_dir) / "tokenizer_config.json").exists()
+        tokenizer = load_tokenizer(Path(adapter_dir) if has_own else Path(base_dir))
         with tempfile.TemporaryDirectory(prefix="storetune-merge-") as d:
             model.save_pretrained(d)
             tokenizer.save_pretrained(d)

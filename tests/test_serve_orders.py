@@ -429,3 +429,27 @@ def test_a_weak_order_reading_alone_does_not_ask_for_an_order_number(client, scr
     reads_as("order_status", 0.6)
     sure = post(client, "it still says label created, is it actually shipped?")
     assert sure["signals"]["order"] == "unverified" and sure["response"] == ASK_FOR_ORDER
+
+
+@pytest.mark.parametrize(
+    ("thread", "message", "customer"),
+    [
+        # asked once already: asking again would loop
+        ([{"role": "customer", "content": "where is my order?"},
+          {"role": "agent", "content": ASK_FOR_ORDER}], "it's #77001", {"email": BO}),
+        # an address typed in the message proves nothing: a person checks who is writing
+        ([], f"order #77001, email on the order is {ANA}", {"email": BO}),
+        ([], "order #77001, email on the order: <EMAIL>", {}),
+    ],
+)  # fmt: skip
+def test_unverified_order_details_typed_by_the_customer_go_to_a_person(
+    client, scripted, thread, message, customer
+):
+    body = post(client, message, thread=thread, customer=customer)
+    assert body["escalate"] is True and body["response"] != ASK_FOR_ORDER
+    assert any("confirm" in r or "already asked" in r for r in body["reasons"])
+    assert body["signals"]["order"] == "unverified"
+    assert all("Order information:" not in p[0][0]["content"] for p in scripted.prompts)
+    dumped = json.dumps(body)
+    for secret in (TRACKING, URL, "Thermos", "in transit", "2025-03"):
+        assert secret not in dumped

@@ -126,6 +126,24 @@ def look_up(
     return OrderContext("unverified")
 
 
+# What the customer wrote where an email address was (ingest's scrubber leaves this in
+# the datasets and the eval's tickets; a live ticket has the address itself).
+_EMAIL_PLACEHOLDER = "<EMAIL>"
+
+
+def needs_a_person(agent_turns: Sequence[str], message: str) -> str | None:
+    """Why an unverified order question goes to a person instead of the fixed ask: the
+    ask was already sent in this thread (asking again loops), or the customer typed an
+    email address that the requester's own address does not confirm (a person can
+    check who is writing; routing never takes a typed address as proof)."""
+    opening = ASK_FOR_ORDER.split("(")[0].strip()
+    if any(opening in turn for turn in agent_turns):
+        return "the customer was already asked for the order number and checkout email"
+    if EMAIL.search(message) or _EMAIL_PLACEHOLDER in message:
+        return "the customer gave an email address the requester's cannot confirm"
+    return None
+
+
 def asks_for_suggestion(texts: Sequence[str]) -> bool:
     return bool(texts) and _SUGGEST.search(texts[-1]) is not None
 

@@ -54,6 +54,7 @@ from storetune.serve.orders import (
     OrderContext,
     asks_for_suggestion,
     look_up,
+    needs_a_person,
     often_bought_card,
     requester_email,
 )
@@ -370,6 +371,9 @@ class TicketRouter:
         if self.classifier is not None and self.index is not None:
             knn = self.classifier.predict(self.index.embedder.embed_query(ticket.message))
         hand_over = _hand_over(router, reading, customer_texts[-1])
+        if order.ask and not hand_over:
+            agent_turns = [t["content"] for t in turns if t["role"] == "assistant"]
+            hand_over = needs_a_person(agent_turns, ticket.message)
         template = None
         if hand_over and reading is not None:
             template = self.cfg.escalation.templates.get(reading.label)
