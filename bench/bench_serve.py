@@ -122,7 +122,21 @@ def _workspace(root: Path) -> tuple:
         _make_adapter(base.path, out, seed=i)
         info = {"name": name, "version": 1, "base_model_fingerprint": fingerprint(base.path)}
         (out / "version.json").write_text(json.dumps(info))
+    _router_beside(ws, ws.models_dir / names[0] / "v1")
     return ws, base, names
+
+
+def _router_beside(ws, version_dir: Path) -> None:
+    """A router trained on the bench store's dataset beside the support adapter, as
+    `storetune train` leaves one: routing then focuses the prompt as it does in serving
+    (without one every ticket carries the whole policy block)."""
+    try:
+        from storetune.dataset.build import build_dataset
+        from storetune.train.router import embed_texts, train_router_for_version
+    except ImportError:
+        return  # a checkout from before routers
+    built = build_dataset(ws, progress=False)
+    train_router_for_version(ws.datasets_dir / built.dataset_id, version_dir, embed_texts)
 
 
 # ---- memory: one fresh process per configuration ------------------------------------------

@@ -20,7 +20,7 @@ from storetune.demo.store_gen import generate_demo_store
 from storetune.ingest import ingest_workspace
 from storetune.retrieval.index import build_index, index_exists
 from storetune.serve.engine import Engine
-from storetune.serve.routing import TicketInput, TicketRouter, load_thresholds
+from storetune.serve.routing import TicketInput, TicketRouter, load_thresholds, router_for
 from storetune.store import db
 from storetune.workspace import Workspace
 
@@ -55,12 +55,14 @@ def bench_route(
         bench_ws, cfg = _bench_store(ws, tmp)
         router_ = TicketRouter.load(bench_ws, cfg)
         entry = engine.resolve(model)
+        # the version's router, as serving reads tickets (none for the base)
+        reader = router_for(entry.path if entry.adapter_key else None)
         thresholds = load_thresholds(ws or bench_ws, entry.id.partition("@")[0], entry.version)
         texts = messages or [BENCH_MESSAGES[i % len(BENCH_MESSAGES)] for i in range(n)]
         times, tokens, prepare_s = [], [], []
         for text in texts:
             start = time.perf_counter()
-            p = router_.prepare(TicketInput(text))
+            p = router_.prepare(TicketInput(text), reader)
             prepare_s.append(time.perf_counter() - start)
             gen = engine.generate(p.messages, entry.id, max_tokens=max_tokens, logprobs=True)
             router_.finish(
