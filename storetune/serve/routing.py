@@ -504,10 +504,8 @@ class TicketRouter:
         marker = self.cfg.escalation.marker
         has_marker = marker in text
         draft = re.sub(r"\s{2,}", " ", text.replace(marker, " ")).strip()
-        customer = "\n".join(
-            [m["content"] for m in p.messages[1:] if m["role"] == "user"]
-            + [json.dumps(p.ticket.customer, ensure_ascii=False)]
-        )
+        turns = _customer_turns(p)
+        customer = "\n".join([*turns, json.dumps(p.ticket.customer, ensure_ascii=False)])
         evidence = Evidence.for_prompt(p.system_prompt, customer, self.cfg.brand.website, p.cards)
         result = self._guard().check(draft, evidence)
         response = redact(draft, result.blocked) or handover_line(self.cfg)
@@ -530,7 +528,7 @@ class TicketRouter:
             None if p.template else degenerate(draft) or pasted_markup(draft, _heads(p)),
             p.order,
             None if p.template else self._off_topic(p, draft),
-            None if p.template else over_budget(_customer_turns(p), draft),
+            None if p.template else over_budget(turns, draft),
         )
         decision = decide(signals, thresholds, marker)
         if p.template is not None:
