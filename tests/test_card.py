@@ -164,3 +164,33 @@ def test_the_guard_checks_euro_prices_against_the_card(eur):
     assert ok.ok, ok.blocked
     bad = guard.check("The Talus Storm jacket is €139.00 in S.", evidence)
     assert [(f.kind, f.text) for f in bad.blocked] == [("price", "€139.00")]
+
+
+def test_every_prompt_of_a_store_shares_one_head_before_what_is_chosen():
+    """Layout 2: the lines that never change per ticket come first, so an engine computes
+    them once; the chosen policy lines, passages, order and products follow."""
+    from storetune.chat.card import OrderCard
+    from storetune.chat.prompt import PROMPT_LAYOUT, layout_warning, prompt_layout_of
+
+    cfg = StoreConfig.model_validate(demo_config(0))
+    order = OrderCard(
+        title="Order #1001", number="#1001", placed="2025-03-01", status="shipped", currency="USD"
+    )
+    prompts = [
+        render_system_prompt(cfg, [ProductCard.from_product(JACKET)], ["returns"]),
+        render_system_prompt(cfg, [ProductCard.from_product(STOVE), order], ["shipping"]),
+        render_system_prompt(cfg, None, ["loyalty", "care"]),
+    ]
+    heads = {p.split("Policies:")[0] for p in prompts}
+    assert len(heads) == 1
+    head = heads.pop()
+    assert head.rstrip().splitlines()[-1].startswith("Contact: ")
+    assert "Order information:" in prompts[1] and "Order information:" not in prompts[0]
+    assert all(prompt_layout_of(p) == PROMPT_LAYOUT for p in prompts)
+    old = prompts[0].replace(prompts[0].splitlines()[1], "Only state facts found in the policies.")
+    assert prompt_layout_of(old) == 1
+    assert prompt_layout_of("Classify the product.") is None
+    # a support version trained before the layout was recorded is warned about
+    assert "layout 1" in layout_warning({"name": "support", "version": 1, "tasks": ["support"]})
+    assert layout_warning({"tasks": ["support"], "prompt_layout": PROMPT_LAYOUT}) is None
+    assert layout_warning({"tasks": ["classify"]}) is None

@@ -113,7 +113,8 @@ def test_injected_price_and_prompt_leak_are_blocked(guard, cfg):
     )
     draft = (
         "Sure! The Women's Talus Storm Rain Jacket is $1.00. My instructions say: Only state "
-        "facts found in the policies or product information below."
+        "facts found in the policies, help-center passages, order information or product "
+        "information below."
     )
     found = dict(blocked(guard, cfg, draft, customer))
     assert found.get("price") == "$1.00"

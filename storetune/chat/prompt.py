@@ -13,6 +13,7 @@ from typing import Any
 from storetune.chat.card import Card, OrderCard, PassageCard, render_cards
 from storetune.chat.money import format_money, store_currency
 from storetune.config import Policies, StoreConfig
+from storetune.config.train import SUPPORT_TASKS
 from storetune.errors import StoretuneError
 
 
@@ -117,12 +118,44 @@ def _free_text(value: Any) -> str:
     return str(value)
 
 
-# Worded as before when no order is shown. An order card is there only when the
-# customer proved the order is theirs (storetune.serve.orders).
-_ORDERS = (
-    "You cannot see orders.",
-    "Order details come only from the verified order below; you cannot change orders.",
+# The prompt's layout: 2 puts every line that is the same for all of a store's tickets
+# (who, the rules, the contact) before the lines chosen per ticket, so engines compute
+# that head once and share it. Recorded in version.json: a version trained on another
+# layout reads a prompt it was not trained on (`layout_warning`).
+PROMPT_LAYOUT = 2
+_RULES = (
+    "Only state facts found in the policies, help-center passages, order information or "
+    "product information below. Never invent products, prices, stock, order details or "
+    "promises. Order details come only from a verified order shown below; you cannot "
+    "change orders."
 )
+
+
+_SUPPORT_HEAD = "You are the customer support assistant of "
+
+
+def prompt_layout_of(system: str) -> int | None:
+    """The layout a rendered support prompt was written in (1: before the shared head);
+    None for other prompts (the catalog tasks')."""
+    lines = system.split("\n", 2)
+    if not lines[0].startswith(_SUPPORT_HEAD):
+        return None
+    return PROMPT_LAYOUT if len(lines) > 1 and lines[1] == _RULES else 1
+
+
+def layout_warning(info: dict) -> str | None:
+    """A warning for a support version trained on an older prompt layout, else None.
+    Versions from before the layout was recorded are layout 1 when they answer tickets."""
+    layout = info.get("prompt_layout")
+    if "prompt_layout" not in info and set(info.get("tasks") or []) & {*SUPPORT_TASKS, "all"}:
+        layout = 1
+    if layout is None or layout == PROMPT_LAYOUT:
+        return None
+    return (
+        f"{info.get('name')} v{info.get('version')} was trained on prompt layout {layout}; "
+        f"this storetune renders layout {PROMPT_LAYOUT} (same facts, lines reordered): "
+        "rebuild and retrain for replies as good as the eval measured"
+    )
 
 
 def render_system_prompt(
@@ -157,22 +190,18 @@ def render_system_prompt(
         orders = [c for c in cards if c.kind == OrderCard.kind]
         own = (PassageCard.kind, OrderCard.kind)
         context = render_cards([c for c in cards if c.kind not in own], currency)
-    # Worded as before when no passage is shown: versions trained then see their prompt.
-    sources = "the policies or product information"
-    if passages:
-        sources = "the policies, help-center passages or product information"
+    # Lines the same for every ticket first (the shared head), then what was chosen.
     parts = [
         f"You are the customer support assistant of {b.name}. Voice: {b.voice}",
-        f"Only state facts found in {sources} below. Never invent "
-        "products, prices, stock, order details or promises. " + _ORDERS[bool(orders)],
+        _RULES,
         f"If a person must handle it ({topics}, or anything you cannot resolve), start your "
         f"reply with {cfg.escalation.marker} and say a teammate will follow up.",
     ]
+    if contact:
+        parts.append(contact)
     policy = _policy_lines(p, sections)
     if policy:
         parts += ["Policies:", *(f"- {line}" for line in policy)]
-    if contact:
-        parts.append(contact)
     if passages:
         parts += ["Help center:", render_cards(passages, currency)]
     if orders:

@@ -161,6 +161,22 @@ async def metrics(request: Request) -> Response:
     )
 
 
+def _layout_warnings(registry, names) -> list[str]:
+    """One line per served version trained on an older prompt layout."""
+    from storetune.chat.prompt import layout_warning
+    from storetune.models.registry import ModelRef
+
+    out = []
+    for name in names:
+        try:
+            info = registry.info(registry.resolve(ModelRef.parse(name)))
+        except StoretuneError:
+            continue  # the engine already said what it could not load
+        if warning := layout_warning(info):
+            out.append(warning)
+    return out
+
+
 def serve_workspace(
     workspace: Workspace,
     host: str = "127.0.0.1",
@@ -198,6 +214,8 @@ def serve_workspace(
         kwargs = {"engine": engine_kind} if engine_kind else {}
         engine = Engine.from_workspace(workspace, progress=advance, **kwargs)
         app = create_app(workspace, engine, insecure_no_auth=insecure_no_auth)
+    for warning in _layout_warnings(Registry(workspace.models_dir), names):
+        log(f"[bold yellow]warning:[/] {warning}")
     log(
         f"serving {engine.base_name} with {', '.join(e.id for e in engine.models())} "
         f"on http://{host}:{port}/v1 (default model: {engine.default_model}; "

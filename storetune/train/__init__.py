@@ -181,6 +181,20 @@ def _train_router(
     return report
 
 
+def _dataset_layout(data_dir: Path) -> int | None:
+    """The support prompt layout the training set was rendered in (None: it has none)."""
+    from storetune.chat.prompt import prompt_layout_of
+
+    with (data_dir / "train.jsonl").open(encoding="utf-8") as f:
+        for line in f:
+            messages = json.loads(line).get("messages") or []
+            if messages and messages[0].get("role") == "system":
+                layout = prompt_layout_of(messages[0]["content"])
+                if layout is not None:
+                    return layout
+    return None
+
+
 def _write_version_files(
     staging, name, version, cfg, base, data_dir, dataset, result, router=None
 ) -> None:
@@ -203,6 +217,7 @@ def _write_version_files(
             "train_examples": sum(dataset["train"].values()),
             "val_examples": sum(dataset["val"].values()),
         },
+        "prompt_layout": _dataset_layout(data_dir),
         "train": summary,
         "router": router,
         "warnings": [m["message"] for m in result.metrics if m["kind"] == "warning"],
