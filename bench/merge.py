@@ -4,7 +4,7 @@ variants in llama.cpp, in one run on the same prompts and threads.
     python -m bench.merge WORKSPACE [support@v1] [N_PROMPTS]
 
 Variants: the f16 base with the adapter as a LoRA (serving's `merge_adapters: no`), the
-bf16 and q8_0 bases with the same LoRA, and the adapter folded into f16 and q8_0 copies
+bf16 and q8_0 bases with the same LoRA, and the adapter folded into f16, bf16 and q8_0 copies
 (`merge_adapters: yes`; `gguf_type`). Prompts are the version's test-split conversations
 (system and customer turns); each variant prefills a prompt from an empty cache, then
 decodes up to 64 greedy tokens one at a time. Agreement is counted against the first
@@ -33,7 +33,7 @@ def _variants(
     out: dict[str, tuple[Path, Path | None]] = {}
     for t in ("f16", "bf16", "q8_0"):
         out[f"{t} base + LoRA"] = (llamacpp.base_gguf(base, fingerprint, t), lora)
-    for t in ("f16", "q8_0"):
+    for t in ("f16", "bf16", "q8_0"):
         out[f"{t} merged"] = (llamacpp.merged_gguf(version_dir, base, t), None)
     return out
 

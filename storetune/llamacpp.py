@@ -426,6 +426,7 @@ def greedy_generate(
     logprobs: bool = False,
     first_logits: bool = False,
     on_done: Callable[[int], None] | None = None,
+    stop_early: Callable[[list[int]], bool] | None = None,
 ):
     """Greedy continuations, the slots kept full (a finished row's slot takes the next
     prompt at once). Same results as storetune.runtime.greedy_generate: generated ids up
@@ -434,6 +435,8 @@ def greedy_generate(
 
     `prefix_lens[i]` tokens of prompt i (its system turn, the policy prompt) are worth
     sharing: prompts are run grouped by that prefix, each prefix decoded once.
+    `stop_early(ids)`, asked after each token that is not an end token, ends a row at once
+    (a draft that loops, storetune.serve.rules.repetition_cut).
     """
     lens = prefix_lens or [0] * len(prompts)
     outputs: list[list[int]] = [[] for _ in prompts]
@@ -471,7 +474,10 @@ def greedy_generate(
             if logprobs:
                 scores[i].append(float(log_softmax(logits)[token]))
             outputs[i].append(token)
-            if token in eos_ids or len(outputs[i]) >= max_new_tokens:
+            done = token in eos_ids or len(outputs[i]) >= max_new_tokens
+            if not done and stop_early is not None:
+                done = stop_early(outputs[i])
+            if done:
                 ctx.release(slot)
                 free.append(slot)
                 del active[slot]

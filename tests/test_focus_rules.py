@@ -185,6 +185,8 @@ def test_a_looping_or_empty_draft_is_never_sent():
     assert degenerate("I can't see orders. I can't see orders. I can't see orders.")
     assert degenerate("   ")
     assert degenerate("ok ok ok ok ok ok ok ok ok ok ok ok ok ok ok ok ok")
+    assert degenerate("Sure! MEsMEsMEsMEsMEsMEsMEsMEsMEs")  # a loop without spaces
+    assert degenerate("Total: $75.00 -- free shipping -- 3-5 days.") is None
     assert degenerate("Returns are free within 30 days. Refunds take 5 days.") is None
     signals = Signals(False, -0.01, -0.1, "stop", degenerate="the draft repeats a sentence")
     decision = decide(signals, Thresholds())
@@ -263,3 +265,24 @@ def test_a_draft_pasting_a_passage_heading_is_never_sent():
     assert pasted_markup("Report damage within 7 days of delivery.", heads) is None
     s = Signals(False, -0.01, -0.1, "stop", degenerate=pasted_markup(draft, heads))
     assert decide(s, Thresholds()).confidence == "low"
+
+
+def test_generation_stops_where_a_draft_starts_to_loop():
+    """A draft is cut at the first check (every REPEAT_CHECK_EVERY tokens) where its start
+    already loops, and what is left is still never sent."""
+    from storetune.serve.rules import REPEAT_CHECK_EVERY, repeating, repetition_cut
+
+    text = "Sorry about that. I can't see orders. I can't see orders. I can't see orders."
+    ids = list(range(len(text)))  # one token per character
+
+    def decode(part: list[int]) -> str:
+        return "".join(text[i] for i in part)
+
+    cut = repetition_cut(decode, ids)
+    assert cut is not None and cut % REPEAT_CHECK_EVERY == 0
+    assert repeating(decode(ids[:cut])) == "the draft repeats a sentence"
+    assert repeating(decode(ids[: cut - REPEAT_CHECK_EVERY])) is None
+    assert degenerate(decode(ids[:cut]))  # the cut draft is still never sent
+    assert cut < len(text)  # the third copy is never generated
+    fine = "Returns are free within 30 days. Refunds take 5 business days."
+    assert repetition_cut(lambda p: "".join(fine[i] for i in p), list(range(len(fine)))) is None

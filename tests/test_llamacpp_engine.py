@@ -200,3 +200,54 @@ def test_adapters_merge_by_default_only_below_the_size_limit(tmp_path, monkeypat
     monkeypatch.setattr(llamacpp, "MERGE_BELOW_BYTES", 10)
     assert not llamacpp.merge_adapters("auto", small)  # a large base: LoRA at run time
     assert llamacpp.merge_adapters("yes", small)
+
+
+def test_a_looping_ticket_draft_ends_where_it_loops_on_both_engines(registry, tmp_path_factory):
+    """`stop_repetition` (ticket drafts): both engines end a looping reply at the same
+    token, the first check at which its start loops; eval's batched llama.cpp path stops
+    there too, and torch's eval output is cut there afterwards."""
+    from storetune import llamacpp
+    from storetune.eval.generate import generate_scored, generate_scored_llamacpp
+    from storetune.runtime import fingerprint, load_for_inference
+    from storetune.serve.rules import degenerate
+
+    base = registry[1]
+    # a smaller random adapter than the module's: this one loops on some questions
+    ws = add_version(tmp_path_factory.mktemp("loops"), base, seed=4, b_std=0.3)
+    shutil.copytree(ws.models_dir / "support" / "v1", ws.models_dir / "support" / "v2")
+    loops = (ws, base, None)
+    torch_engine, llama_engine = engines(loops)
+    looped = 0
+    try:
+        for q in QUESTIONS:
+            full = torch_engine.generate(conv(q), "support@v1", max_tokens=96)
+            for engine in (torch_engine, llama_engine):
+                got = engine.generate(conv(q), "support@v1", max_tokens=96, stop_repetition=True)
+                if got.finish_reason == "repetition":
+                    assert got.completion_tokens <= full.completion_tokens
+                    assert full.text.startswith(got.text.rstrip())
+                    assert degenerate(got.text)  # what was generated is never sent
+                else:
+                    assert got.text == full.text
+            looped += got.finish_reason == "repetition"
+    finally:
+        torch_engine.close()
+        llama_engine.close()
+    assert looped  # the random adapter loops on some questions, so the stop was exercised
+    version = ws.models_dir / "support" / "v1"
+    convs = [conv(q) for q in QUESTIONS]
+    model, tok = load_for_inference(base, version, False)
+    want = generate_scored(model, tok, convs, max_new_tokens=96, batch_size=2)
+    llama = llamacpp.LlamaModel(llamacpp.base_gguf(base, fingerprint(base), "f32"))
+    ctx = llama.context(llamacpp.adapter_gguf(version, base, "f32"), slots=3, n_ctx=4096)
+    try:
+        got = generate_scored_llamacpp(ctx, tok, convs, 96)
+    finally:
+        ctx.close()
+        llama.close()
+    assert [g["finish_reason"] for g in got].count("repetition") == looped
+    for g, w in zip(got, want, strict=True):
+        assert (g["text"], g["finish_reason"]) == (w["text"], w["finish_reason"])
+        assert len(g["logprobs"]) == len(w["logprobs"])
+        if g["finish_reason"] == "repetition":
+            assert degenerate(g["text"])

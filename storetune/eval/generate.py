@@ -12,6 +12,7 @@ from collections.abc import Callable
 
 from storetune.chat.tokenize import chat_ids
 from storetune.runtime import greedy_generate
+from storetune.serve.rules import REPEAT_CHECK_EVERY, repeating, repetition_cut
 
 
 def _decode_greedy(model, tokenizer, conversations, max_new_tokens, batch_size, on_batch, **kw):
@@ -84,6 +85,10 @@ def generate_scored_llamacpp(
         else 0
         for p, c in zip(prompts, conversations, strict=True)
     ]
+
+    def loops(ids: list[int]) -> bool:
+        return len(ids) % REPEAT_CHECK_EVERY == 0 and repeating(_text(tokenizer, ids)) is not None
+
     outputs, scores = greedy_generate(
         ctx,
         prompts,
@@ -92,19 +97,31 @@ def generate_scored_llamacpp(
         prefix_lens=prefix_lens,
         logprobs=True,
         on_done=on_batch,
+        stop_early=loops,
     )
     return _scored(tokenizer, outputs, scores)
 
 
+def _text(tokenizer, ids: list[int]) -> str:
+    return tokenizer.decode(ids, skip_special_tokens=True)
+
+
 def _scored(tokenizer, outputs: list[list[int]], scores: list[list[float]]) -> list[dict]:
+    """Each reply as the ticket router reads it. A reply that loops ends where serving
+    stops generating it (`stop_repetition`): engines that ran on are cut there."""
     out = []
     for ids, lps in zip(outputs, scores, strict=True):
         ended = bool(ids) and ids[-1] == tokenizer.eos_token_id
+        body, lps = (ids[:-1], lps[:-1]) if ended else (ids, lps)
+        cut = repetition_cut(lambda part: _text(tokenizer, part), body)
+        finish = "stop" if ended else "length"
+        if cut is not None:
+            body, lps, finish = body[:cut], lps[:cut], "repetition"
         out.append(
             {
-                "text": tokenizer.decode(ids, skip_special_tokens=True).strip(),
-                "logprobs": [round(x, 5) for x in (lps[:-1] if ended else lps)],
-                "finish_reason": "stop" if ended else "length",
+                "text": _text(tokenizer, body).strip(),
+                "logprobs": [round(x, 5) for x in lps],
+                "finish_reason": finish,
             }
         )
     return out

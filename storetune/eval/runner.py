@@ -14,6 +14,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from storetune.chat.prompt import layout_warning
 from storetune.config import EvalConfig
 from storetune.dataset.build import resolve_dataset
 from storetune.errors import StoretuneError
@@ -64,6 +65,8 @@ def evaluate(
             hint="rebuild the dataset, or pass examples with --extra FILE",
         )
     label = f"{ref.name}-v{info['version']}"
+    if warning := layout_warning(info):
+        log(f"warning: {warning}")
     log(f"evaluating {label} on {len(cases)} examples ({', '.join(tasks)})")
     grader = Grader(StoreFacts.from_config(cfg, [p.title for p in products]), cases)
     results = _run_models(
@@ -222,7 +225,8 @@ def _generator(ws, lm, tokenizer, cache_label, disable_adapter, max_new_tokens, 
     cache = ScoredCache(ws.reports_dir / "cache" / f"{cache_label}.scored.jsonl")
 
     def generate(conversations: list[list[dict]], stage: str) -> list[dict]:
-        keys = [f"{conversation_key(c)}:{max_new_tokens}" for c in conversations]
+        # ":r": replies end where they start to loop (as serving stops them)
+        keys = [f"{conversation_key(c)}:{max_new_tokens}:r" for c in conversations]
         todo = list({k: i for i, k in enumerate(keys) if k not in cache.data}.values())
         if todo:
             label = f"generate {cache_label} ({stage})"

@@ -71,6 +71,9 @@ class SamplingParams:
     logprobs: bool = False
     top_logprobs: int = 0  # alternatives per token, when logprobs is on
     seed: int | None = None
+    # end the reply once it loops (storetune.serve.rules.repeating): ticket drafts, where a
+    # looping draft is never sent, so the tokens after the loop shows are wasted
+    stop_repetition: bool = False
 
     def validate(self) -> None:
         checks = [
@@ -94,7 +97,7 @@ class SamplingParams:
 @dataclass
 class Generation:
     text: str
-    finish_reason: str  # "stop" (end of turn or a stop string) or "length"
+    finish_reason: str  # "stop" (end of turn or a stop string), "length" or "repetition"
     prompt_tokens: int
     completion_tokens: int
     model: str = BASE  # the resolved model id, e.g. "support@v2"
@@ -782,6 +785,12 @@ def _eos_ids(tokenizer, model) -> set[int]:
     return ids
 
 
+def _loops(text: str, n_tokens: int) -> bool:
+    from storetune.serve.rules import REPEAT_CHECK_EVERY, repeating
+
+    return n_tokens % REPEAT_CHECK_EVERY == 0 and repeating(text) is not None
+
+
 def _version_of(path: Path) -> int | None:
     name = path.name
     return int(name[1:]) if name.startswith("v") and name[1:].isdigit() else None
@@ -968,6 +977,8 @@ class _Decoder:
         cut = _first_stop(text, job.params.stop, max(len(row.sent) - row.max_stop, 0))
         if cut is not None:
             text, finish = text[:cut], "stop"
+        if finish is None and job.params.stop_repetition and _loops(text, len(row.ids)):
+            finish = "repetition"
         if finish is None and len(row.ids) >= job.params.max_tokens:
             finish = "length"
         settled = text if finish else _settled(text, job.params.stop)

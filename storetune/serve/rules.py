@@ -50,6 +50,13 @@ def degenerate(draft: str, max_sentences: int = 12) -> str | None:
     text = draft.strip()
     if not re.search(r"[A-Za-z]{2}", text):
         return "the draft is empty"
+    return repeating(text, max_sentences)
+
+
+def repeating(text: str, max_sentences: int = 12) -> str | None:
+    """Why a draft (or the start of one) loops or rambles; None when it does not. Once
+    this is said of a draft's start, the draft will never be sent, so generation stops
+    there (`stop_repetition`, every REPEAT_CHECK_EVERY tokens)."""
     sentences = [s.strip().lower() for s in _SENTENCE.findall(text) if len(s.strip()) > 3]
     if len(sentences) != len(set(sentences)):
         return "the draft repeats a sentence"
@@ -57,8 +64,24 @@ def degenerate(draft: str, max_sentences: int = 12) -> str | None:
     grams = [" ".join(words[i : i + 5]) for i in range(max(0, len(words) - 4))]
     if grams and max(grams.count(g) for g in set(grams)) >= 3:
         return "the draft repeats itself"
+    if any(any(c.isalnum() for c in m.group(1)) for m in _RUN.finditer(text)):
+        return "the draft repeats itself"  # "MEsMEsMEs…": no spaces, so no words
     if len(sentences) > max_sentences:
         return f"the draft runs past {max_sentences} sentences"
+    return None
+
+
+_RUN = re.compile(r"(.{2,24}?)\1{7,}", re.S)  # a short piece eight times in a row
+REPEAT_CHECK_EVERY = 4  # tokens between checks of a draft being generated
+
+
+def repetition_cut(decode, ids: list[int]) -> int | None:
+    """The length at which generation with `stop_repetition` ends `ids` (the checks fall
+    every REPEAT_CHECK_EVERY tokens), or None if it runs on; `decode` turns ids to text.
+    Engines that cannot stop mid-batch cut their output here afterwards: same replies."""
+    for n in range(REPEAT_CHECK_EVERY, len(ids) + 1, REPEAT_CHECK_EVERY):
+        if repeating(decode(ids[:n])):
+            return n
     return None
 
 

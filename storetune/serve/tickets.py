@@ -145,7 +145,12 @@ async def _route(app: FastAPI, engine: Engine, entry, ticket: TicketInput, max_t
     else:
         try:
             gen = await engine.agenerate(
-                prepared.messages, entry.id, max_tokens=max_tokens, temperature=0.0, logprobs=True
+                prepared.messages,
+                entry.id,
+                max_tokens=max_tokens,
+                temperature=0.0,
+                logprobs=True,
+                stop_repetition=True,
             )
         except APIError:
             raise
