@@ -114,13 +114,19 @@ def select_rows(data_dir: Path, split: str, tasks: list[str]) -> tuple[list[dict
 
 
 def too_deep(value: Any, limit: int) -> bool:
-    """True when parsed JSON's lists/objects nest deeper than `limit` (checked without
-    recursion, so a hostile file cannot raise RecursionError in the check itself)."""
-    stack = [(value, 1)]
-    while stack:
-        v, depth = stack.pop()
-        if isinstance(v, dict | list):
-            if depth > limit:
-                return True
-            stack.extend((x, depth + 1) for x in (v.values() if isinstance(v, dict) else v))
+    """True when parsed JSON's lists/objects nest deeper than `limit` (checked level by
+    level without recursion, so a hostile file cannot raise RecursionError in the check
+    itself; only containers are queued, so the leaves of a 100 MB export cost a type test)."""
+    level = [value] if isinstance(value, dict | list) else []
+    depth = 1
+    while level:
+        if depth > limit:
+            return True
+        level = [
+            x
+            for v in level
+            for x in (v.values() if isinstance(v, dict) else v)
+            if isinstance(x, dict | list)
+        ]
+        depth += 1
     return False
