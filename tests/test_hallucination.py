@@ -77,6 +77,19 @@ def test_stock_claim_without_any_card_is_unsupported():
     assert [c.kind for c in claims] == ["stock"]
 
 
+def test_a_stock_claim_beside_an_order_card_is_read_from_the_conversation():
+    """Only product cards carry stock: with a verified order card as the one card shown,
+    an "in stock" claim is unsupported (it crashed the grader once) unless said before."""
+    from storetune.chat.card import OrderCard
+
+    order = OrderCard(title="Order #58213", number="#58213", status="shipped", currency="USD")
+    ev = Evidence("Order information:\n" + order.render(), cards=[order])
+    claims = unsupported_claims("Good news: it is in stock again.", ev, NAMES)
+    assert [c.kind for c in claims] == ["stock"]
+    said = Evidence("Order information:", customer="Is it in stock?", cards=[order])
+    assert unsupported_claims("Yes, it is in stock.", said, NAMES) == []
+
+
 def test_clauses_are_checked_separately():
     reply = "It's out of stock in L / Black, but the M / Black is in stock."
     assert kinds(reply) == []

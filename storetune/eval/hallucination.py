@@ -228,7 +228,8 @@ def _stock_claims(
     text: str, evidence: Evidence, names: ProductNames, focal: str | None
 ) -> list[Claim]:
     out = []
-    cards = {c.title: c for c in evidence.cards}
+    # stock is read from product cards; an order or passage card has no variants
+    cards = {c.title: c for c in evidence.cards if c.kind == "product"}
     mentions = names.spans(text)
     for offset, sent in sentences(text):
         for m in _STOCK_CLAIM.finditer(sent):
