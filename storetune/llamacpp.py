@@ -19,7 +19,6 @@ the base under the model cache, each adapter inside its registry version.
 from __future__ import annotations
 
 import ctypes
-import json
 import logging
 import os
 import subprocess
@@ -175,33 +174,6 @@ def merge_adapters(mode: str, base: Path) -> bool:
     if mode in ("yes", "no"):
         return mode == "yes"
     return Path(base).stat().st_size < MERGE_BELOW_BYTES
-
-
-def resolve_gguf_type(requested: str, merge_mode: str, base_dir: Path) -> str:
-    """`serve.gguf_type`, with `auto` made concrete: bf16 where the CPU computes bf16
-    natively and adapters run merged, else f16. Measured on the default model (2-core
-    AVX-512 BF16, `python -m bench.merge`): a bf16 merged copy prefills 1.33x the f16
-    one with the same greedy tokens on 12/12 test prompts; a bf16 base under a run-time
-    LoRA decoded at 0.78x, so without merging f16 stays."""
-    if requested != "auto":
-        return requested
-    from storetune.runtime import bf16_supported
-
-    merging = merge_mode == "yes" or (
-        merge_mode == "auto" and _sixteen_bit_bytes(Path(base_dir)) < MERGE_BELOW_BYTES
-    )
-    return "bf16" if merging and bf16_supported() else "f16"
-
-
-def _sixteen_bit_bytes(base_dir: Path) -> int:
-    """The base's weights at two bytes a parameter (what its f16/bf16 GGUF weighs)."""
-    size = sum(p.stat().st_size for p in base_dir.glob("*.safetensors"))
-    config = base_dir / "config.json"
-    if config.exists():
-        dtype = json.loads(config.read_text(encoding="utf-8")).get("torch_dtype")
-        if dtype == "float32":
-            size //= 2
-    return size
 
 
 def available() -> bool:

@@ -202,29 +202,6 @@ def test_adapters_merge_by_default_only_below_the_size_limit(tmp_path, monkeypat
     assert llamacpp.merge_adapters("yes", small)
 
 
-def test_auto_weight_type_is_bf16_only_for_merged_copies_on_a_native_bf16_cpu(
-    tmp_path, monkeypatch
-):
-    from storetune import llamacpp, runtime
-
-    base = tmp_path / "base"
-    base.mkdir()
-    (base / "model.safetensors").write_bytes(b"x" * 1000)
-    (base / "config.json").write_text(json.dumps({"torch_dtype": "float32"}))
-    for native in (True, False):
-        monkeypatch.setattr(runtime, "bf16_supported", lambda native=native: native)
-        want = "bf16" if native else "f16"
-        assert llamacpp.resolve_gguf_type("auto", "yes", base) == want
-        assert llamacpp.resolve_gguf_type("auto", "auto", base) == want
-        assert llamacpp.resolve_gguf_type("auto", "no", base) == "f16"  # bf16 + LoRA is slower
-        assert llamacpp.resolve_gguf_type("q8_0", "yes", base) == "q8_0"  # asked for
-    monkeypatch.setattr(runtime, "bf16_supported", lambda: True)
-    monkeypatch.setattr(llamacpp, "MERGE_BELOW_BYTES", 600)  # fp32 1000 bytes: 500 at 16 bits
-    assert llamacpp.resolve_gguf_type("auto", "auto", base) == "bf16"
-    monkeypatch.setattr(llamacpp, "MERGE_BELOW_BYTES", 400)  # too big to merge: LoRA, f16
-    assert llamacpp.resolve_gguf_type("auto", "auto", base) == "f16"
-
-
 def test_a_looping_ticket_draft_ends_where_it_loops_on_both_engines(registry, tmp_path_factory):
     """`stop_repetition` (ticket drafts): both engines end a looping reply at the same
     token, the first check at which its start loops; eval's batched llama.cpp path stops

@@ -77,11 +77,10 @@ class ServeConfig(_Strict):
         "each adapter, converted once and cached; several times faster on CPU), torch "
         "(transformers + peft), or auto: llamacpp when make llama-cpp installed it.",
     )
-    gguf_type: Literal["auto", "f16", "bf16", "q8_0", "f32"] = Field(
-        "auto",
-        description="Weight type of the llamacpp engine's GGUF copies; f16 and bf16 match "
-        "torch's greedy output, q8_0 decodes faster and drifts after a few tokens; auto: "
-        "bf16 when adapters run merged on a CPU with native bf16 (faster prefill), else f16.",
+    gguf_type: Literal["f16", "bf16", "q8_0", "f32"] = Field(
+        "f16",
+        description="Weight type of the llamacpp engine's GGUF copies; f16 matches torch's "
+        "greedy output, q8_0 is faster and drifts after a few tokens.",
     )
     merge_adapters: Literal["auto", "yes", "no"] = Field(
         "auto",

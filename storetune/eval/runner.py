@@ -136,7 +136,7 @@ def _load_engine(ws, info: dict, version_dir: Path, ecfg, log):
     base = Path(info["base_model_path"])
     fingerprint = info["base_model_fingerprint"]
     serve = ws.config().serve
-    gguf_type = llamacpp.resolve_gguf_type(serve.gguf_type, serve.merge_adapters, base)
+    gguf_type = serve.gguf_type
     kind = llamacpp.choose_engine(ecfg.engine)
     if kind == "llamacpp" and (
         ecfg.engine == "llamacpp" or llamacpp.convertible(base, fingerprint, gguf_type)

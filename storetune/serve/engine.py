@@ -202,7 +202,7 @@ class Engine:
         prefix_cache_size: int = 8,
         progress: Callable[[str], None] | None = None,
         engine: str = "torch",
-        gguf_type: str = "auto",
+        gguf_type: str = "f16",
         context_tokens: int = 8192,
         max_contexts: int = 2,
         threads: int | None = None,
@@ -226,10 +226,6 @@ class Engine:
         self._recent: dict[str | None, list[int]] = {}  # last prompt per adapter
         self._listeners: list[Callable[[ModelEntry, Generation], None]] = []
         self._base_fingerprint: str | None = None
-        if engine != "torch":
-            from storetune import llamacpp
-
-            gguf_type = llamacpp.resolve_gguf_type(gguf_type, merge_adapters, self.base_path)
         self.kind = self._engine_kind(engine, gguf_type)
         self.gguf_type = gguf_type
         self.context_tokens = context_tokens
