@@ -184,6 +184,8 @@ def test_router_hands_over_above_its_threshold():
 def test_a_looping_or_empty_draft_is_never_sent():
     assert degenerate("I can't see orders. I can't see orders. I can't see orders.")
     assert degenerate("   ")
+    assert degenerate("<NAME>, <NAME>,")  # sent once by the demo: placeholders only
+    assert degenerate("Hi <NAME>, it ships today.") is None
     assert degenerate("ok ok ok ok ok ok ok ok ok ok ok ok ok ok ok ok ok")
     assert degenerate("Sure! MEsMEsMEsMEsMEsMEsMEsMEsMEs")  # a loop without spaces
     assert degenerate("Total: $75.00 -- free shipping -- 3-5 days.") is None

@@ -45,10 +45,14 @@ def asks_for_person(text: str) -> bool:
 _SENTENCE = re.compile(r"[^.!?\n]+[.!?]?")
 
 
+_PLACEHOLDER = re.compile(r"<[A-Z_]+>")
+
+
 def degenerate(draft: str, max_sentences: int = 12) -> str | None:
     """Why a draft must not be sent (empty, looping, rambling); None when it is fine."""
     text = draft.strip()
-    if not re.search(r"[A-Za-z]{2}", text):
+    # "<NAME>, <NAME>," says nothing: the scrubber's placeholders are not words
+    if not re.search(r"[A-Za-z]{2}", _PLACEHOLDER.sub(" ", text)):
         return "the draft is empty"
     return repeating(text, max_sentences)
 
