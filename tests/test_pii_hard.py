@@ -67,6 +67,11 @@ def test_eval_command_scores_a_split(capsys):
         ("A man called Dmitri came.", [], "A man called <NAME> came."),
         ("I spoke to Ngozi yesterday.", [], "I spoke to <NAME> yesterday."),
         ("Thanks for your help, Priyanka!", [], "Thanks for your help, <NAME>!"),
+        # the greeting word stays: "Hey Nora" is not a full name (a third of the demo's
+        # agent replies lost their greeting to this, and the model learned "<NAME>," alone)
+        ("Hey Nora,\n\nGood news", [], "Hey <NAME>,\n\nGood news"),
+        ("Dear Nora Smith,\nthanks", ["Nora Smith"], "Dear <NAME>,\nthanks"),
+        ("Hiya Tomasz!", [], "Hiya <NAME>!"),
     ],
 )
 def test_name_rules(text, names, expected):

@@ -360,7 +360,7 @@ _NOT_NAMES = set(
     "advance monday tuesday wednesday thursday friday saturday sunday january february march "
     "april may june july august september october november december today tomorrow morning "
     "afternoon evening question order about regarding re just quick sorry though mr mrs ms "
-    "miss mx dr prof bye".split()
+    "miss mx dr prof bye hey heya hiya howdy dear greetings".split()
 )
 # Capitalised words that a strict name rule ("this is …", a last line, "my friend …")
 # must not take for a name: sentence starts, sign-off words, shop and order words.
