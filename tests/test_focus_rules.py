@@ -184,7 +184,10 @@ def test_router_hands_over_above_its_threshold():
 def test_a_looping_or_empty_draft_is_never_sent():
     assert degenerate("I can't see orders. I can't see orders. I can't see orders.")
     assert degenerate("   ")
-    assert degenerate("<NAME>, <NAME>,")  # sent once by the demo: placeholders only
+    assert degenerate("<NAME>, <NAME>,")  # sent by the demo: placeholders only
+    assert degenerate("Hi there, Hi there,")  # and greetings only
+    assert degenerate("Hello team!") and degenerate("—")
+    assert degenerate("Hi there, yes: it ships today.") is None
     assert degenerate("Hi <NAME>, it ships today.") is None
     assert degenerate("ok ok ok ok ok ok ok ok ok ok ok ok ok ok ok ok ok")
     assert degenerate("Sure! MEsMEsMEsMEsMEsMEsMEsMEsMEs")  # a loop without spaces

@@ -46,13 +46,18 @@ _SENTENCE = re.compile(r"[^.!?\n]+[.!?]?")
 
 
 _PLACEHOLDER = re.compile(r"<[A-Z_]+>")
+# A draft of greetings and placeholders only ("<NAME>, <NAME>,", "Hi there, Hi there,")
+_GREETING_ONLY = re.compile(
+    r"^(?:[\s,.!:;-]|<[A-Z_]+>|\b(?:hi|hello|hey|dear|there|team|all|everyone|folks)\b)*$",
+    re.IGNORECASE,
+)
 
 
 def degenerate(draft: str, max_sentences: int = 12) -> str | None:
     """Why a draft must not be sent (empty, looping, rambling); None when it is fine."""
     text = draft.strip()
-    # "<NAME>, <NAME>," says nothing: the scrubber's placeholders are not words
-    if not re.search(r"[A-Za-z]{2}", _PLACEHOLDER.sub(" ", text)):
+    # greetings and the scrubber's placeholders say nothing
+    if _GREETING_ONLY.match(text) or not re.search(r"[A-Za-z]{2}", _PLACEHOLDER.sub(" ", text)):
         return "the draft is empty"
     return repeating(text, max_sentences)
 
