@@ -12,7 +12,7 @@ from collections.abc import Callable
 
 from storetune.chat.tokenize import chat_ids
 from storetune.runtime import greedy_generate
-from storetune.serve.rules import REPEAT_CHECK_EVERY, repeating, repetition_cut
+from storetune.serve.rules import loops_at, repetition_cut
 
 
 def _decode_greedy(model, tokenizer, conversations, max_new_tokens, batch_size, on_batch, **kw):
@@ -87,7 +87,7 @@ def generate_scored_llamacpp(
     ]
 
     def loops(ids: list[int]) -> bool:
-        return len(ids) % REPEAT_CHECK_EVERY == 0 and repeating(_text(tokenizer, ids)) is not None
+        return loops_at(len(ids), lambda: _text(tokenizer, ids))
 
     outputs, scores = greedy_generate(
         ctx,

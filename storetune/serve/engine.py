@@ -37,6 +37,7 @@ from storetune import runtime
 from storetune.chat.tokenize import chat_ids
 from storetune.errors import StoretuneError
 from storetune.llamacpp import common_prefix
+from storetune.serve.rules import loops_at
 
 log = logging.getLogger("storetune.serve")
 
@@ -785,12 +786,6 @@ def _eos_ids(tokenizer, model) -> set[int]:
     return ids
 
 
-def _loops(text: str, n_tokens: int) -> bool:
-    from storetune.serve.rules import REPEAT_CHECK_EVERY, repeating
-
-    return n_tokens % REPEAT_CHECK_EVERY == 0 and repeating(text) is not None
-
-
 def _version_of(path: Path) -> int | None:
     name = path.name
     return int(name[1:]) if name.startswith("v") and name[1:].isdigit() else None
@@ -977,7 +972,7 @@ class _Decoder:
         cut = _first_stop(text, job.params.stop, max(len(row.sent) - row.max_stop, 0))
         if cut is not None:
             text, finish = text[:cut], "stop"
-        if finish is None and job.params.stop_repetition and _loops(text, len(row.ids)):
+        if finish is None and job.params.stop_repetition and loops_at(len(row.ids), lambda: text):
             finish = "repetition"
         if finish is None and len(row.ids) >= job.params.max_tokens:
             finish = "length"

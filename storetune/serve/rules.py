@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import re
 import string
+from collections.abc import Callable
 from decimal import Decimal
 
 from storetune.config import StoreConfig
@@ -84,12 +85,18 @@ _RUN = re.compile(r"(.{2,24}?)\1{7,}", re.S)  # a short piece eight times in a r
 REPEAT_CHECK_EVERY = 4  # tokens between checks of a draft being generated
 
 
+def loops_at(n_tokens: int, text: Callable[[], str]) -> bool:
+    """Whether generation with `stop_repetition` ends a draft of `n_tokens` tokens here:
+    a check falls every REPEAT_CHECK_EVERY tokens; `text()` decodes it only then."""
+    return n_tokens % REPEAT_CHECK_EVERY == 0 and repeating(text()) is not None
+
+
 def repetition_cut(decode, ids: list[int]) -> int | None:
-    """The length at which generation with `stop_repetition` ends `ids` (the checks fall
-    every REPEAT_CHECK_EVERY tokens), or None if it runs on; `decode` turns ids to text.
-    Engines that cannot stop mid-batch cut their output here afterwards: same replies."""
-    for n in range(REPEAT_CHECK_EVERY, len(ids) + 1, REPEAT_CHECK_EVERY):
-        if repeating(decode(ids[:n])):
+    """The length at which generation with `stop_repetition` ends `ids`, or None if it
+    runs on; `decode` turns ids to text. Engines that cannot stop mid-batch cut their
+    output here afterwards: same replies."""
+    for n in range(1, len(ids) + 1):
+        if loops_at(n, lambda n=n: decode(ids[:n])):
             return n
     return None
 
