@@ -62,6 +62,62 @@ def test_a_product_card_renders_what_the_prompt_always_showed():
     assert Retrieval("rain jacket", [JACKET]).context == card.render()
 
 
+SHELL = Product(
+    handle="tundra-shell",
+    title="Tundra Shell",
+    description="Meet the Tundra Shell: a shell our crew wore all winter.\n- Weight: 318 g",
+    product_type="Jackets",
+    variants=[
+        Variant(f"T-{s}-{c}", {"Size": s, "Color": c}, Decimal("199.00"), inventory_qty=q)
+        for c in ("Slate", "Ember Red")
+        for s, q in (("S", 3), ("M", 0 if c == "Ember Red" else 2), ("L", 1), ("XL", 4), ("XXL", 5))
+        for q in [q]
+    ]
+    + [
+        Variant(
+            "T-3XL-Slate", {"Size": "3XL", "Color": "Slate"}, Decimal("199.00"), None, 0, "continue"
+        )
+    ],
+)
+
+
+def test_a_grid_of_variants_is_shown_whole_and_compactly():
+    """Every size in every colour: the options once and the stock's exceptions, all of the
+    variants (more than the dozen one-by-one cards show) and in fewer tokens."""
+    full = Product(**{**SHELL.__dict__, "variants": SHELL.variants[:-1]})  # 5 x 2 grid
+    card = ProductCard.from_product(full)
+    assert card.render().splitlines()[2:] == [
+        "  options: Size (S, M, L, XL, XXL); Color (Slate, Ember Red)",
+        "  stock: all in stock except M / Ember Red: out of stock",
+        "  Weight: 318 g",  # the description's prose with a colon is not a fact
+    ]
+    assert len(card.stock()) == 10 and ("M / Ember Red", "out of stock") in card.stock()
+    one_by_one = ProductCard.from_product(full, max_variants=12)
+    one_by_one.options = []
+    assert len(card.render()) < len(one_by_one.render())
+    back = parse_cards(card.render())[0]
+    assert sorted(back.stock()) == sorted(card.stock()) and back.options == card.options
+    assert Card.from_dict(json.loads(json.dumps(card.to_dict()))) == card
+    # a 3XL only in Slate breaks the grid: one by one, the first dozen
+    ragged = ProductCard.from_product(SHELL)
+    assert not ragged.options and len(ragged.stock()) == 11
+    assert "variants: S / Slate: in stock; " in ragged.render()
+    # mostly out of stock has no short form either
+    sold = Product(
+        **{
+            **full.__dict__,
+            "variants": [
+                Variant(v.sku, v.options, v.price, inventory_qty=0 if i else 1)
+                for i, v in enumerate(full.variants)
+            ],
+        }
+    )
+    assert (
+        "  stock: all out of stock except S / Slate: in stock"
+        in ProductCard.from_product(sold).render()
+    )
+
+
 def test_cards_travel_as_json_and_read_back_from_text():
     cards = [ProductCard.from_product(JACKET), ProductCard.from_product(STOVE)]
     through_json = cards_from_dicts(json.loads(json.dumps([c.to_dict() for c in cards])))
@@ -189,6 +245,12 @@ def test_every_prompt_of_a_store_shares_one_head_before_what_is_chosen():
     assert all(prompt_layout_of(p) == PROMPT_LAYOUT for p in prompts)
     old = prompts[0].replace(prompts[0].splitlines()[1], "Only state facts found in the policies.")
     assert prompt_layout_of(old) == 1
+    from storetune.chat.prompt import _RULES_2
+
+    two = prompts[0].replace(prompts[0].splitlines()[1], _RULES_2)
+    assert prompt_layout_of(two) == 2
+    warned = layout_warning({"name": "support", "version": 2, "prompt_layout": 2})
+    assert "layout 2" in warned and "stock written compactly" in warned
     assert prompt_layout_of("Classify the product.") is None
     # a support version trained before the layout was recorded is warned about
     assert "layout 1" in layout_warning({"name": "support", "version": 1, "tasks": ["support"]})

@@ -14,6 +14,7 @@ The prompt renders passages and orders in their own blocks (storetune.chat.promp
 
 from __future__ import annotations
 
+import itertools
 import re
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -24,6 +25,10 @@ from storetune.facts import MONEY, money_amount
 from storetune.store.records import Fulfillment, Order, OrderLine, Product, Variant
 
 MAX_VARIANTS = 12
+# A product whose variants form a full grid of its options is shown whole, up to this many
+# variants: its options once and the stock as "all <status> except ...", fewer tokens
+# than a dozen "label: status" pairs (median card 168 -> see docs/evaluation.md).
+MAX_GRID = 60
 MAX_FACTS = 6
 
 IN_STOCK = "in stock"
@@ -70,8 +75,13 @@ class Card:
 
 @dataclass
 class ProductCard(Card):
-    """What a reply may quote about one product: its price line, the stock of the first
-    dozen variants, and up to six "Name: value" facts of the description."""
+    """What a reply may quote about one product: its price line, the stock of its
+    variants, and up to six "Name: value" facts of the description.
+
+    Variants that form a full grid of the product's options (every size in every colour)
+    are all shown, compactly: `options` names each option's values once and the stock
+    line states the common status with its exceptions. Other products show the stock of
+    their first dozen variants one by one."""
 
     kind: ClassVar[str] = "product"
     product_type: str = "product"
@@ -81,17 +91,26 @@ class ProductCard(Card):
     #   a product without options, whose card states one "stock:" line
     facts: list[str] = field(default_factory=list)
     handle: str = ""
+    # (option name, values) when the variants are a full grid shown compactly; else empty
+    options: list[tuple[str, list[str]]] = field(default_factory=list)
 
     @classmethod
     def from_product(cls, p: Product, max_variants: int = MAX_VARIANTS) -> ProductCard:
         prices = sorted({v.price for v in p.variants})
         sale = [v for v in p.variants if v.on_sale]
-        named = [v for v in p.variants if v.label != "Default"][:max_variants]
-        if named:
+        named = [v for v in p.variants if v.label != "Default"]
+        options = _grid_options(named)
+        if options and _compact_stock([(v.label, stock_status(v)) for v in named]):
+            variants = [(v.label, stock_status(v)) for v in named]
+        elif named:
+            options = []
+            named = named[:max_variants]
             variants = [(v.label, stock_status(v)) for v in named]
         else:
             variants = [("", stock_status(p.variants[0]))] if p.variants else []
-        facts = [ln.strip("- ").strip() for ln in p.description.splitlines() if ":" in ln]
+        facts = [
+            f for f in (ln.strip("- ").strip() for ln in p.description.splitlines()) if _is_fact(f)
+        ]
         return cls(
             title=p.title,
             product_type=p.product_type or "product",
@@ -100,6 +119,7 @@ class ProductCard(Card):
             variants=variants,
             facts=facts[:MAX_FACTS],
             handle=p.handle,
+            options=options,
         )
 
     def price_text(self, currency: str = DEFAULT_CURRENCY) -> str:
@@ -112,7 +132,13 @@ class ProductCard(Card):
 
     def render(self, currency: str = DEFAULT_CURRENCY) -> str:
         lines = [f"* {self.title} ({self.product_type})", f"  price: {self.price_text(currency)}"]
-        if self.variants and self.variants[0][0]:
+        compact = _compact_stock(self.variants) if self.options else None
+        if compact:
+            lines.append(
+                "  options: " + "; ".join(f"{n} ({', '.join(v)})" for n, v in self.options)
+            )
+            lines.append(f"  stock: {compact}")
+        elif self.variants and self.variants[0][0]:
             lines.append("  variants: " + "; ".join(f"{lab}: {s}" for lab, s in self.variants))
         elif self.variants:
             lines.append(f"  stock: {self.variants[0][1]}")
@@ -133,6 +159,7 @@ class ProductCard(Card):
             "variants": [list(v) for v in self.variants],
             "facts": list(self.facts),
             "handle": self.handle,
+            "options": [[n, list(v)] for n, v in self.options],
         }
 
     @classmethod
@@ -146,7 +173,58 @@ class ProductCard(Card):
             variants=[(str(a), str(b)) for a, b in data.get("variants", [])],
             facts=list(data.get("facts", [])),
             handle=data.get("handle", ""),
+            options=[(str(n), [str(x) for x in v]) for n, v in data.get("options", [])],
         )
+
+
+def _is_fact(line: str) -> bool:
+    """A short "Name: value" line; a description's prose with a colon in it ("Meet the
+    Fireweed: a jacket our crew ...") is not one and would only cost prompt tokens."""
+    name, _, value = line.partition(":")
+    return bool(value.strip()) and 0 < len(name.split()) <= 3
+
+
+_UNSAFE = re.compile(r"[,;:()]")
+
+
+def _grid_options(variants: list[Variant]) -> list[tuple[str, list[str]]]:
+    """Each option's values in first-seen order when `variants` are every combination of
+    them (as a label spells it) and at most MAX_GRID; else []. Values with the card's
+    separators in them keep the one-by-one form, which reads back without ambiguity."""
+    if not variants or len(variants) > MAX_GRID:
+        return []
+    names = [n for n, v in variants[0].options.items() if v and v != "Default Title"]
+    values: list[list[str]] = [[] for _ in names]
+    labels = set()
+    for v in variants:
+        row = [v.options.get(n, "") for n in names]
+        if not all(row) or " / ".join(row) != v.label:
+            return []
+        labels.add(v.label)
+        for seen, x in zip(values, row, strict=True):
+            if x not in seen:
+                seen.append(x)
+    size = 1
+    for seen in values:
+        size *= len(seen)
+    unsafe = any(_UNSAFE.search(x) for x in [*names, *(x for seen in values for x in seen)])
+    if size != len(variants) or len(labels) != size or unsafe:
+        return []
+    return list(zip(names, values, strict=True))
+
+
+def _compact_stock(variants: list[tuple[str, str]]) -> str | None:
+    """ "all in stock" or "all in stock except M / Rust: out of stock; ..." for a grid's
+    variants when fewer than half are exceptions (else None: list them one by one)."""
+    if not variants:
+        return None
+    statuses = [s for _, s in variants]
+    common = max(dict.fromkeys(statuses), key=statuses.count)
+    odd = [(lab, s) for lab, s in variants if s != common]
+    if len(odd) * 2 >= len(variants) or len(odd) > MAX_VARIANTS:
+        return None
+    text = f"all {common}"
+    return text + (" except " + "; ".join(f"{lab}: {s}" for lab, s in odd) if odd else "")
 
 
 @dataclass
@@ -403,6 +481,21 @@ def parse_cards(system: str) -> list[ProductCard]:
     return cards
 
 
+_OPTION = re.compile(r"([^;()]+?) \(([^()]*)\)")
+
+
+def _read_grid(card: ProductCard, text: str) -> None:
+    """The variants of a compact card: every combination of its options, in the common
+    status but for the listed exceptions."""
+    common, _, rest = text.partition(" except ")
+    odd = {}
+    for part in rest.split(";") if rest else []:
+        label, _, status = part.rpartition(":")
+        odd[label.strip()] = status.strip()
+    labels = [" / ".join(row) for row in itertools.product(*(v for _, v in card.options))]
+    card.variants = [(lab, odd.get(lab, common.strip())) for lab in labels]
+
+
 def _read_line(card: ProductCard, body: str) -> None:
     if body.startswith("price:"):
         price, _, was = body[len("price:") :].partition(_SALE)
@@ -414,6 +507,13 @@ def _read_line(card: ProductCard, body: str) -> None:
             label, _, status = part.rpartition(":")
             if label.strip():
                 card.variants.append((label.strip(), status.strip()))
+    elif body.startswith("options:"):
+        card.options = [
+            (m.group(1).strip(), [x.strip() for x in m.group(2).split(",")])
+            for m in _OPTION.finditer(body[len("options:") :])
+        ]
+    elif body.startswith("stock: all ") and card.options:
+        _read_grid(card, body[len("stock: all ") :])
     elif body.startswith("stock:"):
         card.variants.append(("", body[len("stock:") :].strip()))
     else:

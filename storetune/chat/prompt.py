@@ -120,15 +120,22 @@ def _free_text(value: Any) -> str:
 
 # The prompt's layout: 2 puts every line that is the same for all of a store's tickets
 # (who, the rules, the contact) before the lines chosen per ticket, so engines compute
-# that head once and share it. Recorded in version.json: a version trained on another
+# that head once and share it; 3 writes a product whose variants are a full grid of its
+# options compactly (its options once, the stock as "all in stock except ...") and says
+# how to read that in the rules. Recorded in version.json: a version trained on another
 # layout reads a prompt it was not trained on (`layout_warning`).
-PROMPT_LAYOUT = 2
-_RULES = (
+PROMPT_LAYOUT = 3
+_RULES_2 = (
     "Only state facts found in the policies, help-center passages, order information or "
     "product information below. Never invent products, prices, stock, order details or "
     "promises. Order details come only from a verified order shown below; you cannot "
     "change orders."
 )
+_RULES = (
+    _RULES_2 + ' Stock "all in stock except X: out of stock" means every option but X is in stock.'
+)
+# what changed at each layout, for the warning
+_LAYOUT_CHANGES = {1: "lines reordered", 2: "product stock written compactly"}
 
 
 _SUPPORT_HEAD = "You are the customer support assistant of "
@@ -140,7 +147,8 @@ def prompt_layout_of(system: str) -> int | None:
     lines = system.split("\n", 2)
     if not lines[0].startswith(_SUPPORT_HEAD):
         return None
-    return PROMPT_LAYOUT if len(lines) > 1 and lines[1] == _RULES else 1
+    second = lines[1] if len(lines) > 1 else ""
+    return {_RULES: PROMPT_LAYOUT, _RULES_2: 2}.get(second, 1)
 
 
 def layout_warning(info: dict) -> str | None:
@@ -151,9 +159,10 @@ def layout_warning(info: dict) -> str | None:
         layout = 1
     if layout is None or layout == PROMPT_LAYOUT:
         return None
+    changes = "; ".join(_LAYOUT_CHANGES.get(n, "changed") for n in range(layout, PROMPT_LAYOUT))
     return (
         f"{info.get('name')} v{info.get('version')} was trained on prompt layout {layout}; "
-        f"this storetune renders layout {PROMPT_LAYOUT} (same facts, lines reordered): "
+        f"this storetune renders layout {PROMPT_LAYOUT} (same facts, {changes or 'changed'}): "
         "rebuild and retrain for replies as good as the eval measured"
     )
 
