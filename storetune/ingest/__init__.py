@@ -44,6 +44,7 @@ from storetune.ingest.detect import (
 from storetune.ingest.files import check_path, scan
 from storetune.ingest.helpdesk import list_files
 from storetune.ingest.knowledge import KnowledgeRead, read_knowledge
+from storetune.ingest.parallel import default_workers
 from storetune.ingest.shopify_csv import Catalog
 from storetune.io import atomic_write_text
 from storetune.store import db
@@ -338,6 +339,7 @@ def ingest_workspace(
             protected=_vocabulary(known, cfg),
             allow=_allowed(cfg),
             progress=progress,
+            workers=default_workers(),
         )
         ticket_read[2]["format"] = ticket_fmt
     book = read_orders(order_path) if order_path is not None else None

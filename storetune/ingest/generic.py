@@ -260,10 +260,17 @@ def read_csv_tickets(
     protected: Iterable[str] = (),
     allow: Iterable[str] = (),
     progress: bool = False,
+    workers: int = 1,
 ) -> hd.Result:
     """One ticket per CSV row (customer message → agent response), as zendesk's."""
     gather = lambda f, col: _gather_csv(f, col, columns)  # noqa: E731
-    kw = {"topics": topics, "protected": protected, "allow": allow, "progress": progress}
+    kw = {
+        "topics": topics,
+        "protected": protected,
+        "allow": allow,
+        "progress": progress,
+        "workers": workers,
+    }
     return _read(path, "generic_csv", gather, (".csv",), **kw)
 
 
@@ -275,10 +282,17 @@ def read_jsonl_tickets(
     protected: Iterable[str] = (),
     allow: Iterable[str] = (),
     progress: bool = False,
+    workers: int = 1,
 ) -> hd.Result:
     """One ticket per JSON Lines object, keys mapped like CSV columns."""
     gather = lambda f, col: _gather_jsonl(f, col, columns)  # noqa: E731
-    kw = {"topics": topics, "protected": protected, "allow": allow, "progress": progress}
+    kw = {
+        "topics": topics,
+        "protected": protected,
+        "allow": allow,
+        "progress": progress,
+        "workers": workers,
+    }
     return _read(path, "generic_jsonl", gather, (".jsonl", ".json"), **kw)
 
 
@@ -289,9 +303,16 @@ def read_chat_jsonl(
     protected: Iterable[str] = (),
     allow: Iterable[str] = (),
     progress: bool = False,
+    workers: int = 1,
 ) -> hd.Result:
     """One ticket per OpenAI chat line; bad lines quarantined with their line number."""
-    kw = {"topics": topics, "protected": protected, "allow": allow, "progress": progress}
+    kw = {
+        "topics": topics,
+        "protected": protected,
+        "allow": allow,
+        "progress": progress,
+        "workers": workers,
+    }
     return _read(path, "chat_jsonl", _gather_chat, (".jsonl", ".json"), **kw)
 
 
@@ -303,9 +324,16 @@ def read_tickets(
     protected: Iterable[str] = (),
     allow: Iterable[str] = (),
     progress: bool = False,
+    workers: int = 1,
 ) -> hd.Result:
     """Generic CSV or JSON Lines tickets, by the first file's suffix (.csv → CSV)."""
     first = hd.list_files(hd.as_paths(path)[0], (".csv", ".jsonl", ".json"))[0]
     reader = read_csv_tickets if first.suffix.lower() == ".csv" else read_jsonl_tickets
-    kw = {"topics": topics, "protected": protected, "allow": allow, "progress": progress}
+    kw = {
+        "topics": topics,
+        "protected": protected,
+        "allow": allow,
+        "progress": progress,
+        "workers": workers,
+    }
     return reader(path, columns=columns, **kw)

@@ -9,6 +9,7 @@ records under "dropped", internal notes kept with role "note".
 
 from __future__ import annotations
 
+import copy
 import json
 import re
 from collections import Counter
@@ -29,6 +30,7 @@ from storetune.clean import (
 from storetune.config import EscalationTopic
 from storetune.errors import StoretuneError
 from storetune.ingest.files import scan
+from storetune.ingest.parallel import map_slices
 from storetune.ingest.shopify_json import load_json_records
 from storetune.progress import progress as progress_bar
 from storetune.store.db import QuarantineItem
@@ -209,6 +211,22 @@ class Collector:
         self.extra.setdefault(tid, []).append((message, str(src)))
         self._extra_where.setdefault(tid, []).append(where or f"ticket {tid or '?'}")
 
+    def fresh(self) -> Collector:
+        """A collector that reads what this one gathered (users, ratings) and counts
+        from zero: what rebuilding a slice of the tickets adds, for `merge`."""
+        out = copy.copy(self)
+        out.quarantine, out.counts = [], {}
+        out.dropped, out.pii = Counter(), Counter()
+        return out
+
+    def merge(self, delta: Collector) -> None:
+        """Add what a `fresh` collector counted and quarantined."""
+        self.quarantine.extend(delta.quarantine)
+        for kind, counts in delta.counts.items():
+            self.counts.setdefault(kind, Counter(read=0, accepted=0, quarantined=0)).update(counts)
+        self.dropped.update(delta.dropped)
+        self.pii.update(delta.pii)
+
     def orphans(self) -> Iterator[tuple[str, Any, str, str]]:
         """(ticket id, message, file, location) of every message left without its ticket."""
         for tid, messages in self.extra.items():
@@ -363,19 +381,35 @@ def finish(
     protected: Iterable[str],
     allow: Iterable[str],
     progress: bool,
+    workers: int = 1,
 ) -> Result:
-    """Rebuild every gathered ticket; messages whose ticket never came are quarantined."""
+    """Rebuild every gathered ticket; messages whose ticket never came are quarantined.
+    `workers` > 1 rebuilds big reads in forked processes (storetune.ingest.parallel),
+    with the same result."""
     opt = Options(topics=topics, protected={w.lower() for w in protected}, allow=list(allow))
     human: Counter[str] = Counter()
     tickets: list[Ticket] = []
-    for tid in progress_iter(list(col.records), "Cleaning tickets", progress):
-        record, src = col.records[tid]
-        ticket = rebuild(convert(record, col.extra.pop(tid, []), col), src, col, opt)
-        if ticket is not None:
-            ticket.source = source
-            tickets.append(ticket)
-            if ticket.human_only_reason:
-                human[ticket.human_only_reason] += 1
+    jobs = [(*col.records[tid], col.extra.pop(tid, [])) for tid in list(col.records)]
+
+    def work(lo: int, hi: int) -> tuple[list[Ticket], Collector]:
+        out = col.fresh()
+        built = [
+            rebuild(convert(rec, extra, out), src, out, opt) for rec, src, extra in jobs[lo:hi]
+        ]
+        return [t for t in built if t is not None], out
+
+    slices = map_slices(work, len(jobs), workers)
+    with progress_bar(
+        "Cleaning tickets", len(jobs), stderr=True, transient=True, enabled=progress
+    ) as bar:
+        for size, (built, out) in slices:
+            col.merge(out)
+            for ticket in built:
+                ticket.source = source
+                tickets.append(ticket)
+                if ticket.human_only_reason:
+                    human[ticket.human_only_reason] += 1
+            bar.advance(size)
     for tid, message, src, where in col.orphans():
         col.count("message", "read")
         reason = f"message for ticket {tid or '?'}, which is not in the export"
@@ -414,6 +448,7 @@ def json_reader(
         protected: Iterable[str] = (),
         allow: Iterable[str] = (),
         progress: bool = False,
+        workers: int = 1,
     ) -> Result:
         """Tickets (cleaned, PII replaced, human-only marked), quarantined records, stats.
 
@@ -426,21 +461,14 @@ def json_reader(
         """
         col = gather_json(as_paths(path), absorb)
         return finish(
-            col, source, convert, topics=topics, protected=protected, allow=allow, progress=progress
+            col,
+            source,
+            convert,
+            topics=topics,
+            protected=protected,
+            allow=allow,
+            progress=progress,
+            workers=workers,
         )
 
     return read_tickets
-
-
-# --- progress -----------------------------------------------------------------------
-
-
-def progress_iter(items: list[Any], label: str, enabled: bool) -> Iterator[Any]:
-    """`items`, one by one, under a progress bar (`storetune.progress`) when enabled."""
-    if not enabled or not items:
-        yield from items
-        return
-    with progress_bar(label, len(items), stderr=True, transient=True) as bar:
-        for item in items:
-            yield item
-            bar.advance()

@@ -300,6 +300,7 @@ def read_tickets(
     protected: Iterable[str] = (),
     allow: Iterable[str] = (),
     progress: bool = False,
+    workers: int = 1,
 ) -> hd.Result:
     """Tickets (cleaned, PII replaced, human-only marked), quarantined records, stats;
     the arguments and stats are those of every helpdesk reader (helpdesk.json_reader)."""
@@ -308,5 +309,12 @@ def read_tickets(
     agents = [uid for uid, u in col.users.items() if ROLE.get(str(u.get("role"))) == "agent"]
     convert = partial(_convert, agents=agents)
     return hd.finish(
-        col, SOURCE, convert, topics=topics, protected=protected, allow=allow, progress=progress
+        col,
+        SOURCE,
+        convert,
+        topics=topics,
+        protected=protected,
+        allow=allow,
+        progress=progress,
+        workers=workers,
     )
