@@ -37,8 +37,14 @@ def _child_generate(out: str, n: str) -> dict:
     }
 
 
-def _child_storetune(out: str) -> dict:
+def _child_storetune(out: str, workers: str = "") -> dict:
+    import resource
+
     from storetune.ingest import ingest_workspace
+    from storetune.ingest.parallel import ENV, default_workers
+
+    if workers:
+        os.environ[ENV] = workers
     from storetune.workspace import Workspace
 
     base = rss_mb()
@@ -50,6 +56,9 @@ def _child_storetune(out: str) -> dict:
         "seconds": seconds,
         "rss_after_imports_mb": base,
         "peak_rss_mb": rss_mb(),
+        # the largest forked cleaning worker (they share the parent's pages until written)
+        "worker_peak_rss_mb": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024,
+        "workers": default_workers(),
         "counts": counts,
         "reconciles": report.reconciles,
         "db_counts": report.db_counts,
@@ -101,6 +110,8 @@ def run() -> dict:
         gen = spawn("bench_ingest", "generate", tmp, str(n))
         floor = spawn("bench_ingest", "floor", tmp)
         ours = spawn("bench_ingest", "storetune", tmp)
+        # the same ingest in one process: what the forked cleaning workers buy
+        single = spawn("bench_ingest", "storetune", tmp, "1")
         size_mb = sum(p.stat().st_size for p in (Path(tmp) / "zendesk").glob("*.json")) / 2**20
     tickets = ours["counts"].get("tickets", {})
     read_tickets = tickets.get("ticket", {}).get("read", gen["tickets"])
@@ -117,6 +128,10 @@ def run() -> dict:
         "tickets_per_s": round(read_tickets / secs),
         "messages_per_s": round(read_messages / secs),
         "peak_rss_mb": round(ours["peak_rss_mb"]),
+        "workers": ours["workers"],
+        "worker_peak_rss_mb": round(ours["worker_peak_rss_mb"]),
+        "one_process_s": round(single["seconds"], 1),
+        "speedup_vs_one_process": round(single["seconds"] / secs, 2),
         "rss_after_imports_mb": round(ours["rss_after_imports_mb"]),
         "memory_measure": "child process ru_maxrss (peak RSS incl. interpreter)",
         "floor_s": round(floor["seconds"], 2),
@@ -128,4 +143,10 @@ def run() -> dict:
         "meets_time_target": secs <= TARGET_S * n / 100_000,
         "meets_memory_target": ours["peak_rss_mb"] <= TARGET_MB,
     }
-    return {"benchmark": "ingest", "summary": summary, "storetune": ours, "floor": floor}
+    return {
+        "benchmark": "ingest",
+        "summary": summary,
+        "storetune": ours,
+        "one_process": single,
+        "floor": floor,
+    }
