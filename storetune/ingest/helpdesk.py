@@ -130,6 +130,16 @@ def rating_1_to_5(value: Any) -> str | None:
 # --- gathering ----------------------------------------------------------------------
 
 
+@dataclass
+class Delta:
+    """What rebuilding some tickets added to a collector's outputs."""
+
+    quarantine: list[QuarantineItem]
+    counts: dict[str, Counter[str]]
+    dropped: Counter[str]
+    pii: Counter[str]
+
+
 class Collector:
     """Everything gathered from all files before tickets are rebuilt."""
 
@@ -219,8 +229,13 @@ class Collector:
         out.dropped, out.pii = Counter(), Counter()
         return out
 
-    def merge(self, delta: Collector) -> None:
-        """Add what a `fresh` collector counted and quarantined."""
+    def delta(self) -> Delta:
+        """What a `fresh` collector counted and quarantined, and nothing it only reads:
+        a worker sends this back, not the gathered records."""
+        return Delta(self.quarantine, self.counts, self.dropped, self.pii)
+
+    def merge(self, delta: Delta) -> None:
+        """Add what a `fresh` collector counted and quarantined (its `delta`)."""
         self.quarantine.extend(delta.quarantine)
         for kind, counts in delta.counts.items():
             self.counts.setdefault(kind, Counter(read=0, accepted=0, quarantined=0)).update(counts)
@@ -391,12 +406,12 @@ def finish(
     tickets: list[Ticket] = []
     jobs = [(*col.records[tid], col.extra.pop(tid, [])) for tid in list(col.records)]
 
-    def work(lo: int, hi: int) -> tuple[list[Ticket], Collector]:
+    def work(lo: int, hi: int) -> tuple[list[Ticket], Delta]:
         out = col.fresh()
         built = [
             rebuild(convert(rec, extra, out), src, out, opt) for rec, src, extra in jobs[lo:hi]
         ]
-        return [t for t in built if t is not None], out
+        return [t for t in built if t is not None], out.delta()
 
     slices = map_slices(work, len(jobs), workers)
     with progress_bar(
