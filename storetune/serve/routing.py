@@ -14,7 +14,9 @@ The decision combines these signals, none trusted alone:
 - the reply check: a classifier trained beside the router on the dataset's reference
   replies reads which kind of question the draft answers; a draft that answers none
   of the kinds the router chose the context for ("I can't see your order" to a
-  refund-policy question) is never `high`.
+  refund-policy question) is never `high`;
+- the coverage check (serve.coverage): a draft that leaves out one of the customer's
+  questions ("warranty? Also, the price?" answered with the price only) is never `high`.
 """
 
 from __future__ import annotations
@@ -45,6 +47,7 @@ from storetune.retrieval.also_bought import AlsoBought, bought_handles
 from storetune.retrieval.index import HybridIndex, Retrieval, index_exists
 from storetune.retrieval.knn import KnnOpinion, TicketClassifier
 from storetune.retrieval.passages import PassageHit
+from storetune.serve.coverage import unanswered
 from storetune.serve.guard import Evidence, Finding, Guard, redact
 from storetune.serve.order_reply import asks_status, status_reply
 from storetune.serve.orders import (
@@ -138,6 +141,7 @@ class Signals:
     order: str = "none"  # none | verified | unverified: never which order, nor if it exists
     off_topic: str | None = None  # why the draft seems to answer another question
     over_budget: str | None = None  # a price above the ceiling the customer set
+    unanswered: str | None = None  # a question the draft leaves out
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -147,6 +151,7 @@ class Signals:
             "order": self.order,
             "off_topic": self.off_topic,
             "over_budget": self.over_budget,
+            "unanswered": self.unanswered,
             "marker": self.marker,
             "mean_logprob": _round(self.mean_logprob),
             "min_logprob": _round(self.min_logprob),
@@ -222,6 +227,9 @@ def decide(s: Signals, t: Thresholds, marker: str = "[ESCALATE]") -> Decision:
     if s.over_budget:
         sure = False
         reasons.append(s.over_budget)
+    if s.unanswered:
+        sure = False
+        reasons.append(s.unanswered)
     if s.finish_reason == "length":
         sure = False
         reasons.append("the reply was cut at the token limit")
@@ -529,6 +537,7 @@ class TicketRouter:
             p.order,
             None if p.template else self._off_topic(p, draft),
             None if p.template else over_budget(turns, draft),
+            None if p.template else self._unanswered(p, turns, draft),
         )
         decision = decide(signals, thresholds, marker)
         if p.template is not None:
@@ -577,6 +586,11 @@ class TicketRouter:
             f"the draft reads as a '{check.label}' answer, not one about "
             f"{' / '.join(focus(p.reading.top(3)))} (agreement {score:.2f} < {threshold:.2f})"
         )
+
+    def _unanswered(self, p: Prepared, turns: list[str], draft: str) -> str | None:
+        if self.index is None:
+            return None
+        return unanswered(turns, draft, p.system_prompt, self.index.embedder.embed)
 
     def _sources(self, p: Prepared) -> list[dict]:
         """The retrieved products beside the reply, priced as their cards are, then the
