@@ -5,7 +5,9 @@
                                       {"name": "2ep", "train": {"epochs": 2}}]'
 
 WORKSPACE is (re)created with the demo store, budget and dataset (`storetune demo`'s
-first stages) unless it already holds a dataset. Rows are appended to
+first stages) unless it already holds a dataset. A variant with a `build` block (e.g.
+`{"name": "full", "build": {"policies": "full"}}`) rebuilds the dataset first; changes
+carry over to the variants after it. Rows are appended to
 reports/bench/ablate.jsonl. Not part of `make bench`: each variant trains for minutes.
 """
 
@@ -42,12 +44,17 @@ def prepare(root: Path):
 
 
 def run_variant(ws, variant: dict, max_new_tokens: int = 96) -> dict:
+    from storetune.dataset.build import build_dataset
     from storetune.eval.runner import evaluate
     from storetune.train import train_model
 
     raw = yaml.safe_load(ws.config_path.read_text(encoding="utf-8"))
     raw.setdefault("train", {}).update(variant.get("train", {}))
+    raw.setdefault("build", {}).update(variant.get("build", {}))
     ws.config_path.write_text(yaml.safe_dump(raw, sort_keys=False), encoding="utf-8")
+    if variant.get("build"):
+        # same seed and examples, other prompts: the held-out tickets stay the same
+        build_dataset(ws, progress=False)
     started = time.time()
     version_dir, trained = train_model(ws, progress=False, log=print)
     train_s = round(time.time() - started)
