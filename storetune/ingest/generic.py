@@ -15,11 +15,10 @@ import csv
 import io
 import json
 import re
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Unpack
 
-from storetune.config import EscalationTopic
 from storetune.errors import StoretuneError
 from storetune.ingest import helpdesk as hd
 from storetune.ingest.shopify_csv import read_text
@@ -243,97 +242,53 @@ def _convert(record: dict[str, Any], extra: list[Any], col: hd.Collector) -> hd.
 
 
 def _read(
-    path: hd.PathArg, source: str, gather: Any, suffixes: tuple[str, ...], **kw: Any
+    path: hd.PathArg,
+    source: str,
+    gather: Any,
+    suffixes: tuple[str, ...],
+    **options: Unpack[hd.ReadOptions],
 ) -> hd.Result:
     col = hd.Collector()
     for p in hd.as_paths(path):
         for f in hd.files_of(p, suffixes, col):
             gather(f, col)
-    return hd.finish(col, source, _convert, **kw)
+    return hd.finish(col, source, _convert, **options)
 
 
 def read_csv_tickets(
     path: hd.PathArg,
     *,
     columns: Mapping[str, str] | None = None,
-    topics: Sequence[EscalationTopic] | None = None,
-    protected: Iterable[str] = (),
-    allow: Iterable[str] = (),
-    progress: bool = False,
-    workers: int = 1,
+    **options: Unpack[hd.ReadOptions],
 ) -> hd.Result:
     """One ticket per CSV row (customer message → agent response), as zendesk's."""
     gather = lambda f, col: _gather_csv(f, col, columns)  # noqa: E731
-    kw = {
-        "topics": topics,
-        "protected": protected,
-        "allow": allow,
-        "progress": progress,
-        "workers": workers,
-    }
-    return _read(path, "generic_csv", gather, (".csv",), **kw)
+    return _read(path, "generic_csv", gather, (".csv",), **options)
 
 
 def read_jsonl_tickets(
     path: hd.PathArg,
     *,
     columns: Mapping[str, str] | None = None,
-    topics: Sequence[EscalationTopic] | None = None,
-    protected: Iterable[str] = (),
-    allow: Iterable[str] = (),
-    progress: bool = False,
-    workers: int = 1,
+    **options: Unpack[hd.ReadOptions],
 ) -> hd.Result:
     """One ticket per JSON Lines object, keys mapped like CSV columns."""
     gather = lambda f, col: _gather_jsonl(f, col, columns)  # noqa: E731
-    kw = {
-        "topics": topics,
-        "protected": protected,
-        "allow": allow,
-        "progress": progress,
-        "workers": workers,
-    }
-    return _read(path, "generic_jsonl", gather, (".jsonl", ".json"), **kw)
+    return _read(path, "generic_jsonl", gather, (".jsonl", ".json"), **options)
 
 
-def read_chat_jsonl(
-    path: hd.PathArg,
-    *,
-    topics: Sequence[EscalationTopic] | None = None,
-    protected: Iterable[str] = (),
-    allow: Iterable[str] = (),
-    progress: bool = False,
-    workers: int = 1,
-) -> hd.Result:
+def read_chat_jsonl(path: hd.PathArg, **options: Unpack[hd.ReadOptions]) -> hd.Result:
     """One ticket per OpenAI chat line; bad lines quarantined with their line number."""
-    kw = {
-        "topics": topics,
-        "protected": protected,
-        "allow": allow,
-        "progress": progress,
-        "workers": workers,
-    }
-    return _read(path, "chat_jsonl", _gather_chat, (".jsonl", ".json"), **kw)
+    return _read(path, "chat_jsonl", _gather_chat, (".jsonl", ".json"), **options)
 
 
 def read_tickets(
     path: hd.PathArg,
     *,
     columns: Mapping[str, str] | None = None,
-    topics: Sequence[EscalationTopic] | None = None,
-    protected: Iterable[str] = (),
-    allow: Iterable[str] = (),
-    progress: bool = False,
-    workers: int = 1,
+    **options: Unpack[hd.ReadOptions],
 ) -> hd.Result:
     """Generic CSV or JSON Lines tickets, by the first file's suffix (.csv → CSV)."""
     first = hd.list_files(hd.as_paths(path)[0], (".csv", ".jsonl", ".json"))[0]
     reader = read_csv_tickets if first.suffix.lower() == ".csv" else read_jsonl_tickets
-    kw = {
-        "topics": topics,
-        "protected": protected,
-        "allow": allow,
-        "progress": progress,
-        "workers": workers,
-    }
-    return reader(path, columns=columns, **kw)
+    return reader(path, columns=columns, **options)

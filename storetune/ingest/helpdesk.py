@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypedDict, Unpack
 
 from storetune.clean import (
     Scrubber,
@@ -387,15 +387,26 @@ def _ticket(
 Convert = Callable[[dict[str, Any], list[tuple[Any, str]], Collector], Conversation]
 
 
+class ReadOptions(TypedDict, total=False):
+    """What every ticket reader takes besides its path (json_reader's `read_tickets`
+    says what each means); readers pass them through to `finish` unchanged."""
+
+    topics: Sequence[EscalationTopic] | None
+    protected: Iterable[str]
+    allow: Iterable[str]
+    progress: bool
+    workers: int
+
+
 def finish(
     col: Collector,
     source: str,
     convert: Convert,
     *,
-    topics: Sequence[EscalationTopic] | None,
-    protected: Iterable[str],
-    allow: Iterable[str],
-    progress: bool,
+    topics: Sequence[EscalationTopic] | None = None,
+    protected: Iterable[str] = (),
+    allow: Iterable[str] = (),
+    progress: bool = False,
     workers: int = 1,
 ) -> Result:
     """Rebuild every gathered ticket; messages whose ticket never came are quarantined.
@@ -456,34 +467,17 @@ def json_reader(
     records are collected) and `convert` (how one conversation becomes a Ticket).
     """
 
-    def read_tickets(
-        path: PathArg,
-        *,
-        topics: Sequence[EscalationTopic] | None = None,
-        protected: Iterable[str] = (),
-        allow: Iterable[str] = (),
-        progress: bool = False,
-        workers: int = 1,
-    ) -> Result:
+    def read_tickets(path: PathArg, **options: Unpack[ReadOptions]) -> Result:
         """Tickets (cleaned, PII replaced, human-only marked), quarantined records, stats.
 
         path: a file, a directory of page files, or several of these. topics: the
         store's always-escalate topics (None → built-in defaults). protected: catalog
         and brand words that are names only in context. allow: strings never scrubbed
-        (the store's own support email). stats: counts per kind (read/accepted/
+        (the store's own support email). progress: show a bar. workers: processes that
+        clean the tickets (big reads only). stats: counts per kind (read/accepted/
         quarantined), dropped system events and duplicates, notes, PII replacements
         per type, human-only tickets per topic and the files read.
         """
-        col = gather_json(as_paths(path), absorb)
-        return finish(
-            col,
-            source,
-            convert,
-            topics=topics,
-            protected=protected,
-            allow=allow,
-            progress=progress,
-            workers=workers,
-        )
+        return finish(gather_json(as_paths(path), absorb), source, convert, **options)
 
     return read_tickets

@@ -16,13 +16,12 @@ from __future__ import annotations
 
 import re
 import zlib
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import Any, Unpack
 
-from storetune.config import EscalationTopic
 from storetune.ingest import helpdesk as hd
 
 SOURCE = "zendesk"
@@ -293,28 +292,11 @@ def _convert(
 # --- entry point --------------------------------------------------------------------
 
 
-def read_tickets(
-    path: hd.PathArg,
-    *,
-    topics: Sequence[EscalationTopic] | None = None,
-    protected: Iterable[str] = (),
-    allow: Iterable[str] = (),
-    progress: bool = False,
-    workers: int = 1,
-) -> hd.Result:
+def read_tickets(path: hd.PathArg, **options: Unpack[hd.ReadOptions]) -> hd.Result:
     """Tickets (cleaned, PII replaced, human-only marked), quarantined records, stats;
     the arguments and stats are those of every helpdesk reader (helpdesk.json_reader)."""
     col = hd.gather_json(hd.as_paths(path), _absorb)
     # Staff are found once: every ticket's scrubber learns their names.
     agents = [uid for uid, u in col.users.items() if ROLE.get(str(u.get("role"))) == "agent"]
     convert = partial(_convert, agents=agents)
-    return hd.finish(
-        col,
-        SOURCE,
-        convert,
-        topics=topics,
-        protected=protected,
-        allow=allow,
-        progress=progress,
-        workers=workers,
-    )
+    return hd.finish(col, SOURCE, convert, **options)
