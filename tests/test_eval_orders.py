@@ -118,6 +118,12 @@ def test_status_claims_read_negation_and_promises():
     }
     assert status_claims("It hasn't been delivered yet.") == set()
     assert status_claims("It was delivered on May 3 and shipped May 1") == {"delivered", "shipped"}
+    # the shipping policy is said of every order: no claim about this one
+    policy = "Orders are shipped within 1 business day and tracking is emailed when they do."
+    assert status_claims(f"I've passed this to our team. {policy}") == set()
+    assert status_claims("Orders usually leave our warehouse within 1 business day.") == set()
+    assert status_claims(f"Your order #1001 shipped on May 2. {policy}") == {"shipped"}
+    assert status_claims("Your orders shipped within a day of each other.") == {"shipped"}
 
 
 def test_eval_wordings_are_none_of_the_builders_or_sample_stores():

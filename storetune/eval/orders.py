@@ -84,10 +84,26 @@ def kind_of(card: OrderCard) -> str:
     return KIND_OF_STATUS.get(card.status, card.status)
 
 
+# "Orders ship within 1 business day and tracking is emailed when they do": the store's
+# shipping policy, said of every order, not a claim about this one.
+_POLICY_SENTENCE = re.compile(
+    r"(?:^|(?<=[.!?\n]))[^.!?\n]*\b(?:all |our |most )?orders (?:are |usually |typically |"
+    r"normally |generally )*(?:shipped|ship|dispatched|go out|leave[^.!?\n]*)\s+within\b"
+    r"[^.!?\n]*[.!?]?",
+    re.I,
+)
+
+
+def _unless_theirs(m: re.Match) -> str:
+    """A policy sentence is dropped; one about the customer's own orders is kept."""
+    return m.group(0) if re.search(r"\b(?:your|my|these|both) orders\b", m.group(0), re.I) else " "
+
+
 def status_claims(text: str) -> set[str]:
-    """The statuses a reply asserts about an order (see the module doc)."""
+    """The statuses a reply asserts about an order (see the module doc); a sentence
+    stating the store's shipping policy for every order asserts none."""
     found: set[str] = set()
-    rest = text
+    rest = _POLICY_SENTENCE.sub(_unless_theirs, text)
     for kind in ("not_shipped", *(k for k in _CLAIMS if k != "not_shipped")):
         for m in _CLAIMS[kind].finditer(rest):
             if kind == "not_shipped" or not _NOT_A_CLAIM.search(
