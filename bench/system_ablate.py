@@ -95,7 +95,12 @@ def run(ws, model: str, max_new_tokens: int, name: str) -> dict:
             result = system.run(generate, grader, calibrated=True)
         finally:
             system.close()
-    return {"variant": name, "model": model, "summary": result["summary"]}
+    return {
+        "variant": name,
+        "model": model,
+        "summary": result["summary"],
+        "examples": result["examples"],
+    }
 
 
 def main(argv: list[str]) -> int:
@@ -110,6 +115,7 @@ def main(argv: list[str]) -> int:
     OUT.parent.mkdir(parents=True, exist_ok=True)
     for name in ("served", "no coverage check", "no router hand-over", "marker only"):
         row = run(ws, model, tokens, name)
+        row.pop("examples")
         with OUT.open("a", encoding="utf-8") as f:
             f.write(json.dumps(row, default=str) + "\n")
         s = row["summary"]

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from storetune.serve.coverage import carries, prompt_lines, questions, unanswered
+from storetune.serve.coverage import Line, carries, prompt_lines, questions, unanswered
 from storetune.serve.routing import Signals, Thresholds, decide
 
 PROMPT = """You are the customer support assistant of Pine & Peak.
@@ -40,7 +40,12 @@ def test_questions_are_the_sentences_asking_something():
         "Is the Larch covered by a warranty?",
         "Also, care instructions for it?",
     ]
-    assert questions("Where is my order") == []
+    # a sentence opening like a question is one without its "?"
+    assert questions("warranty for the Larch?? Also, what's the price on it") == [
+        "warranty for the Larch??",
+        "Also, what's the price on it",
+    ]
+    assert questions("Thanks. The shorts fit well.") == []
 
 
 def test_prompt_lines_are_clauses_and_facts_with_their_product():
@@ -80,6 +85,13 @@ def test_one_question_or_one_without_an_answer_in_the_prompt_is_not_judged(embed
     # the second question has no line near it: grounding and hand-over judge that draft
     ask = ["How much is the Basin Rain Shell? Who won the match last night?"]
     assert unanswered(ask, "It is $189.00.", PROMPT, embed) is None
+
+
+def test_the_products_own_name_is_no_answer():
+    # "leather" is in the title: a draft naming the boot says nothing of its care
+    care = Line("Care: condition leather", " condition leather", "Ember Leather Boot")
+    assert not carries("The Ember Leather Boot is in stock.", care)
+    assert carries("Condition the leather now and then.", care)
 
 
 def test_the_earlier_turn_names_the_product_a_pronoun_means(embed):

@@ -23,9 +23,20 @@ import numpy as np
 # below it the question is about something the prompt does not hold, and other checks
 # (grounding, hand-over) judge the draft instead.
 MIN_SIMILARITY = 0.35
-MARGIN = 0.08  # lines this much less close than the best are candidates too
+# The line meant is often not the closest ("made of?" is nearer "condition leather" than
+# the Material line): the NEAREST closest lines within MARGIN of the best are candidates.
+MARGIN = 0.2
+NEAREST = 3
 
-_QUESTION = re.compile(r"[^.?!\n]*\?+")
+_SENTENCE = re.compile(r"[^.?!\n]+[.?!]*")
+# A sentence without "?" is still a question when it opens like one (after "also",
+# "and", "oh and", "btw"): "Also, what's the price on it"
+_ASKING = re.compile(
+    r"^(?:(?:also|and|oh|btw|plus|but|so|ok|okay)\b[\s,]*)*"
+    r"(?:what|what's|whats|how|which|when|where|who|why|is|are|does|do|did|can|could|"
+    r"will|would|should|any)\b",
+    re.I,
+)
 _NUMBER = re.compile(r"\d[\d,.]*\d|\d")
 _WORD = re.compile(r"[a-z]{4,}")
 _STOP = frozenset(
@@ -46,9 +57,10 @@ class Line:
 
 
 def questions(message: str) -> list[str]:
-    """The customer's questions: each sentence ending in "?" with at least two words
-    ("Seriously?" is not a question to answer)."""
-    found = [q.strip(" ,;:-\t") for q in _QUESTION.findall(message)]
+    """The customer's questions: each sentence ending in "?" or opening like a question,
+    with at least two words ("Seriously?" is not a question to answer)."""
+    found = [q.strip(" ,;:-\t") for q in _SENTENCE.findall(message)]
+    found = [q for q in found if q.endswith("?") or _ASKING.match(q)]
     return [q for q in found if len(_WORD.findall(q.lower())) + len(_NUMBER.findall(q)) >= 2]
 
 
@@ -82,17 +94,20 @@ def prompt_lines(system_prompt: str) -> list[Line]:
     return lines
 
 
-def _facts(text: str) -> tuple[set[str], set[str]]:
+def _facts(text: str, ignore: str = "") -> tuple[set[str], set[str]]:
+    """(numbers, content words) of a text, leaving out the words of `ignore`."""
     lower = text.lower()
     numbers = {n.replace(",", "") for n in _NUMBER.findall(lower)}
     words = {w.rstrip("s") for w in _WORD.findall(lower) if w not in _STOP}
-    return numbers, words
+    return numbers, words - _facts(ignore)[1] if ignore else words
 
 
 def carries(draft: str, line: Line) -> bool:
     """The draft repeats one of the line's numbers, or (a line without numbers) one of
     its content words (two of a longer list)."""
-    numbers, words = _facts(line.value)
+    # the product's own name is in most drafts about it: "leather" of "Leather Boot"
+    # says nothing about "condition leather" being answered
+    numbers, words = _facts(line.value, line.product)
     d_numbers, d_words = _facts(draft)
     if numbers:
         return bool(numbers & d_numbers)
@@ -106,11 +121,12 @@ def unanswered(
     draft: str,
     system_prompt: str,
     embed: Callable[[list[str]], np.ndarray],
-    min_similarity: float = MIN_SIMILARITY,
+    min_similarity: float | None = None,
 ) -> str | None:
     """Why the draft must be read before it is sent: a question of the last message
     (`texts` are the customer's turns, oldest first) with two or more has its answer in
     the prompt and the draft leaves it out. None otherwise."""
+    floor = MIN_SIMILARITY if min_similarity is None else min_similarity
     asked = questions(texts[-1]) if texts else []
     if len(asked) < 2 or not draft.strip():
         return None
@@ -121,10 +137,10 @@ def unanswered(
     similarity = vectors[: len(asked)] @ vectors[len(asked) :].T
     for i, question in enumerate(asked):
         best = float(similarity[i].max())
-        if best < min_similarity:
+        if best < floor:
             continue
-        # every line about as close as the best may be the one meant
-        near = [ln for ln, s in zip(lines, similarity[i], strict=True) if s >= best - MARGIN]
+        order = np.argsort(-similarity[i])[:NEAREST]
+        near = [lines[j] for j in order if similarity[i, j] >= best - MARGIN]
         if not any(carries(draft, ln) for ln in near):
             return f"the draft does not answer every question: nothing on '{question}'"
     return None
