@@ -99,6 +99,18 @@ def test_customer_may_vouch_for_their_own_details_only(guard, cfg):
     assert blocked(guard, cfg, fine, customer) == []
     # the customer's message never supports a price
     assert ("price", "$20.00") in blocked(guard, cfg, "Yes, it's $20.00 for you.", customer)
+    # nor a stock or a price for a product only the customer named (the store may not
+    # sell it at all): "The Zorb 3000 Tent is still in stock" is blocked
+    assert ("product", "Zorb 3000 Tent") in blocked(
+        guard, cfg, "The Zorb 3000 Tent is still in stock.", customer
+    )
+    assert ("product", "Meadow 2P Basecamp Tent") in blocked(
+        guard,
+        cfg,
+        "Yes, the Meadow 2P Basecamp Tent is available.",
+        "Is the Meadow 2P Basecamp Tent in?",
+    )
+    assert blocked(guard, cfg, "The Zorb 3000 Tent isn't available here.", customer) == []
 
 
 def test_delivery_within_the_policy_window_is_no_promise(guard, cfg):

@@ -223,10 +223,11 @@ class Guard:
     def _products(self, draft, store_low, customer_low, add, free) -> None:
         for start, end, title in self._title_mentions(draft):
             t = title.lower()
-            ok = t in store_low or t in customer_low
+            ok = t in store_low or (t in customer_low and not _claims_stock(draft, start))
             why = "" if ok else f"product '{draft[start:end]}' is not in the retrieved context"
             add(Finding("product", draft[start:end], start, end, not ok, why))
-        evidence_words = set(re.findall(r"[\w'’.-]+", store_low + " " + customer_low))
+        store_words = set(re.findall(r"[\w'’.-]+", store_low))
+        evidence_words = store_words | set(re.findall(r"[\w'’.-]+", customer_low))
         for m in _PHRASE.finditer(draft):
             if not free(m):
                 continue
@@ -237,8 +238,12 @@ class Guard:
                 continue  # a product-like phrase is a name followed by a product noun
             phrase = " ".join(words)
             low = phrase.lower()
-            ok = low in store_low or low in customer_low or set(low.split()) <= evidence_words
             start = m.start() + m.group().index(words[0])
+            ok = low in store_low or set(low.split()) <= store_words
+            # a product only the customer named may be spoken of ("we don't carry the
+            # Zorb Tent"), never given a stock or a price: those come from a card
+            if not ok and (low in customer_low or set(low.split()) <= evidence_words):
+                ok = not _claims_stock(draft, start)
             add(
                 Finding(
                     "product",
@@ -367,3 +372,21 @@ def redact(draft: str, blocked: list[Finding]) -> str:
         and not any(f.start < start + len(piece) and start < f.end for f in blocked)
     ]
     return " ".join(kept).strip()
+
+
+# "is (still) in stock", "we have it", "available", a price: what only a card can say
+_STOCK_CLAIM = re.compile(
+    r"\b(?:in stock|out of stock|sold out|available|we (?:still )?(?:have|sell|carry) (?:it|them)"
+    r"|back in stock)\b|[$€£]\s?\d",
+    re.I,
+)
+_NEGATED = re.compile(r"\b(?:not|no longer|don't|doesn't|do not|isn't|aren't|never)\b", re.I)
+
+
+def _claims_stock(draft: str, at: int) -> bool:
+    """The sentence around `at` gives a product a stock or a price (not "we don't carry
+    it", "isn't available")."""
+    start = max(draft.rfind(c, 0, at) for c in ".!?\n") + 1
+    ends = [i for i in (draft.find(c, at) for c in ".!?\n") if i != -1]
+    sentence = draft[start : min(ends) if ends else len(draft)]
+    return bool(_STOCK_CLAIM.search(sentence)) and not _NEGATED.search(sentence)
