@@ -18,13 +18,14 @@ the base under the model cache, each adapter inside its registry version.
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import logging
 import os
 import subprocess
 import sys
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 from storetune.errors import StoretuneError
@@ -215,6 +216,38 @@ def default_threads() -> int:
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
 
 
+_FLOAT_GGUF = (".f16.gguf", ".f32.gguf", ".bf16.gguf")
+
+
+def model_params(gguf: Path):
+    """llama.cpp's model parameters for loading `gguf`. Weight repacking (llama.cpp's
+    "extra buffer types") is off for quantized files: on a 2-core Xeon with AVX-512 BF16
+    (2026-12-07), llama.cpp 0.3.36 segfaulted in the first decode of every q8_0 GGUF
+    with it on, base model or merged adapter, 1 or 2 threads, and decoded them right
+    with it off; f16 files load as before."""
+    import llama_cpp
+
+    params = llama_cpp.llama_model_default_params()
+    if not Path(gguf).name.endswith(_FLOAT_GGUF):
+        params.use_extra_bufts = False
+    return params
+
+
+@contextlib.contextmanager
+def llama_params_for(gguf: Path) -> Iterator[None]:
+    """While open, `llama_cpp.Llama(...)` loads with `model_params(gguf)` (the high-level
+    class builds its parameters itself and has no argument for repacking)."""
+    import llama_cpp.llama as high_level
+
+    low = high_level.llama_cpp
+    default = low.llama_model_default_params
+    low.llama_model_default_params = lambda: model_params(gguf)
+    try:
+        yield
+    finally:
+        low.llama_model_default_params = default
+
+
 class LlamaModel:
     """A GGUF's weights, loaded once; contexts (one per adapter) are made from it."""
 
@@ -222,7 +255,7 @@ class LlamaModel:
         import llama_cpp
 
         _init_backend()
-        params = llama_cpp.llama_model_default_params()
+        params = model_params(gguf)
         self.path = Path(gguf)
         self.ptr = llama_cpp.llama_model_load_from_file(str(self.path).encode(), params)
         if not self.ptr:

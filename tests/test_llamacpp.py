@@ -148,14 +148,27 @@ def llama_cpp_greedy(llm, text: str, n: int) -> list[int]:
 
 
 def open_gguf(path: Path, lora: Path | None = None):
-    return llama_cpp.Llama(
-        model_path=str(path),
-        lora_path=str(lora) if lora else None,
-        n_ctx=1024,
-        n_threads=1,  # a correctness check: one thread stays fast on a busy machine
-        seed=0,
-        verbose=False,
-    )
+    from storetune.llamacpp import llama_params_for
+
+    with llama_params_for(path):  # as storetune loads it: no repacking for q8_0
+        return llama_cpp.Llama(
+            model_path=str(path),
+            lora_path=str(lora) if lora else None,
+            n_ctx=1024,
+            n_threads=1,  # a correctness check: one thread stays fast on a busy machine
+            seed=0,
+            verbose=False,
+        )
+
+
+def test_quantized_ggufs_load_without_weight_repacking(tmp_path):
+    """storetune loads q8_0 files with llama.cpp's weight repacking off (it crashed a
+    q8_0 decode on an AVX-512 machine) and float files as llama.cpp would."""
+    from storetune.llamacpp import model_params
+
+    assert model_params(tmp_path / "m.q8_0.gguf").use_extra_bufts is False
+    default = llama_cpp.llama_model_default_params().use_extra_bufts
+    assert model_params(tmp_path / "m.f16.gguf").use_extra_bufts == default
 
 
 def chat_texts(tok) -> list[str]:

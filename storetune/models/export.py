@@ -638,15 +638,18 @@ class LlamaCppGreedy:
     ) -> None:
         from llama_cpp import Llama
 
-        self.llm = Llama(
-            model_path=str(gguf_path),
-            lora_path=str(lora_path) if lora_path else None,
-            n_ctx=n_ctx,
-            n_threads=n_threads,
-            n_threads_batch=n_threads,
-            seed=0,
-            verbose=False,
-        )
+        from storetune.llamacpp import llama_params_for
+
+        with llama_params_for(gguf_path):  # no weight repacking for q8_0 (see there)
+            self.llm = Llama(
+                model_path=str(gguf_path),
+                lora_path=str(lora_path) if lora_path else None,
+                n_ctx=n_ctx,
+                n_threads=n_threads,
+                n_threads_batch=n_threads,
+                seed=0,
+                verbose=False,
+            )
         self.eos_id = self.llm.token_eos()
 
     def tokenize(self, text: str) -> list[int]:
