@@ -80,6 +80,14 @@ def test_the_policy_part_of_a_mixed_question_is_checked_too(embed):
     assert unanswered(ask, both, PROMPT, embed) is None
 
 
+def test_an_answer_to_the_other_question_does_not_count_twice(embed):
+    # the Material line is near "what does it weigh?" too; it answers the other question
+    ask = ["How much does the Basin Rain Shell weigh? What fabric is it?"]
+    prompt = PROMPT.replace("Material: 3-layer nylon;", "Material: 3-layer nylon; Weight: 410 g;")
+    assert unanswered(ask, "It is made of 3-layer nylon.", prompt, embed) is not None
+    assert unanswered(ask, "It weighs 410 g and is made of 3-layer nylon.", prompt, embed) is None
+
+
 def test_one_question_or_one_without_an_answer_in_the_prompt_is_not_judged(embed):
     assert unanswered(["How much is the Basin Rain Shell?"], "Hi!", PROMPT, embed) is None
     # the second question has no line near it: grounding and hand-over judge that draft

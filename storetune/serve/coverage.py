@@ -135,11 +135,15 @@ def unanswered(
         return None
     vectors = embed(asked + [line.text for line in lines])
     similarity = vectors[: len(asked)] @ vectors[len(asked) :].T
+    bests = [int(np.argmax(row)) for row in similarity]
     for i, question in enumerate(asked):
         best = float(similarity[i].max())
         if best < floor:
             continue
-        order = np.argsort(-similarity[i])[:NEAREST]
+        # another question's own line does not answer this one ("weight? what fabric is
+        # it" answered with the fabric only must not pass on the Material line)
+        taken = {b for k, b in enumerate(bests) if k != i and b != bests[i]}
+        order = [j for j in np.argsort(-similarity[i]) if j not in taken][:NEAREST]
         near = [lines[j] for j in order if similarity[i, j] >= best - MARGIN]
         if not any(carries(draft, ln) for ln in near):
             return f"the draft does not answer every question: nothing on '{question}'"
