@@ -386,7 +386,5 @@ _NEGATED = re.compile(r"\b(?:not|no longer|don't|doesn't|do not|isn't|aren't|nev
 def _claims_stock(draft: str, at: int) -> bool:
     """The sentence around `at` gives a product a stock or a price (not "we don't carry
     it", "isn't available")."""
-    start = max(draft.rfind(c, 0, at) for c in ".!?\n") + 1
-    ends = [i for i in (draft.find(c, at) for c in ".!?\n") if i != -1]
-    sentence = draft[start : min(ends) if ends else len(draft)]
+    sentence = next((piece for piece, start in reversed(_sentences(draft)) if start <= at), draft)
     return bool(_STOCK_CLAIM.search(sentence)) and not _NEGATED.search(sentence)
