@@ -700,7 +700,9 @@ def system_table(report: dict) -> Table:
     from storetune.eval.report import SYSTEM_COLUMNS
     from storetune.eval.stats import format_rate
 
-    table = Table(title=f"the deployed system, base vs {report['model']} (same tickets)")
+    shown = [name for name, r in report["results"].items() if r.get("system")]
+    title = " vs ".join(shown) if len(shown) > 1 else report["model"]
+    table = Table(title=f"the deployed system, {title} (same tickets)")
     columns = SYSTEM_COLUMNS
     table.add_column("model")
     table.add_column("n", justify="right")

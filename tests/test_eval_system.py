@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+import yaml
 
 from storetune.eval.stats import format_rate, rate_ci, wilson
 from storetune.eval.system import Outcome, outcome_of, summarize_system
@@ -86,6 +87,9 @@ def test_evaluate_grades_the_deployed_system_without_touching_the_queue(tmp_path
     root = make_eval_workspace(tmp_path / "store", tiny_model_dir)
     build_index(root / "store.db", progress=False)
     ws = Workspace(root)
+    cfg = yaml.safe_load((root / "store.yaml").read_text())
+    cfg.setdefault("eval", {})["system_baseline"] = True
+    (root / "store.yaml").write_text(yaml.safe_dump(cfg))
     report = evaluate(ws, "support", max_new_tokens=6, progress=False, log=lambda *a: None)
     on_disk = json.loads((root / "reports" / "eval-support-v1.json").read_text())
     for name in ("base", "support-v1"):
@@ -109,6 +113,25 @@ def test_evaluate_grades_the_deployed_system_without_touching_the_queue(tmp_path
     html = (root / "reports" / "eval-support-v1.html").read_text()
     assert "The deployed system" in html and "wrong and sent" in html
     assert report["results"]["support-v1"]["system"]["summary"]["n"] == s["n"]
+
+
+def test_base_model_skips_the_system_pass_unless_asked(tmp_path, tiny_model_dir):
+    """By default only the version's drafts go through the deployed system (the base's
+    second pass costs a third of eval's time); the base still gets its model figures."""
+    from evalkit import make_eval_workspace
+
+    from storetune.eval.runner import evaluate
+    from storetune.retrieval.index import build_index
+    from storetune.workspace import Workspace
+
+    root = make_eval_workspace(tmp_path / "store", tiny_model_dir)
+    build_index(root / "store.db", progress=False)
+    report = evaluate(
+        Workspace(root), "support", max_new_tokens=4, progress=False, log=lambda *a: None
+    )
+    assert "system" not in report["results"]["base"]
+    assert report["results"]["base"]["summary"]["n"] > 0
+    assert report["results"]["support-v1"]["system"]["summary"]["n"] > 0
 
 
 def test_system_pass_never_learns_from_held_out_tickets(tmp_path):

@@ -62,6 +62,12 @@ class EvalConfig(_Strict):
         description="Also grade the deployed system (router, focused prompt, draft, guard, "
         "hand-over rules, confidence) on the same tickets; needs an indexed store.db.",
     )
+    system_baseline: bool = Field(
+        False,
+        description="Also send the base model's drafts through the deployed system (a "
+        "second system pass, as long as the version's: a third of eval's time); the "
+        "version's system figures and the base's model figures come either way.",
+    )
     order_tickets: int = Field(
         30,
         ge=0,

@@ -116,7 +116,7 @@ def _run_models(
             "summary": summarize(grades),
             "examples": examples(cases, replies, grades),
         }
-        if system is not None:
+        if system is not None and (ecfg.system_baseline or not disable_adapter):
             result["system"] = system.run(generate, grader, calibrated=not disable_adapter)
         result["seconds"] = round(time.time() - start, 1)
         results[name] = (result, replies)
