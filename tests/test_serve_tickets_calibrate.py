@@ -84,7 +84,31 @@ def test_calibrate_with_the_tiny_model(tmp_path, tiny_model_dir):
     info |= {"dataset_id": dataset.dataset_id, "base_model_path": str(tiny_model_dir)}
     (version / "version.json").write_text(json.dumps(info))
 
-    result = calibrate(ws, "support", limit=10, max_new_tokens=6, min_support=3, progress=False)
+    from storetune.models.registry import Registry
+    from storetune.serve.calibrate import _engine
+
+    class Recording:
+        """The engine serving would use, noting how calibration asks it for replies."""
+
+        def __init__(self, inner) -> None:
+            self.inner, self.calls = inner, []
+            self.max_batch = getattr(inner, "max_batch", 4)
+
+        def generate(self, *args, **kwargs):
+            self.calls.append(kwargs)
+            return self.inner.generate(*args, **kwargs)
+
+    engine = Recording(_engine(ws, "support@v1", version, Registry(ws.models_dir).info(version)))
+    try:
+        result = calibrate(
+            ws, "support", limit=10, max_new_tokens=6, min_support=3, progress=False, engine=engine
+        )
+    finally:
+        engine.inner.close()
+    # replies are decoded as ticket drafts are: greedy, with log-probs, stopped where they loop
+    assert engine.calls and all(
+        c["temperature"] == 0 and c["logprobs"] and c["stop_repetition"] for c in engine.calls
+    )
     assert result.path == ws.root / "calibration" / "support@v1.json"
     d = result.thresholds.details
     assert d["dataset_id"] == dataset.dataset_id and d["model"] == "support@v1"

@@ -217,7 +217,8 @@ def _engine(ws: Workspace, label: str, version_dir: Path, info: dict):
 
 
 def _generate(engine, label: str, cases, max_new_tokens: int, progress: bool):
-    """Replies with log-probs; requests go in together so the engine can batch them."""
+    """Replies with log-probs, stopped where they loop as ticket drafts are; requests go
+    in together so the engine can batch them."""
     from storetune.serve.engine import RequestError
 
     out: list = [None] * len(cases)
@@ -234,6 +235,7 @@ def _generate(engine, label: str, cases, max_new_tokens: int, progress: bool):
                 max_tokens=max_new_tokens,
                 temperature=0.0,
                 logprobs=True,
+                stop_repetition=True,
             ): i
             for i, c in enumerate(cases)
         }
