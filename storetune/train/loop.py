@@ -61,6 +61,7 @@ class Runtime:
     use_bf16: bool
     rank: int = 0
     world: int = 1
+    owns_group: bool = False  # setup_runtime started the process group, so it ends it
 
     @property
     def main(self) -> bool:
@@ -89,11 +90,25 @@ def setup_runtime(cfg: TrainConfig) -> Runtime:
     import torch
     import torch.distributed as dist
 
-    if not dist.is_initialized():
+    owns = not dist.is_initialized()
+    if owns:
         dist.init_process_group("nccl" if device.startswith("cuda") else "gloo")
     if device.startswith("cuda"):
         torch.cuda.set_device(device)
-    return Runtime(device, use_bf16, rank=dist.get_rank(), world=dist.get_world_size())
+    return Runtime(device, use_bf16, dist.get_rank(), dist.get_world_size(), owns)
+
+
+def leave_process_group(rt: Runtime) -> None:
+    """Wait for every rank, then close the group this run started. Left to interpreter
+    exit, gloo's threads are torn down by static destructors, which now and then aborts
+    a rank ("terminate called without an active exception") after training succeeded."""
+    if not rt.owns_group:
+        return
+    import torch.distributed as dist
+
+    if dist.is_initialized():
+        dist.barrier()
+        dist.destroy_process_group()
 
 
 def check_qlora(cfg: TrainConfig, device: str) -> None:
@@ -453,6 +468,7 @@ def train_lora(
     if rt.main:
         model.save_pretrained(out_dir)
         tokenizer.save_pretrained(out_dir)
+    leave_process_group(rt)
     return _result(state, steps_per_epoch, stopped_early)
 
 
