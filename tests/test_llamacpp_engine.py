@@ -142,10 +142,13 @@ def test_auto_engine_falls_back_to_torch_for_a_model_llama_cpp_cannot_convert(ti
         engine.close()
 
 
-def test_eval_generation_on_llama_cpp_matches_torch(registry):
+@pytest.mark.parametrize("streams", [False, True])
+def test_eval_generation_on_llama_cpp_matches_torch(registry, streams):
     """eval's llama.cpp path (slots refilled as rows finish, each system prompt decoded
     once and copied) gives exactly what the same weights give one conversation at a time,
-    and torch's greedy replies, finish reasons and log-probs up to near ties."""
+    and torch's greedy replies, finish reasons and log-probs up to near ties; in one
+    shared cache and with a cache stream per row (the eval's, where the prefix is copied
+    whole and cut, and rows finish out of slot order)."""
     from storetune import llamacpp
     from storetune.eval.generate import generate_scored, generate_scored_llamacpp
     from storetune.runtime import fingerprint, load_for_inference
@@ -163,8 +166,8 @@ def test_eval_generation_on_llama_cpp_matches_torch(registry):
     gguf = llamacpp.base_gguf(base, fingerprint(base), "f32")
     llama = llamacpp.LlamaModel(gguf)
     lora = llamacpp.adapter_gguf(version, base, "f32")
-    ctx = llama.context(lora, slots=3, n_ctx=4096)
-    alone_ctx = llama.context(lora, slots=1, n_ctx=4096)
+    ctx = llama.context(lora, slots=3, n_ctx=4096, streams=streams)
+    alone_ctx = llama.context(lora, slots=1, n_ctx=4096, streams=streams)
     done = []
     try:
         got = generate_scored_llamacpp(ctx, tok, convs, 20, on_batch=done.append)

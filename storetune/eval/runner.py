@@ -178,12 +178,15 @@ class LlamaEval:
     def context(self, disable_adapter: bool, slots: int, n_ctx: int):
         weights = self.model if disable_adapter else self.adapted
         lora = None if disable_adapter else self.lora
+        # a cache stream per row: the eval knows its longest prompt (llamacpp.Context)
         if disable_adapter not in self.contexts:
-            self.contexts[disable_adapter] = weights.context(lora, slots, n_ctx)
+            self.contexts[disable_adapter] = weights.context(lora, slots, n_ctx, streams=True)
         ctx = self.contexts[disable_adapter]
         if ctx.n_ctx < n_ctx:  # longer prompts than the context was made for
             ctx.close()
-            ctx = self.contexts[disable_adapter] = weights.context(lora, slots, n_ctx)
+            ctx = self.contexts[disable_adapter] = weights.context(
+                lora, slots, n_ctx, streams=True
+            )
         return ctx
 
     def close(self) -> None:
