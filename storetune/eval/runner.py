@@ -184,9 +184,7 @@ class LlamaEval:
         ctx = self.contexts[disable_adapter]
         if ctx.n_ctx < n_ctx:  # longer prompts than the context was made for
             ctx.close()
-            ctx = self.contexts[disable_adapter] = weights.context(
-                lora, slots, n_ctx, streams=True
-            )
+            ctx = self.contexts[disable_adapter] = weights.context(lora, slots, n_ctx, streams=True)
         return ctx
 
     def close(self) -> None:
