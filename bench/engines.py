@@ -10,7 +10,8 @@ first token, one stream), time to first token with the policy prefix cached, the
 routed-ticket latency (bench.route, the whole /v1/tickets path without HTTP) and eval
 throughput (greedy replies for a batch of support conversations, tok/s). Ratios are
 storetune llamacpp over llama.cpp (decode, prefill; TTFT inverted so >1 is faster) and
-llamacpp over torch for eval throughput.
+llamacpp over torch for eval throughput; and the eval's own generation path (a cache
+stream per row) over the torch engine and over the same path in one unified cache.
 """
 
 from __future__ import annotations
@@ -102,6 +103,34 @@ def eval_throughput(engine, conversations: list[list[dict]], model: str, max_tok
     return {"tok_s": round(tokens / seconds, 1), "replies": len(gens), "seconds": round(seconds, 1)}
 
 
+def eval_path(weights: Path, lora: Path | None, tokenizer, conversations, threads: int) -> dict:
+    """The eval's own generation (storetune.eval.generate on llama.cpp, 16 rows, policy
+    prefix shared) on the engine's weights, with a cache stream per row (what the eval
+    uses) and with one unified cache (what serving uses)."""
+    from storetune import llamacpp
+    from storetune.chat.tokenize import chat_ids
+    from storetune.eval.generate import generate_scored_llamacpp
+
+    slots = 16
+    longest = max(len(chat_ids(tokenizer, c)) for c in conversations)
+    model = llamacpp.LlamaModel(weights, threads=threads)
+    out = {}
+    try:
+        for name, streams in (("streams", True), ("unified", False)):
+            ctx = model.context(lora, slots, (slots + 1) * (longest + NEW_TOKENS), streams)
+            try:
+                started = time.perf_counter()
+                replies = generate_scored_llamacpp(ctx, tokenizer, conversations, NEW_TOKENS)
+                seconds = time.perf_counter() - started
+            finally:
+                ctx.close()
+            tokens = sum(len(r["logprobs"]) for r in replies)
+            out[name] = {"tok_s": round(tokens / seconds, 1), "seconds": round(seconds, 1)}
+    finally:
+        model.close()
+    return out
+
+
 def compare(ws, questions: list[str], route_messages: list[str]) -> dict:
     """Every figure for the three engines, and the ratios the README shows."""
     from bench.route import bench_route
@@ -129,6 +158,7 @@ def compare(ws, questions: list[str], route_messages: list[str]) -> dict:
                 adapter = engine._lora_files[engine.resolve("support").adapter_key]
                 # the same weights as the engine: the merged copy, or the base + LoRA
                 weights, lora = (adapter, None) if engine.merged else (engine.llama.path, adapter)
+                out["eval_path"] = eval_path(weights, lora, engine.tokenizer, batch, threads)
                 out["llama_cpp"] = llama_cpp_reference(
                     weights,
                     lora,
@@ -147,6 +177,13 @@ def compare(ws, questions: list[str], route_messages: list[str]) -> dict:
             ref["ttft_cached_prefix_ms"] / ours["ttft_cached_prefix_ms"], 2
         ),
         "eval_throughput_vs_torch": round(ours["eval"]["tok_s"] / torch_["eval"]["tok_s"], 2),
+        # the eval's generation (a cache stream per row) over the torch engine's batches
+        "eval_path_vs_torch": round(
+            out["eval_path"]["streams"]["tok_s"] / torch_["eval"]["tok_s"], 2
+        ),
+        "eval_streams_vs_unified": round(
+            out["eval_path"]["streams"]["tok_s"] / out["eval_path"]["unified"]["tok_s"], 2
+        ),
         "decode_vs_torch": round(ours["decode_tok_s"] / torch_["decode_tok_s"], 2),
         "route_p50_speedup_vs_torch": round(
             torch_["route"]["route_p50_ms"] / ours["route"]["route_p50_ms"], 2
