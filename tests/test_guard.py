@@ -205,3 +205,47 @@ def test_giveaways_and_new_policies_need_the_stores_word(guard, cfg):
     threshold = cfg.policies.shipping.free_threshold
     assert blocked(guard, cfg, f"Shipping is free on orders over ${threshold:.0f}.") == []
     assert blocked(guard, cfg, "Feel free to reply here with any questions.") == []
+
+
+BOTTLE = Product(
+    handle="cornice-bottle",
+    title="Cornice Insulated Bottle",
+    description="- Weight: 300 g (10.6 oz)\n- Warranty: Lifetime warranty against defects",
+    product_type="Bottles",
+    variants=[Variant("CB-1", {"Size": "20 oz"}, Decimal("34.00"), inventory_qty=5)],
+)
+HEADLAMP = Product(
+    handle="headwall-600",
+    title="Headwall 600 Headlamp",
+    description="- Weight: 86 g\n- Warranty: 2-year limited warranty",
+    product_type="Headlamps",
+    variants=[Variant("HW-1", {}, Decimal("69.00"), inventory_qty=3)],
+)
+
+
+def test_a_figure_said_of_one_product_must_be_that_products(cfg):
+    # Both figures are in the prompt, so every other check passes them; the sentence
+    # gives the headlamp's warranty to the bottle (seen in the demo's sent replies).
+    guard = Guard([BOTTLE.title, HEADLAMP.title], ["Bottles", "Headlamps"])
+    cards = "\n".join(ProductCard.from_product(p).render() for p in (BOTTLE, HEADLAMP))
+    system = render_system_prompt(cfg, cards)
+    ev = Evidence.for_prompt(system, "is the cornice bottle under warranty?", cfg.brand.website)
+
+    def kinds(draft: str) -> list[tuple[str, str]]:
+        return [(f.kind, f.text) for f in guard.check(draft, ev).blocked]
+
+    wrong = "The Cornice Insulated Bottle is covered by a 2-year limited warranty."
+    assert kinds(wrong) == [("attribution", "2-year")]
+    assert kinds("The Cornice Insulated Bottle weighs 86 g.") == [("attribution", "86 g")]
+    # its own figures, the policies' figures, the customer's, a name's digits, and
+    # a sentence about two products (whose figures cannot be told apart) all pass
+    right = (
+        "The Cornice Insulated Bottle weighs 300 g (10.6 oz) and is $34.00; orders over $75 "
+        "ship free. The Headwall 600 Headlamp has a 2-year limited warranty and weighs 86 g. "
+        "The Headwall 600 Headlamp is 86 g, the Cornice Insulated Bottle 300 g."
+    )
+    assert kinds(right) == []
+    # a figure nobody has is as wrong as another product's
+    assert kinds("The Cornice Insulated Bottle keeps ice 43 hours.") == [
+        ("attribution", "43 hours")
+    ]

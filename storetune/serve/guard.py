@@ -22,7 +22,7 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from storetune.chat.card import Card, parse_cards
+from storetune.chat.card import Card, ProductCard, parse_cards
 from storetune.chat.prompt import prompt_cards
 from storetune.facts import (
     GENERIC_NOUNS,
@@ -107,8 +107,8 @@ class Evidence:
 
 @dataclass
 class Finding:
-    kind: str  # price | discount | days | product | order_number | tracking_number | url |
-    #           email | phone | promise | system_prompt
+    kind: str  # price | discount | days | product | attribution | order_number |
+    #           tracking_number | url | email | phone | promise | system_prompt
     text: str
     start: int
     end: int
@@ -178,6 +178,7 @@ class Guard:
         for m in unsupported_giveaways(draft, store):
             add(_finding("giveaway", m, False, f"'{m.group()}' is not in the policies"))
         self._products(draft, store_low, customer_low, add, free)
+        self._attribution(draft, evidence, add)
         self._disclosure(draft, evidence.instructions, add)
         findings.sort(key=lambda f: (f.start, f.kind))
         return GroundingResult(findings)
@@ -255,6 +256,42 @@ class Guard:
                 )
             )
 
+    def _attribution(self, draft: str, evidence: Evidence, add) -> None:
+        """A figure said of one product must be that product's. A sentence naming one
+        product of the prompt's cards may state a number only if its card, the rest of
+        the prompt (policies, help-center passages, contact hours) or the customer has
+        it: "The Cornice Insulated Bottle is covered by a 2-year limited warranty" is
+        blocked whether the 2-year warranty is another card's or nobody's (no other
+        check reads warranty terms, weights or ratings)."""
+        cards = {c.title.lower(): c for c in evidence.cards if isinstance(c, ProductCard)}
+        if not cards:
+            return
+        own = {t: _numbers(c.render()) for t, c in cards.items()}
+        rest = evidence.store
+        for c in cards.values():
+            rest = rest.replace(c.render(), "")
+        anywhere = _numbers(rest) | _numbers(evidence.customer)
+        for sentence, offset in _sentences(draft):
+            named = {t.lower() for _, _, t in self._title_mentions(sentence)} & cards.keys()
+            if len(named) != 1:
+                continue
+            (title,) = named
+            plain = _blank_titles(sentence, self._title_mentions(sentence))
+            for m in _NUMBER.finditer(plain):
+                value = _number_key(m)
+                if value in own[title] or value in anywhere or _after_currency(plain, m.start()):
+                    continue  # prices have their own rule (storetune.facts)
+                add(
+                    Finding(
+                        "attribution",
+                        m.group(),
+                        offset + m.start(),
+                        offset + m.end(),
+                        True,
+                        f"'{m.group()}' is not a figure of the {cards[title].title}",
+                    )
+                )
+
     def _title_mentions(self, draft: str) -> list[tuple[int, int, str]]:
         """(start, end, title) of catalog titles in the draft, longest match first."""
         tokens = [
@@ -307,6 +344,40 @@ def _sentences(text: str) -> list[tuple[str, int]]:
         pos = start + len(piece)
         out.append((piece, start))
     return out
+
+
+# a number with the unit it measures, if any: "2-year" is not the "2" of "2 business days"
+_NUMBER = re.compile(
+    r"(?<![\w.])(?P<n>\d[\d,]*(?:\.\d+)?)"
+    r"(?:[ -]?(?P<u>years?|months?|weeks?|days?|hours?|hrs?|g|kg|oz|lbs?|mm|cm|ft|liters?|"
+    r"litres?|°[fc]|fill|lumens?|denier)\b|(?P<l>l)\b)?",
+    re.I,
+)
+
+
+def _number_key(m: re.Match) -> str:
+    """One key per figure: "28,000 mm" and "28000mm" are one, "69.00" and "69" too."""
+    raw = m.group("n").replace(",", "")
+    if "." in raw:
+        raw = raw.rstrip("0").rstrip(".")
+    raw = raw.lstrip("0") or "0"
+    unit = (m.group("u") or m.group("l") or "").lower().rstrip("s")
+    return f"{raw} {unit}" if unit else raw
+
+
+def _numbers(text: str) -> set[str]:
+    return {_number_key(m) for m in _NUMBER.finditer(text)}
+
+
+def _after_currency(text: str, at: int) -> bool:
+    return at > 0 and text[at - 1] in "$€£¥"
+
+
+def _blank_titles(sentence: str, mentions: list[tuple[int, int, str]]) -> str:
+    """The sentence with product names blanked: "Headwall 600" names, not states, 600."""
+    for start, end, _ in mentions:
+        sentence = sentence[:start] + " " * (end - start) + sentence[end:]
+    return sentence
 
 
 def _finding(kind: str, m: re.Match, ok: bool, reason: str) -> Finding:
