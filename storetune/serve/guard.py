@@ -266,17 +266,19 @@ class Guard:
         cards = {c.title.lower(): c for c in evidence.cards if isinstance(c, ProductCard)}
         if not cards:
             return
-        own = {t: _numbers(c.render()) for t, c in cards.items()}
+        rendered = {t: c.render() for t, c in cards.items()}
+        own = {t: _numbers(text) for t, text in rendered.items()}
         rest = evidence.store
-        for c in cards.values():
-            rest = rest.replace(c.render(), "")
+        for text in rendered.values():
+            rest = rest.replace(text, "")
         anywhere = _numbers(rest) | _numbers(evidence.customer)
         for sentence, offset in _sentences(draft):
-            named = {t.lower() for _, _, t in self._title_mentions(sentence)} & cards.keys()
+            mentions = self._title_mentions(sentence)
+            named = {t.lower() for _, _, t in mentions} & cards.keys()
             if len(named) != 1:
                 continue
             (title,) = named
-            plain = _blank_titles(sentence, self._title_mentions(sentence))
+            plain = _blank_titles(sentence, mentions)
             for m in _NUMBER.finditer(plain):
                 value = _number_key(m)
                 if value in own[title] or value in anywhere or _after_currency(plain, m.start()):
